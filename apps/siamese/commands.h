@@ -1,0 +1,16 @@
+#pragma once
+// The subcommands of the `siamese` tool: each registers its flags and an action on the app.
+
+#include <CLI/CLI.hpp>
+
+namespace siamese::cli {
+
+void add_train(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_embed(CLI::App& app);
+void add_compare(CLI::App& app);
+
+
+
+
+}  // namespace siamese::cli

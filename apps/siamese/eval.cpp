@@ -1,0 +1,53 @@
+// siamese eval: a trained model's protocol metrics on a data set's test split.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "siamese/data.h"
+#include "siamese/metrics.h"
+#include "siamese/model_file.h"
+
+namespace siamese::cli {
+
+void add_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand("eval", "evaluate a model on a protocol's test split");
+  struct Flags {
+    std::string model, data, protocol;
+    std::vector<int64_t> unseen{5, 6, 7, 8, 9};
+    int64_t subset = 0, pairs = 10000, episodes = 1000;
+    bool json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  cmd->add_option("--model", f->model, "model file or run folder")->required();
+  cmd->add_option("--data", f->data, "data set (default: the one the model was trained on)");
+  cmd->add_option("--protocol", f->protocol, "fmnist-seen | fmnist-unseen (default: the training protocol)");
+  cmd->add_option("--unseen-classes", f->unseen, "test classes under fmnist-unseen")->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--subset", f->subset, "keep only the first N test images (0 = all)")->capture_default_str();
+  cmd->add_option("--pairs", f->pairs, "balanced test pairs (seed 0)")->capture_default_str();
+  cmd->add_option("--episodes", f->episodes, "few-shot episodes (fmnist-unseen)")->capture_default_str();
+  cmd->add_flag("--json", f->json, "print one JSON object");
+  cmd->callback([f]() {
+    auto model = load_model(f->model);
+    auto info = nlohmann::json::parse(model.info);
+    const std::string data = !f->data.empty() ? f->data : info.value("data", "fashion-mnist");
+    const auto protocol = parse_protocol(!f->protocol.empty() ? f->protocol : info.value("protocol", "fmnist-seen"));
+    auto splits = make_splits(open_data(data), SplitOptions().protocol(protocol).unseen_classes(f->unseen)
+                                                   .subset(f->subset));
+    auto report = evaluate(model.network, splits.test, model.threshold,
+                           EvalOptions().test_pairs(f->pairs).episodes(f->episodes)
+                               .few_shot(protocol == Protocol::Unseen));
+    report.protocol = to_string(protocol);
+    if (f->json) {
+      std::printf("%s\n", to_json(report).c_str());
+      return;
+    }
+    auto j = nlohmann::ordered_json::parse(to_json(report));
+    std::printf("%s on %s\n", report.protocol.c_str(), data.c_str());
+    for (auto& [key, value] : j.items()) {
+      if (key != "protocol") std::printf("  %-24s %s\n", key.c_str(), value.dump().c_str());
+    }
+  });
+}
+
+}  // namespace siamese::cli

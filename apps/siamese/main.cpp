@@ -1,0 +1,29 @@
+// siamese: train, evaluate and use Siamese networks from the command line.
+#include <cstdio>
+
+#include "commands.h"
+#include "siamese/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"siamese: similarity learning with Siamese networks (train, eval, embed, compare)"};
+  app.require_subcommand(1);
+  siamese::cli::add_train(app);
+  siamese::cli::add_eval(app);
+  siamese::cli::add_embed(app);
+  siamese::cli::add_compare(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const siamese::Error& e) {
+    std::fprintf(stderr, "siamese: error: %s\n", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "siamese: error: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "siamese: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,86 @@
+// siamese train: flags (or a config file) -> TrainOptions -> train() -> metrics on stdout.
+#include <cstdio>
+
+#include "commands.h"
+#include "siamese/trainer.h"
+
+namespace siamese::cli {
+
+void add_train(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "train a Siamese network; writes model, history, metrics into --out");
+  cmd->set_config("--config", "", "read flags from an INI/TOML file (key = value, keys as the flags)");
+  struct Flags {
+    TrainOptions o;
+    std::string protocol = "fmnist-seen", sampler = "pk", loss = "contrastive", distance = "euclidean",
+                schedule = "cosine", encoder = "cnn", resume;
+    std::vector<int64_t> conv{32, 64}, unseen{5, 6, 7, 8, 9};
+    int64_t hidden = 256, dim = 64, validation = 5000, subset = 0;
+    bool normalize = true, quiet = false;
+  };
+  auto f = std::make_shared<Flags>();
+  auto& o = f->o;
+  cmd->add_option("--data", o.data, "fashion-mnist | idx:DIR | folder:DIR (DIR/train/<class>/, DIR/test/<class>/)")
+      ->capture_default_str();
+  cmd->add_option("--protocol", f->protocol, "fmnist-seen | fmnist-unseen: which images train, validate, test")
+      ->capture_default_str();
+  cmd->add_option("--unseen-classes", f->unseen, "classes held out of training under fmnist-unseen")
+      ->delimiter(',')->capture_default_str();
+  cmd->add_option("--validation-size", f->validation, "last N training images validate")->capture_default_str();
+  cmd->add_option("--subset", f->subset, "keep only the first N images of each split (0 = all)")->capture_default_str();
+  cmd->add_option("--encoder", f->encoder, "encoder kind: cnn")->capture_default_str();
+  cmd->add_option("--conv-channels", f->conv, "one conv-BN-ReLU-pool block per entry")->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--hidden", f->hidden, "dense hidden layer width (0 = none)")->capture_default_str();
+  cmd->add_option("--embedding-dim", f->dim, "embedding size")->capture_default_str();
+  cmd->add_option("--normalize", f->normalize, "L2-normalise embeddings (true/false)")->capture_default_str();
+  cmd->add_option("--loss", f->loss, "contrastive | triplet")->capture_default_str();
+  cmd->add_option("--margin", o.margin, "loss margin")->capture_default_str();
+  cmd->add_option("--distance", f->distance, "euclidean | sqeuclidean | cosine")->capture_default_str();
+  cmd->add_option("--sampler", f->sampler, "pairs | triplets | pk")->capture_default_str();
+  cmd->add_option("--pos-fraction", o.sampler.pos_fraction, "positive pairs per batch (pairs sampler)")
+      ->capture_default_str();
+  cmd->add_option("--p", o.sampler.p, "classes per batch (pk sampler)")->capture_default_str();
+  cmd->add_option("--k", o.sampler.k, "images per class (pk sampler)")->capture_default_str();
+  cmd->add_option("--batch-size", o.sampler.batch_size, "pairs or triplets per batch (pairs/triplets samplers)")
+      ->capture_default_str();
+  cmd->add_option("--epochs", o.epochs, "passes over the training images")->capture_default_str();
+  cmd->add_option("--optimizer", o.optimizer, "adam | sgd")->capture_default_str();
+  cmd->add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
+  cmd->add_option("--weight-decay", o.weight_decay, "L2 weight decay")->capture_default_str();
+  cmd->add_option("--schedule", f->schedule, "none | step | cosine")->capture_default_str();
+  cmd->add_option("--warmup-steps", o.warmup_steps, "linear LR warm-up steps")->capture_default_str();
+  cmd->add_option("--step-size", o.step_size, "step schedule: epochs between LR drops")->capture_default_str();
+  cmd->add_option("--gamma", o.gamma, "step schedule: LR factor at each drop")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "seed of weights, sampling and pairs")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "compute threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--workers", o.workers, "data loader threads")->capture_default_str();
+  cmd->add_option("--out", o.out, "run folder (must not hold a run already)")->capture_default_str();
+  cmd->add_option("--resume", f->resume, "continue the interrupted run in DIR (its own flags are used)");
+  cmd->add_flag("--quiet", f->quiet, "no progress output");
+
+  cmd->callback([f]() {
+    auto& o = f->o;
+    TrainResult result;
+    if (!f->resume.empty()) {
+      result = resume(f->resume);
+    } else {
+      o.split.protocol(parse_protocol(f->protocol)).unseen_classes(f->unseen).validation_size(f->validation)
+          .subset(f->subset);
+      o.network.encoder(f->encoder);
+      o.network.cnn(CnnEncoderOptions().conv_channels(f->conv).hidden(f->hidden).embedding_dim(f->dim)
+                        .normalize(f->normalize));
+      o.network.distance(parse_distance(f->distance));
+      o.sampler.kind = parse_sampler(f->sampler);
+      o.loss = parse_loss(f->loss);
+      o.schedule = parse_schedule(f->schedule);
+      o.progress = !f->quiet;
+      result = train(o);
+    }
+    std::printf("%s\n", to_json(result.test).c_str());
+    std::fprintf(stderr, "trained %.0f s at %.0f images/s; model, history.csv and metrics.json in %s\n",
+                 result.train_seconds, result.images_per_second,
+                 f->resume.empty() ? o.out.c_str() : f->resume.c_str());
+  });
+}
+
+}  // namespace siamese::cli

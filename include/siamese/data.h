@@ -1,0 +1,155 @@
+#pragma once
+/// \file data.h  Data sets (IDX, image folders), protocol splits and a prefetching loader.
+
+#include <torch/torch.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace siamese {
+
+/// A labelled data set: anything that can turn a list of item indices into a model input batch.
+/// Image sets implement it here; sequence sets implement it the same way.
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual int64_t size() const = 0;
+  /// Class label of every item, [size()], values in [0, num_classes).
+  virtual const std::vector<int64_t>& labels() const = 0;
+  /// The model inputs of the given items, stacked: [indices.size(), ...] float.
+  /// Called from loader worker threads: must not modify the data set.
+  virtual torch::Tensor gather(const std::vector<int64_t>& indices) const = 0;
+  /// Where the data came from, for messages.
+  virtual std::string source() const = 0;
+};
+
+/// Images held in memory as uint8 [N, C, H, W]; gather() returns float [n, C, H, W] in [0, 1].
+class ImageDataset : public Dataset {
+ public:
+  ImageDataset() = default;
+  /// images: uint8 [N, C, H, W]; labels: N values >= 0. Throws siamese::Error on a mismatch.
+  ImageDataset(torch::Tensor images, std::vector<int64_t> labels, std::string source,
+               std::vector<std::string> class_names = {});
+
+  int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
+  const std::vector<int64_t>& labels() const override { return labels_; }
+  torch::Tensor gather(const std::vector<int64_t>& indices) const override;
+  std::string source() const override { return source_; }
+
+  /// uint8 [N, C, H, W].
+  const torch::Tensor& images() const { return images_; }
+  /// Names of the classes by label (image folders); empty for IDX data.
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  /// The items at the given indices, in that order.
+  ImageDataset subset(const std::vector<int64_t>& indices, const std::string& what) const;
+  /// Per-channel mean and standard deviation of the pixels scaled to [0, 1].
+  std::pair<std::vector<double>, std::vector<double>> channel_stats() const;
+
+ private:
+  torch::Tensor images_;
+  std::vector<int64_t> labels_;
+  std::string source_;
+  std::vector<std::string> class_names_;
+};
+
+/// Reads an IDX image file (magic 0x00000803, uint8 [N, H, W]) and its IDX label file
+/// (magic 0x00000801, uint8 [N]); either may be gzip-compressed. Throws siamese::Error naming the
+/// file on a missing file, a wrong magic number, a truncated body or a count mismatch.
+ImageDataset read_idx(const std::string& images_path, const std::string& labels_path);
+
+/// Reads root/<class>/<image>.{png,jpg,jpeg,bmp,pgm}: one class per sub-folder, sorted by name.
+/// All images must share size and channel count (1 or 3). Throws siamese::Error naming the file
+/// on an unreadable image, a size or channel mismatch, fewer than 2 classes, or a class with
+/// fewer than 2 images (it could give no positive pair).
+ImageDataset read_image_folder(const std::string& root);
+
+/// Reads one image file as float [1, C, H, W] in [0, 1]; throws siamese::Error naming the file
+/// if it cannot be read or is not channels × height × width.
+torch::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width);
+
+/// A data set's two halves: training images and test images.
+struct DataSource {
+  ImageDataset train;
+  ImageDataset test;
+};
+
+/// Opens a data specification:
+///   "fashion-mnist"  the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)
+///   "idx:DIR"        DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+///   "folder:DIR"     DIR/train/<class>/ and DIR/test/<class>/
+DataSource open_data(const std::string& spec);
+
+/// Which images train, validate and test (DESIGN §6).
+enum class Protocol { Seen, Unseen };
+Protocol parse_protocol(const std::string& name);  ///< "fmnist-seen" | "fmnist-unseen"
+std::string to_string(Protocol protocol);
+
+struct SplitOptions {
+  /// fmnist-seen: all classes everywhere; fmnist-unseen: unseen classes only in test.
+  TORCH_ARG(Protocol, protocol) = Protocol::Seen;
+  /// Classes held out of training and validation under fmnist-unseen. Default {5, 6, 7, 8, 9}.
+  TORCH_ARG(std::vector<int64_t>, unseen_classes) = std::vector<int64_t>{5, 6, 7, 8, 9};
+  /// Validation images: the last `validation_size` training images. Default 5000.
+  TORCH_ARG(int64_t, validation_size) = 5000;
+  /// If > 0, keep only the first `subset` images of each split (quick runs, tests). Default 0.
+  TORCH_ARG(int64_t, subset) = 0;
+};
+
+struct Splits {
+  ImageDataset train;
+  ImageDataset validation;
+  ImageDataset test;
+};
+
+/// fmnist-seen: train = training images but the last validation_size, validation = those,
+/// test = the test images. fmnist-unseen: the same, with the unseen classes removed from train and
+/// validation and test keeping only them. Throws siamese::Error if a split ends up empty or with
+/// fewer than 2 classes.
+Splits make_splits(const DataSource& data, const SplitOptions& options);
+
+/// One batch delivered by the Loader.
+struct Batch {
+  int64_t number = 0;            ///< position in the plan
+  torch::Tensor inputs;          ///< [n, ...] float
+  torch::Tensor labels;          ///< [n] int64
+  std::vector<int64_t> indices;  ///< data set indices, as planned
+};
+
+/// Materialises planned batches on worker threads, in plan order, keeping at most `prefetch`
+/// batches ready ahead of the consumer, so training never waits on data while workers keep up.
+class Loader {
+ public:
+  /// plan: the item indices of each batch. data must outlive the loader. workers >= 1.
+  Loader(const Dataset& data, std::vector<std::vector<int64_t>> plan, int workers = 1, int prefetch = 4);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  /// The next batch in plan order, or nullopt after the last. Rethrows a worker's exception.
+  std::optional<Batch> next();
+
+ private:
+  void work();
+
+  const Dataset& data_;
+  std::vector<std::vector<int64_t>> plan_;
+  int prefetch_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::condition_variable space_;
+  std::map<int64_t, Batch> done_;
+  int64_t claimed_ = 0;
+  int64_t consumed_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace siamese

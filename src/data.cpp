@@ -1,0 +1,336 @@
+#include "siamese/data.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <set>
+
+#include "siamese/error.h"
+
+namespace fs = std::filesystem;
+
+namespace siamese {
+
+ImageDataset::ImageDataset(torch::Tensor images, std::vector<int64_t> labels, std::string source,
+                           std::vector<std::string> class_names)
+    : images_(std::move(images)), labels_(std::move(labels)), source_(std::move(source)),
+      class_names_(std::move(class_names)) {
+  if (images_.dim() != 4 || images_.scalar_type() != torch::kUInt8) {
+    throw Error(source_ + ": expected uint8 images [N, C, H, W], got " + c10::str(images_.sizes()));
+  }
+  if (images_.size(0) != size()) {
+    throw Error(source_ + ": " + std::to_string(images_.size(0)) + " images but " +
+                std::to_string(size()) + " labels");
+  }
+  for (auto l : labels_) {
+    if (l < 0) throw Error(source_ + ": negative label " + std::to_string(l));
+  }
+}
+
+torch::Tensor ImageDataset::gather(const std::vector<int64_t>& indices) const {
+  auto idx = torch::tensor(indices, torch::kInt64);
+  return images_.index_select(0, idx).to(torch::kFloat32).div_(255.0);
+}
+
+ImageDataset ImageDataset::subset(const std::vector<int64_t>& indices, const std::string& what) const {
+  std::vector<int64_t> labels;
+  labels.reserve(indices.size());
+  for (auto i : indices) labels.push_back(labels_.at(i));
+  auto images = indices.empty() ? images_.slice(0, 0, 0).clone()
+                                : images_.index_select(0, torch::tensor(indices, torch::kInt64));
+  return ImageDataset(images, std::move(labels), source_ + " (" + what + ")", class_names_);
+}
+
+std::pair<std::vector<double>, std::vector<double>> ImageDataset::channel_stats() const {
+  auto x = images_.to(torch::kFloat64).div(255.0).transpose(0, 1).reshape({images_.size(1), -1});
+  auto mean = x.mean(1);
+  auto std = x.std(1).clamp_min(1e-6);
+  return {std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel()),
+          std::vector<double>(std.data_ptr<double>(), std.data_ptr<double>() + std.numel())};
+}
+
+namespace {
+
+/// Whole file through zlib, which reads gzip and plain files alike.
+std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
+  if (!fs::exists(path)) throw Error(path + ": no such file");
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) throw Error(path + ": cannot open");
+  std::vector<uint8_t> bytes;
+  std::vector<uint8_t> chunk(1 << 20);
+  while (true) {
+    const int n = gzread(f, chunk.data(), static_cast<unsigned>(chunk.size()));
+    if (n < 0) {
+      int code = 0;
+      std::string why = gzerror(f, &code);
+      gzclose(f);
+      throw Error(path + ": corrupt or truncated gzip data (" + why + ")");
+    }
+    if (n == 0) break;
+    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + n);
+  }
+  gzclose(f);
+  return bytes;
+}
+
+uint32_t big_endian(const std::vector<uint8_t>& b, size_t at) {
+  return (uint32_t{b[at]} << 24) | (uint32_t{b[at + 1]} << 16) | (uint32_t{b[at + 2]} << 8) | b[at + 3];
+}
+
+/// Parses an IDX file of unsigned bytes with the expected number of dimensions.
+std::pair<std::vector<int64_t>, std::vector<uint8_t>> parse_idx(const std::string& path, int dims) {
+  auto bytes = read_maybe_gzip(path);
+  const size_t header = 4 + 4 * static_cast<size_t>(dims);
+  if (bytes.size() < header) {
+    throw Error(path + ": truncated IDX header (" + std::to_string(bytes.size()) + " bytes)");
+  }
+  const uint32_t magic = big_endian(bytes, 0);
+  const uint32_t expected = 0x00000800u | static_cast<uint32_t>(dims);
+  if (magic != expected) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, ": wrong IDX magic number 0x%08x (expected 0x%08x, unsigned bytes, %d dims)",
+                  magic, expected, dims);
+    throw Error(path + buf);
+  }
+  std::vector<int64_t> shape;
+  size_t count = 1;
+  for (int d = 0; d < dims; ++d) {
+    shape.push_back(big_endian(bytes, 4 + 4 * d));
+    count *= static_cast<size_t>(shape.back());
+  }
+  if (bytes.size() - header != count) {
+    throw Error(path + ": " + (bytes.size() - header < count ? "truncated" : "trailing bytes") +
+                ": expected " + std::to_string(count) + " data bytes, found " +
+                std::to_string(bytes.size() - header));
+  }
+  return {shape, std::vector<uint8_t>(bytes.begin() + header, bytes.end())};
+}
+
+}  // namespace
+
+ImageDataset read_idx(const std::string& images_path, const std::string& labels_path) {
+  auto [shape, pixels] = parse_idx(images_path, 3);
+  auto [label_shape, label_bytes] = parse_idx(labels_path, 1);
+  if (label_shape[0] != shape[0]) {
+    throw Error(labels_path + ": " + std::to_string(label_shape[0]) + " labels for " +
+                std::to_string(shape[0]) + " images in " + images_path);
+  }
+  auto images = torch::from_blob(pixels.data(), {shape[0], 1, shape[1], shape[2]}, torch::kUInt8).clone();
+  std::vector<int64_t> labels(label_bytes.begin(), label_bytes.end());
+  return ImageDataset(images, std::move(labels), images_path);
+}
+
+namespace {
+
+bool is_image(const fs::path& p) {
+  auto ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".pgm";
+}
+
+/// cv::Mat (8-bit, 1 or 3 channels) -> uint8 [C, H, W].
+torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
+  mat = cv::imread(path, cv::IMREAD_UNCHANGED);
+  if (mat.empty()) throw Error(path + ": cannot read image (missing, unreadable or not an image)");
+  if (mat.depth() != CV_8U) throw Error(path + ": only 8-bit images are supported");
+  if (mat.channels() == 4) {
+    throw Error(path + ": 4-channel image; save it as grey or RGB (1 or 3 channels)");
+  }
+  if (!mat.isContinuous()) mat = mat.clone();
+  auto t = torch::from_blob(mat.data, {mat.rows, mat.cols, mat.channels()}, torch::kUInt8);
+  if (mat.channels() == 3) t = t.flip({2});  // OpenCV's BGR -> RGB
+  return t.permute({2, 0, 1}).contiguous();
+}
+
+}  // namespace
+
+ImageDataset read_image_folder(const std::string& root) {
+  if (!fs::is_directory(root)) throw Error(root + ": no such folder");
+  std::vector<fs::path> class_dirs;
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (e.is_directory()) class_dirs.push_back(e.path());
+  }
+  std::sort(class_dirs.begin(), class_dirs.end());
+  if (class_dirs.size() < 2) {
+    throw Error(root + ": found " + std::to_string(class_dirs.size()) +
+                " class folder(s); need at least 2 (root/<class>/<image>)");
+  }
+  std::vector<torch::Tensor> images;
+  std::vector<int64_t> labels;
+  std::vector<std::string> names;
+  cv::Mat mat;
+  std::vector<int64_t> shape;
+  std::string first;
+  for (size_t c = 0; c < class_dirs.size(); ++c) {
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(class_dirs[c])) {
+      if (e.is_regular_file() && is_image(e.path())) files.push_back(e.path());
+    }
+    std::sort(files.begin(), files.end());
+    if (files.size() < 2) {
+      throw Error(class_dirs[c].string() + ": class has " + std::to_string(files.size()) +
+                  " image(s); need at least 2 to form a positive pair");
+    }
+    for (const auto& f : files) {
+      auto t = load_mat(f.string(), mat);
+      if (shape.empty()) {
+        shape = t.sizes().vec();
+        first = f.string();
+      } else if (t.sizes().vec() != shape) {
+        throw Error(f.string() + ": image is " + c10::str(t.sizes()) + " (C, H, W) but " + first +
+                    " is " + c10::str(c10::IntArrayRef(shape)) + "; all images must match");
+      }
+      images.push_back(t);
+      labels.push_back(static_cast<int64_t>(c));
+    }
+    names.push_back(class_dirs[c].filename().string());
+  }
+  return ImageDataset(torch::stack(images), std::move(labels), root, std::move(names));
+}
+
+torch::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width) {
+  cv::Mat mat;
+  auto t = load_mat(path, mat);
+  if (t.size(0) != channels || t.size(1) != height || t.size(2) != width) {
+    throw Error(path + ": image is " + std::to_string(t.size(0)) + "x" + std::to_string(t.size(1)) + "x" +
+                std::to_string(t.size(2)) + " (channels x height x width); the model expects " +
+                std::to_string(channels) + "x" + std::to_string(height) + "x" + std::to_string(width));
+  }
+  return t.unsqueeze(0).to(torch::kFloat32).div(255.0);
+}
+
+namespace {
+
+std::string idx_file(const std::string& dir, const std::string& stem) {
+  for (const auto& name : {stem + ".gz", stem}) {
+    if (fs::exists(fs::path(dir) / name)) return (fs::path(dir) / name).string();
+  }
+  return (fs::path(dir) / (stem + ".gz")).string();  // reported as missing by read_idx
+}
+
+DataSource open_idx_dir(const std::string& dir) {
+  if (!fs::is_directory(dir)) throw Error(dir + ": no such folder");
+  return {read_idx(idx_file(dir, "train-images-idx3-ubyte"), idx_file(dir, "train-labels-idx1-ubyte")),
+          read_idx(idx_file(dir, "t10k-images-idx3-ubyte"), idx_file(dir, "t10k-labels-idx1-ubyte"))};
+}
+
+}  // namespace
+
+DataSource open_data(const std::string& spec) {
+  if (spec == "fashion-mnist") {
+    const std::string dir = "/usr/share/datasets/fashion-mnist";
+    if (!fs::is_directory(dir)) {
+      throw Error(dir + ": not found; install it with 'apt-get install dataset-fashion-mnist' (make deps does)");
+    }
+    return open_idx_dir(dir);
+  }
+  if (spec.rfind("idx:", 0) == 0) return open_idx_dir(spec.substr(4));
+  if (spec.rfind("folder:", 0) == 0) {
+    const auto dir = fs::path(spec.substr(7));
+    if (!fs::is_directory(dir / "train") || !fs::is_directory(dir / "test")) {
+      throw Error(dir.string() + ": a folder data set needs train/<class>/ and test/<class>/ sub-folders");
+    }
+    return {read_image_folder((dir / "train").string()), read_image_folder((dir / "test").string())};
+  }
+  throw Error("unknown data '" + spec + "' (expected fashion-mnist, idx:DIR or folder:DIR)");
+}
+
+Protocol parse_protocol(const std::string& name) {
+  if (name == "fmnist-seen") return Protocol::Seen;
+  if (name == "fmnist-unseen") return Protocol::Unseen;
+  throw Error("unknown protocol '" + name + "' (expected fmnist-seen or fmnist-unseen)");
+}
+
+std::string to_string(Protocol protocol) {
+  return protocol == Protocol::Seen ? "fmnist-seen" : "fmnist-unseen";
+}
+
+Splits make_splits(const DataSource& data, const SplitOptions& options) {
+  const int64_t n = data.train.size();
+  if (options.validation_size() < 1 || options.validation_size() >= n) {
+    throw Error(data.train.source() + ": validation size " + std::to_string(options.validation_size()) +
+                " must be between 1 and the " + std::to_string(n) + " training images");
+  }
+  const std::set<int64_t> unseen(options.unseen_classes().begin(), options.unseen_classes().end());
+  const bool held_out = options.protocol() == Protocol::Unseen;
+  auto pick = [&](const ImageDataset& d, int64_t begin, int64_t end, bool want_unseen, const char* what) {
+    std::vector<int64_t> idx;
+    for (int64_t i = begin; i < end; ++i) {
+      if (!held_out || (unseen.count(d.labels()[i]) > 0) == want_unseen) idx.push_back(i);
+      if (options.subset() > 0 && static_cast<int64_t>(idx.size()) >= options.subset()) break;
+    }
+    auto s = d.subset(idx, what);
+    std::set<int64_t> classes(s.labels().begin(), s.labels().end());
+    if (classes.size() < 2) {
+      throw Error(d.source() + ": the " + what + " split has " + std::to_string(s.size()) + " images in " +
+                  std::to_string(classes.size()) + " class(es); need at least 2 classes (check --unseen-classes)");
+    }
+    return s;
+  };
+  const int64_t cut = n - options.validation_size();
+  return {pick(data.train, 0, cut, false, "train"), pick(data.train, cut, n, false, "validation"),
+          pick(data.test, 0, data.test.size(), true, "test")};
+}
+
+Loader::Loader(const Dataset& data, std::vector<std::vector<int64_t>> plan, int workers, int prefetch)
+    : data_(data), plan_(std::move(plan)), prefetch_(std::max(1, prefetch)) {
+  for (int w = 0; w < std::max(1, workers); ++w) threads_.emplace_back([this] { work(); });
+}
+
+Loader::~Loader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  space_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void Loader::work() {
+  while (true) {
+    int64_t number = 0;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      space_.wait(lock, [this] { return stop_ || claimed_ - consumed_ < prefetch_; });
+      if (stop_ || claimed_ >= static_cast<int64_t>(plan_.size())) return;
+      number = claimed_++;
+    }
+    Batch batch;
+    batch.number = number;
+    batch.indices = plan_[number];
+    try {
+      batch.inputs = data_.gather(batch.indices);
+      std::vector<int64_t> labels;
+      labels.reserve(batch.indices.size());
+      for (auto i : batch.indices) labels.push_back(data_.labels().at(i));
+      batch.labels = torch::tensor(labels, torch::kInt64);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+      ready_.notify_all();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.emplace(number, std::move(batch));
+    }
+    ready_.notify_all();
+  }
+}
+
+std::optional<Batch> Loader::next() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (consumed_ >= static_cast<int64_t>(plan_.size())) return std::nullopt;
+  ready_.wait(lock, [this] { return error_ || done_.count(consumed_) > 0; });
+  if (done_.count(consumed_) == 0) std::rethrow_exception(error_);
+  Batch batch = std::move(done_.at(consumed_));
+  done_.erase(consumed_);
+  ++consumed_;
+  lock.unlock();
+  space_.notify_all();
+  return batch;
+}
+
+}  // namespace siamese

@@ -1,0 +1,142 @@
+#include "siamese/model_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "detail/atomic_file.h"
+#include "siamese/error.h"
+
+namespace fs = std::filesystem;
+
+namespace siamese {
+
+namespace detail {
+
+void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    write(tmp);
+    const int fd = ::open(tmp.c_str(), O_RDONLY);
+    if (fd < 0 || ::fsync(fd) != 0) {
+      if (fd >= 0) ::close(fd);
+      throw Error(tmp + ": cannot flush to disk");
+    }
+    ::close(fd);
+    fs::rename(tmp, path);
+  } catch (const c10::Error& e) {
+    fs::remove(tmp);
+    throw Error(path + ": cannot write: " + e.what_without_backtrace());
+  } catch (const fs::filesystem_error& e) {
+    fs::remove(tmp);
+    throw Error(path + ": cannot write: " + e.what());
+  } catch (...) {
+    fs::remove(tmp);
+    throw;
+  }
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  write_atomically(path, [&text](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    out.close();
+    if (!out) throw Error(tmp + ": cannot write");
+  });
+}
+
+}  // namespace detail
+
+std::string to_json(const SiameseNetworkOptions& o) {
+  nlohmann::ordered_json j;
+  j["encoder"] = o.encoder();
+  j["in_channels"] = o.cnn().in_channels();
+  j["height"] = o.cnn().height();
+  j["width"] = o.cnn().width();
+  j["conv_channels"] = o.cnn().conv_channels();
+  j["hidden"] = o.cnn().hidden();
+  j["embedding_dim"] = o.cnn().embedding_dim();
+  j["normalize"] = o.cnn().normalize();
+  j["distance"] = to_string(o.distance());
+  j["input_mean"] = o.input_mean();
+  j["input_std"] = o.input_std();
+  return j.dump();
+}
+
+SiameseNetworkOptions network_options_from_json(const std::string& text) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    SiameseNetworkOptions o;
+    o.encoder(j.at("encoder").get<std::string>());
+    o.cnn(CnnEncoderOptions()
+              .in_channels(j.at("in_channels"))
+              .height(j.at("height"))
+              .width(j.at("width"))
+              .conv_channels(j.at("conv_channels").get<std::vector<int64_t>>())
+              .hidden(j.at("hidden"))
+              .embedding_dim(j.at("embedding_dim"))
+              .normalize(j.at("normalize")));
+    o.distance(parse_distance(j.at("distance")));
+    o.input_mean(j.at("input_mean").get<std::vector<double>>());
+    o.input_std(j.at("input_std").get<std::vector<double>>());
+    return o;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("bad network configuration: ") + e.what());
+  }
+}
+
+void save_model(const std::string& path, SiameseNetwork& network, double threshold, const std::string& info) {
+  detail::write_atomically(path, [&](const std::string& tmp) {
+    torch::serialize::OutputArchive archive;
+    archive.write("format", c10::IValue(std::string("siamese-model")));
+    archive.write("version", c10::IValue(kModelFormatVersion));
+    archive.write("config", c10::IValue(to_json(network->options)));
+    archive.write("threshold", c10::IValue(threshold));
+    archive.write("info", c10::IValue(info));
+    torch::serialize::OutputArchive weights;
+    network->save(weights);
+    archive.write("network", weights);
+    archive.save_to(tmp);
+  });
+}
+
+SavedModel load_model(const std::string& path_in) {
+  std::string path = path_in;
+  if (fs::is_directory(path)) path = (fs::path(path) / "model.pt").string();
+  if (!fs::exists(path)) throw Error(path + ": no such model file");
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    c10::IValue v;
+    if (!archive.try_read("format", v) || !v.isString() || v.toStringRef() != "siamese-model") {
+      throw Error(path + ": not a siamese model file");
+    }
+    archive.read("version", v);
+    if (v.toInt() != kModelFormatVersion) {
+      throw Error(path + ": model format version " + std::to_string(v.toInt()) + ", this build reads version " +
+                  std::to_string(kModelFormatVersion));
+    }
+    SavedModel model;
+    archive.read("config", v);
+    model.network = SiameseNetwork(network_options_from_json(v.toStringRef()));
+    archive.read("threshold", v);
+    model.threshold = v.toDouble();
+    archive.read("info", v);
+    model.info = v.toStringRef();
+    torch::serialize::InputArchive weights;
+    archive.read("network", weights);
+    model.network->load(weights);
+    model.network->eval();
+    return model;
+  } catch (const c10::Error& e) {
+    throw Error(path + ": corrupt or unreadable model file (" + e.what_without_backtrace() + ")");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
+  }
+}
+
+}  // namespace siamese

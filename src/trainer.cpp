@@ -1,0 +1,383 @@
+#include "siamese/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "detail/atomic_file.h"
+#include "siamese/error.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace siamese {
+
+Schedule parse_schedule(const std::string& name) {
+  if (name == "none") return Schedule::None;
+  if (name == "step") return Schedule::Step;
+  if (name == "cosine") return Schedule::Cosine;
+  throw Error("unknown schedule '" + name + "' (expected none, step or cosine)");
+}
+
+std::string to_string(Schedule schedule) {
+  return schedule == Schedule::None ? "none" : schedule == Schedule::Step ? "step" : "cosine";
+}
+
+std::string to_json(const TrainOptions& o) {
+  nlohmann::ordered_json j;
+  j["data"] = o.data;
+  j["protocol"] = to_string(o.split.protocol());
+  j["unseen_classes"] = o.split.unseen_classes();
+  j["validation_size"] = o.split.validation_size();
+  j["subset"] = o.split.subset();
+  j["network"] = nlohmann::json::parse(to_json(o.network));
+  j["sampler"] = to_string(o.sampler.kind);
+  j["batch_size"] = o.sampler.batch_size;
+  j["pos_fraction"] = o.sampler.pos_fraction;
+  j["p"] = o.sampler.p;
+  j["k"] = o.sampler.k;
+  j["loss"] = to_string(o.loss);
+  j["margin"] = o.margin;
+  j["optimizer"] = o.optimizer;
+  j["lr"] = o.lr;
+  j["weight_decay"] = o.weight_decay;
+  j["schedule"] = to_string(o.schedule);
+  j["warmup_steps"] = o.warmup_steps;
+  j["step_size"] = o.step_size;
+  j["gamma"] = o.gamma;
+  j["epochs"] = o.epochs;
+  j["seed"] = o.seed;
+  j["threads"] = o.threads;
+  j["workers"] = o.workers;
+  j["out"] = o.out;
+  return j.dump(2);
+}
+
+TrainOptions train_options_from_json(const std::string& text) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    TrainOptions o;
+    o.data = j.at("data");
+    o.split.protocol(parse_protocol(j.at("protocol")))
+        .unseen_classes(j.at("unseen_classes").get<std::vector<int64_t>>())
+        .validation_size(j.at("validation_size"))
+        .subset(j.at("subset"));
+    o.network = network_options_from_json(j.at("network").dump());
+    o.sampler.kind = parse_sampler(j.at("sampler"));
+    o.sampler.batch_size = j.at("batch_size");
+    o.sampler.pos_fraction = j.at("pos_fraction");
+    o.sampler.p = j.at("p");
+    o.sampler.k = j.at("k");
+    o.loss = parse_loss(j.at("loss"));
+    o.margin = j.at("margin");
+    o.optimizer = j.at("optimizer");
+    o.lr = j.at("lr");
+    o.weight_decay = j.at("weight_decay");
+    o.schedule = parse_schedule(j.at("schedule"));
+    o.warmup_steps = j.at("warmup_steps");
+    o.step_size = j.at("step_size");
+    o.gamma = j.at("gamma");
+    o.epochs = j.at("epochs");
+    o.seed = j.at("seed");
+    o.sampler.seed = o.seed;
+    o.threads = j.at("threads");
+    o.workers = j.at("workers");
+    o.out = j.at("out");
+    return o;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("bad training configuration: ") + e.what());
+  }
+}
+
+double learning_rate(const TrainOptions& o, int64_t step, int64_t steps_per_epoch) {
+  double lr = o.lr;
+  if (o.warmup_steps > 0 && step < o.warmup_steps) lr *= static_cast<double>(step + 1) / o.warmup_steps;
+  const int64_t total = std::max<int64_t>(1, o.epochs * steps_per_epoch);
+  if (o.schedule == Schedule::Step) {
+    lr *= std::pow(o.gamma, static_cast<double>(step / steps_per_epoch / std::max<int64_t>(1, o.step_size)));
+  } else if (o.schedule == Schedule::Cosine) {
+    lr *= 0.5 * (1 + std::cos(M_PI * static_cast<double>(std::min(step, total)) / total));
+  }
+  return lr;
+}
+
+namespace {
+
+void validate(const TrainOptions& o) {
+  if (o.epochs < 1) throw Error("epochs must be >= 1");
+  if (!(o.lr > 0)) throw Error("lr must be > 0");
+  if (o.margin < 0) throw Error("margin must be >= 0");
+  if (o.optimizer != "adam" && o.optimizer != "sgd") {
+    throw Error("unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
+  }
+  if (o.loss == LossKind::Triplet && o.sampler.kind == SamplerKind::Pairs) {
+    throw Error("the triplet loss needs --sampler triplets or pk, not pairs");
+  }
+  if (o.workers < 1) throw Error("workers must be >= 1");
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, SiameseNetwork& net) {
+  if (o.optimizer == "sgd") {
+    return std::make_unique<torch::optim::SGD>(
+        net->parameters(), torch::optim::SGDOptions(o.lr).momentum(0.9).weight_decay(o.weight_decay));
+  }
+  return std::make_unique<torch::optim::Adam>(net->parameters(),
+                                              torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
+}
+
+std::string history_csv(const std::vector<EpochRecord>& history) {
+  std::ostringstream s;
+  s << "epoch,loss,lr,val_recall_at_1,val_map_at_r,val_roc_auc,images_per_second,seconds\n";
+  for (const auto& r : history) {
+    s << r.epoch << ',' << r.loss << ',' << r.lr << ',' << r.val_recall_at_1 << ',' << r.val_map_at_r << ','
+      << r.val_roc_auc << ',' << r.images_per_second << ',' << r.seconds << '\n';
+  }
+  return s.str();
+}
+
+nlohmann::json history_json(const std::vector<EpochRecord>& history) {
+  auto j = nlohmann::json::array();
+  for (const auto& r : history) {
+    j.push_back({r.epoch, r.loss, r.lr, r.val_recall_at_1, r.val_map_at_r, r.val_roc_auc, r.images_per_second,
+                 r.seconds});
+  }
+  return j;
+}
+
+std::vector<EpochRecord> history_from_json(const nlohmann::json& j) {
+  std::vector<EpochRecord> h;
+  for (const auto& r : j) {
+    h.push_back({r[0].get<int64_t>(), r[1], r[2], r[3], r[4], r[5], r[6], r[7]});
+  }
+  return h;
+}
+
+std::string duration(double seconds) {
+  const auto s = static_cast<int64_t>(std::max(0.0, seconds));
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
+/// Single-line progress on a terminal; one line per epoch elsewhere.
+void show_progress(int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss, double ips,
+                   double eta) {
+  static const bool tty = ::isatty(2) != 0;
+  if (!tty) return;
+  const int width = 24;
+  const int filled = static_cast<int>(width * done / std::max<int64_t>(1, total));
+  std::fprintf(stderr, "\repoch %lld/%lld [%s%s] %lld/%lld loss %.4f %6.0f img/s ETA %s  ",
+               static_cast<long long>(epoch), static_cast<long long>(epochs), std::string(filled, '=').c_str(),
+               std::string(width - filled, ' ').c_str(), static_cast<long long>(done),
+               static_cast<long long>(total), loss, ips, duration(eta).c_str());
+}
+
+/// Loss of one planned batch, according to the sampler's layout.
+torch::Tensor batch_loss_of(const TrainOptions& o, SiameseNetwork& net, const Batch& batch,
+                            const BatchPlan& plan) {
+  const auto distance = o.network.distance();
+  auto e = net->embed(batch.inputs);
+  if (o.sampler.kind == SamplerKind::PK) return batch_loss(o.loss, e, batch.labels, distance, o.margin);
+  if (o.sampler.kind == SamplerKind::Pairs) {
+    const auto n = e.size(0) / 2;
+    auto d = paired_distance(e.slice(0, 0, n), e.slice(0, n), distance);
+    return contrastive_loss(d, torch::tensor(plan.similar), o.margin);
+  }
+  const auto n = e.size(0) / 3;
+  auto a = e.slice(0, 0, n);
+  auto d_ap = paired_distance(a, e.slice(0, n, 2 * n), distance);
+  auto d_an = paired_distance(a, e.slice(0, 2 * n), distance);
+  if (o.loss == LossKind::Triplet) return triplet_loss(d_ap, d_an, o.margin);
+  return contrastive_loss(torch::cat({d_ap, d_an}),
+                          torch::cat({torch::ones({n}), torch::zeros({n})}), o.margin);
+}
+
+TrainResult run(TrainOptions o, bool resuming) {
+  validate(o);
+  const fs::path out(o.out);
+  at::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+
+  auto source = open_data(o.data);
+  auto splits = make_splits(source, o.split);
+  auto [mean, std] = splits.train.channel_stats();
+  const auto& shape = splits.train.images().sizes();
+  o.network.input_mean(mean).input_std(std);
+  o.network.cnn(o.network.cnn().in_channels(shape[1]).height(shape[2]).width(shape[3]));
+  o.sampler.seed = o.seed;
+
+  torch::manual_seed(o.seed);
+  SiameseNetwork net(o.network);
+  auto optimizer = make_optimizer(o, net);
+  Sampler sampler(splits.train.labels(), o.sampler);
+
+  int64_t first_epoch = 0, step = 0;
+  double best = -1;
+  std::vector<EpochRecord> history;
+  const std::string checkpoint = (out / "checkpoint.pt").string();
+  if (resuming && fs::exists(checkpoint)) {
+    try {
+      torch::serialize::InputArchive archive;
+      archive.load_from(checkpoint);
+      c10::IValue v;
+      archive.read("epoch", v);
+      first_epoch = v.toInt();
+      archive.read("step", v);
+      step = v.toInt();
+      archive.read("best", v);
+      best = v.toDouble();
+      archive.read("history", v);
+      history = history_from_json(nlohmann::json::parse(v.toStringRef()));
+      torch::serialize::InputArchive weights, state;
+      archive.read("network", weights);
+      net->load(weights);
+      archive.read("optimizer", state);
+      optimizer->load(state);
+    } catch (const c10::Error& e) {
+      throw Error(checkpoint + ": corrupt or unreadable checkpoint (" + e.what_without_backtrace() + ")");
+    }
+    std::fprintf(stderr, "resuming %s after epoch %lld\n", o.out.c_str(), static_cast<long long>(first_epoch));
+  } else if (!resuming) {
+    for (const char* name : {"config.json", "checkpoint.pt", "model.pt"}) {
+      if (fs::exists(out / name)) {
+        throw Error((out / name).string() + " exists: " + o.out +
+                    " already holds a run; continue it with --resume " + o.out + " or choose another --out");
+      }
+    }
+    fs::create_directories(out);
+    detail::write_text_atomically((out / "config.json").string(), to_json(o));
+  }
+
+  std::fprintf(stderr, "training on %lld images (%s), validating on %lld, %lld epochs\n",
+               static_cast<long long>(splits.train.size()), splits.train.source().c_str(),
+               static_cast<long long>(splits.validation.size()), static_cast<long long>(o.epochs));
+  TrainResult result;
+  result.finished = true;
+  double train_seconds = 0;
+  int64_t train_images = 0;
+  for (const auto& r : history) {
+    train_seconds += r.seconds;
+    train_images += static_cast<int64_t>(r.images_per_second * r.seconds);
+  }
+  for (int64_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
+    torch::manual_seed(o.seed + 1000003 * (epoch + 1));
+    auto plan = sampler.plan_epoch(epoch);
+    std::vector<std::vector<int64_t>> indices;
+    for (const auto& b : plan) indices.push_back(b.indices);
+    Loader loader(splits.train, indices, o.workers);
+    net->train();
+    const auto start = Clock::now();
+    double loss_sum = 0;
+    int64_t images = 0;
+    double lr = o.lr;
+    const auto steps = static_cast<int64_t>(plan.size());
+    while (auto batch = loader.next()) {
+      lr = learning_rate(o, step, steps);
+      for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
+      auto loss = batch_loss_of(o, net, *batch, plan[batch->number]);
+      const double value = loss.item<double>();
+      if (!std::isfinite(value)) {
+        throw Error("loss is " + std::to_string(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
+                    std::to_string(batch->number + 1) + " (lr " + std::to_string(lr) +
+                    "): training diverged; lower --lr. The last checkpoint in " + o.out + " is intact.");
+      }
+      optimizer->zero_grad();
+      loss.backward();
+      optimizer->step();
+      ++step;
+      loss_sum += value;
+      images += batch->inputs.size(0);
+      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      const double ips = images / std::max(1e-9, elapsed);
+      const double eta = (steps - batch->number - 1 + (o.epochs - epoch - 1) * steps) * elapsed /
+                         static_cast<double>(batch->number + 1);
+      if (o.progress) show_progress(epoch + 1, o.epochs, batch->number + 1, steps, loss_sum / (batch->number + 1), ips, eta);
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    train_seconds += seconds;
+    train_images += images;
+
+    // Validation: retrieval on the validation split, ROC AUC on its balanced pairs.
+    auto e = embed_dataset(net, splits.validation);
+    auto retrieval = retrieval_metrics(e, splits.validation.labels(), o.network.distance());
+    auto pairs = balanced_pairs(splits.validation.labels(), 10000, 1);
+    auto d = pair_distances(e, pairs, o.network.distance());
+    EpochRecord record{epoch + 1, loss_sum / std::max<int64_t>(1, steps), lr, retrieval.recall_at_1,
+                       retrieval.map_at_r, roc_auc(d, pairs.same), images / seconds, seconds};
+    history.push_back(record);
+    if (o.progress) {
+      std::fprintf(stderr, "%sepoch %lld/%lld loss %.4f lr %.2e val R@1 %.4f MAP@R %.4f AUC %.4f %.0f img/s %.1fs\n",
+                   ::isatty(2) ? "\r" : "", static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs),
+                   record.loss, lr, record.val_recall_at_1, record.val_map_at_r, record.val_roc_auc,
+                   record.images_per_second, seconds);
+    }
+    if (record.val_map_at_r > best) {
+      best = record.val_map_at_r;
+      nlohmann::ordered_json info;
+      info["data"] = o.data;
+      info["protocol"] = to_string(o.split.protocol());
+      info["epoch"] = epoch + 1;
+      info["val_map_at_r"] = record.val_map_at_r;
+      save_model((out / "model.pt").string(), net, calibrate_threshold(d, pairs.same), info.dump());
+    }
+    detail::write_atomically(checkpoint, [&](const std::string& tmp) {
+      torch::serialize::OutputArchive archive;
+      archive.write("epoch", c10::IValue(epoch + 1));
+      archive.write("step", c10::IValue(step));
+      archive.write("best", c10::IValue(best));
+      archive.write("history", c10::IValue(history_json(history).dump()));
+      torch::serialize::OutputArchive weights, state;
+      net->save(weights);
+      archive.write("network", weights);
+      optimizer->save(state);
+      archive.write("optimizer", state);
+      archive.save_to(tmp);
+    });
+    detail::write_text_atomically((out / "history.csv").string(), history_csv(history));
+    if (o.on_epoch_end && !o.on_epoch_end(record)) {
+      result.finished = false;
+      break;
+    }
+  }
+
+  result.history = history;
+  result.train_seconds = train_seconds;
+  result.images_per_second = train_images / std::max(1e-9, train_seconds);
+  result.model = load_model((out / "model.pt").string());
+  if (!result.finished) return result;
+
+  EvalOptions eval;
+  eval.few_shot(o.split.protocol() == Protocol::Unseen);
+  result.test = evaluate(result.model.network, splits.test, result.model.threshold, eval);
+  result.test.protocol = to_string(o.split.protocol());
+  auto metrics = nlohmann::ordered_json::parse(to_json(result.test));
+  metrics["train_images_per_second"] = result.images_per_second;
+  metrics["train_seconds"] = result.train_seconds;
+  metrics["epochs"] = o.epochs;
+  metrics["threads"] = at::get_num_threads();
+  detail::write_text_atomically((out / "metrics.json").string(), metrics.dump(2) + "\n");
+  return result;
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& options) { return run(options, false); }
+
+TrainResult resume(const std::string& dir) {
+  const auto config = fs::path(dir) / "config.json";
+  std::ifstream in(config);
+  if (!in) throw Error(config.string() + ": cannot read; is " + dir + " a training run folder?");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto options = train_options_from_json(text.str());
+  options.out = dir;
+  return run(options, true);
+}
+
+}  // namespace siamese

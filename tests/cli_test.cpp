@@ -1,0 +1,189 @@
+// The `siamese` tool end to end, run as a user would run it.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "siamese/data.h"
+#include "siamese/model_file.h"
+#include "test_util.h"
+
+using namespace siamese;
+using siamese::testing::temp_dir;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out;  // stdout and stderr together
+};
+
+Run run(const std::string& args) {
+  const std::string cmd = std::string(SIAMESE_CLI) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  return {WEXITSTATUS(status), out};
+}
+
+nlohmann::json last_json_line(const std::string& out) {
+  auto start = out.rfind("\n{");
+  return nlohmann::json::parse(out.substr(start == std::string::npos ? out.find('{') : start + 1));
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// One trained model shared by the tests of this file (trained once, on 2,000 images).
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(temp_dir("cli"));
+    auto r = run("train --subset 2000 --epochs 2 --conv-channels 16,32 --hidden 64 --p 10 --k 8 --quiet --out " +
+                 (*dir_ / "run").string());
+    train_out_ = new std::string(r.out);
+    train_code_ = r.code;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete train_out_;
+  }
+  static fs::path* dir_;
+  static std::string* train_out_;
+  static int train_code_;
+};
+fs::path* Cli::dir_ = nullptr;
+std::string* Cli::train_out_ = nullptr;
+int Cli::train_code_ = 0;
+
+}  // namespace
+
+TEST_F(Cli, TrainOnASubsetIsFarAboveChanceAndWritesItsFiles) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  auto m = last_json_line(*train_out_);
+  EXPECT_GT(m["recall_at_1"].get<double>(), 0.6) << *train_out_;  // chance: 0.1
+  EXPECT_GT(m["roc_auc"].get<double>(), 0.85);
+  EXPECT_GT(m["verification_accuracy"].get<double>(), 0.75);
+  for (auto name : {"model.pt", "checkpoint.pt", "config.json", "history.csv", "metrics.json"}) {
+    EXPECT_TRUE(fs::exists(*dir_ / "run" / name)) << name;
+  }
+  auto metrics = nlohmann::json::parse(read_file(*dir_ / "run" / "metrics.json"));
+  EXPECT_GT(metrics["train_images_per_second"].get<double>(), 0);
+  EXPECT_DOUBLE_EQ(metrics["recall_at_1"].get<double>(), m["recall_at_1"].get<double>());
+  auto history = read_file(*dir_ / "run" / "history.csv");
+  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 3);  // header + 2 epochs
+}
+
+TEST_F(Cli, EvalReproducesTheTrainingMetricsWithoutRepeatingFlags) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  auto r = run("eval --model " + (*dir_ / "run").string() + " --subset 2000 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto e = last_json_line(r.out), t = last_json_line(*train_out_);
+  for (auto key : {"recall_at_1", "map_at_r", "roc_auc", "verification_accuracy", "eer", "threshold"}) {
+    EXPECT_NEAR(e[key].get<double>(), t[key].get<double>(), 1e-6) << key;
+  }
+  auto unseen = run("eval --model " + (*dir_ / "run").string() + " --subset 2000 --protocol fmnist-unseen --episodes 50 --json");
+  ASSERT_EQ(unseen.code, 0) << unseen.out;
+  EXPECT_GT(last_json_line(unseen.out)["oneshot_5way_1shot"].get<double>(), 0.3);  // chance: 0.2
+}
+
+TEST_F(Cli, EmbedWritesNpyThatMatchesTheLibrary) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  const auto out = *dir_ / "emb.npy";
+  auto r = run("embed --model " + (*dir_ / "run").string() + " --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto bytes = read_file(out);
+  ASSERT_EQ(bytes.substr(0, 6), "\x93NUMPY");
+  const size_t header = 10 + static_cast<uint8_t>(bytes[8]) + 256 * static_cast<uint8_t>(bytes[9]);
+  EXPECT_NE(bytes.find("'shape': (10000, 64)"), std::string::npos);
+  ASSERT_EQ(bytes.size(), header + 10000 * 64 * 4);
+  auto model = load_model((*dir_ / "run").string());
+  auto test = open_data("fashion-mnist").test;
+  torch::NoGradGuard no_grad;
+  auto e = model.network->embed(test.gather({0, 9999}));
+  const float* data = reinterpret_cast<const float*>(bytes.data() + header);
+  EXPECT_NEAR(data[0], e[0][0].item<float>(), 1e-5);
+  EXPECT_NEAR(data[9999 * 64 + 63], e[1][63].item<float>(), 1e-5);
+  auto labels = read_file(*dir_ / "emb.labels.npy");
+  EXPECT_EQ(labels.size(), header + 10000 * 8);  // same header length for [10000] int64
+}
+
+TEST_F(Cli, CompareTwoImagesUsesTheCalibratedThreshold) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  auto test = open_data("fashion-mnist").test;
+  auto save = [&](int64_t i, const std::string& name) {
+    auto img = test.images()[i][0].contiguous();
+    cv::Mat mat(28, 28, CV_8UC1, img.data_ptr<uint8_t>());
+    cv::imwrite((*dir_ / name).string(), mat);
+    return (*dir_ / name).string();
+  };
+  const auto a = save(0, "a.png"), b = save(1, "b.png");
+  auto r = run("compare --model " + (*dir_ / "run").string() + " --json " + a + " " + b);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = last_json_line(r.out);
+  auto model = load_model((*dir_ / "run").string());
+  torch::NoGradGuard no_grad;
+  const double d = model.network->forward(test.gather({0}), test.gather({1})).item<double>();
+  EXPECT_NEAR(j["distance"].get<double>(), d, 1e-5);
+  EXPECT_EQ(j["same"].get<bool>(), d <= model.threshold);
+  EXPECT_DOUBLE_EQ(j["threshold"].get<double>(), model.threshold);
+  auto text = run("compare --model " + (*dir_ / "run").string() + " " + a + " " + a);
+  EXPECT_NE(text.out.find("same"), std::string::npos) << text.out;  // an image is the same as itself
+}
+
+TEST_F(Cli, BadInputGivesOneClearLineAndTouchesNothing) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  const auto run_dir = *dir_ / "run";
+  const auto model_before = read_file(run_dir / "model.pt");
+  const auto checkpoint_before = read_file(run_dir / "checkpoint.pt");
+
+  auto again = run("train --subset 500 --epochs 1 --quiet --out " + run_dir.string());
+  EXPECT_NE(again.code, 0);
+  EXPECT_NE(again.out.find("already holds a run"), std::string::npos) << again.out;
+
+  auto flag = run("train --loss hinge --out " + (*dir_ / "x").string());
+  EXPECT_NE(flag.code, 0);
+  EXPECT_NE(flag.out.find("unknown loss 'hinge'"), std::string::npos) << flag.out;
+
+  auto data = run("train --data idx:/no/such/dir --out " + (*dir_ / "y").string());
+  EXPECT_NE(data.code, 0);
+  EXPECT_NE(data.out.find("/no/such/dir: no such folder"), std::string::npos) << data.out;
+
+  fs::copy_file(run_dir / "model.pt", *dir_ / "broken.pt");
+  fs::resize_file(*dir_ / "broken.pt", 1000);
+  auto broken = run("eval --model " + (*dir_ / "broken.pt").string());
+  EXPECT_NE(broken.code, 0);
+  EXPECT_NE(broken.out.find("broken.pt: corrupt"), std::string::npos) << broken.out;
+
+  auto missing = run("compare --model " + run_dir.string() + " /no/a.png /no/b.png");
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.out.find("/no/a.png: cannot read image"), std::string::npos) << missing.out;
+
+  auto unknown = run("train --no-such-flag 1");
+  EXPECT_NE(unknown.code, 0);
+
+  EXPECT_EQ(read_file(run_dir / "model.pt"), model_before);
+  EXPECT_EQ(read_file(run_dir / "checkpoint.pt"), checkpoint_before);
+}
+
+TEST_F(Cli, ConfigFileSetsTheFlags) {
+  const auto config = *dir_ / "train.toml";
+  std::ofstream(config) << "subset = 300\nepochs = 1\nconv-channels = [8]\nhidden = 0\nembedding-dim = 8\n"
+                           "p = 5\nk = 4\nquiet = true\nloss = \"triplet\"\nmargin = 0.2\n";
+  auto r = run("train --config " + config.string() + " --out " + (*dir_ / "from_config").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto saved = nlohmann::json::parse(read_file(*dir_ / "from_config" / "config.json"));
+  EXPECT_EQ(saved["loss"], "triplet");
+  EXPECT_DOUBLE_EQ(saved["margin"].get<double>(), 0.2);
+  EXPECT_EQ(saved["network"]["conv_channels"], nlohmann::json::array({8}));
+  EXPECT_EQ(saved["network"]["embedding_dim"], 8);
+}

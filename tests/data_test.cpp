@@ -1,0 +1,199 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <opencv2/imgcodecs.hpp>
+#include <set>
+
+#include "siamese/data.h"
+#include "siamese/error.h"
+#include "test_util.h"
+
+using namespace siamese;
+using siamese::testing::idx_bytes;
+using siamese::testing::temp_dir;
+using siamese::testing::write_bytes;
+namespace fs = std::filesystem;
+
+namespace {
+
+void expect_error(const std::function<void()>& f, const std::string& file, const std::string& words) {
+  try {
+    f();
+    ADD_FAILURE() << "no error (expected '" << words << "')";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+  }
+}
+
+/// 3 images of 2×2 with pixel values 0..11, labels 2, 0, 1.
+struct IdxFiles {
+  std::string images, labels;
+};
+IdxFiles write_idx(const fs::path& dir, bool gzip) {
+  std::vector<uint8_t> pixels(12);
+  for (int i = 0; i < 12; ++i) pixels[i] = static_cast<uint8_t>(i * 20);
+  IdxFiles f{(dir / (gzip ? "img.gz" : "img")).string(), (dir / (gzip ? "lab.gz" : "lab")).string()};
+  write_bytes(f.images, idx_bytes({3, 2, 2}, pixels), gzip);
+  write_bytes(f.labels, idx_bytes({3}, {2, 0, 1}), gzip);
+  return f;
+}
+
+void write_png(const fs::path& path, int rows, int cols, int type, int value) {
+  fs::create_directories(path.parent_path());
+  cv::imwrite(path.string(), cv::Mat(rows, cols, type, cv::Scalar::all(value)));
+}
+
+}  // namespace
+
+TEST(Idx, ReadsRawAndGzip) {
+  auto dir = temp_dir("idx");
+  for (bool gz : {false, true}) {
+    auto f = write_idx(dir, gz);
+    auto d = read_idx(f.images, f.labels);
+    ASSERT_EQ(d.size(), 3);
+    EXPECT_EQ(d.images().sizes(), (std::vector<int64_t>{3, 1, 2, 2}));
+    EXPECT_EQ(d.labels(), (std::vector<int64_t>{2, 0, 1}));
+    EXPECT_EQ(d.images()[1][0][1][0].item<int>(), 6 * 20);  // item 1, row 1, column 0 = pixel 4+2
+    auto x = d.gather({2, 0});
+    EXPECT_NEAR(x[0][0][0][0].item<double>(), 8 * 20 / 255.0, 1e-6);
+  }
+}
+
+TEST(Idx, BadFilesAreClearErrors) {
+  auto dir = temp_dir("idx_bad");
+  auto good = write_idx(dir, false);
+  expect_error([&] { read_idx((dir / "nope").string(), good.labels); }, "nope", "no such file");
+
+  const auto magic = (dir / "magic").string();
+  auto bytes = idx_bytes({3, 2, 2}, std::vector<uint8_t>(12));
+  bytes[3] = 2;  // two dimensions declared
+  write_bytes(magic, bytes, false);
+  expect_error([&] { read_idx(magic, good.labels); }, magic, "wrong IDX magic");
+
+  const auto truncated = (dir / "truncated.gz").string();
+  write_bytes(truncated, idx_bytes({3, 2, 2}, std::vector<uint8_t>(10)), true);
+  expect_error([&] { read_idx(truncated, good.labels); }, truncated, "truncated");
+
+  const auto header = (dir / "header").string();
+  write_bytes(header, {0, 0, 8, 3, 0}, false);
+  expect_error([&] { read_idx(header, good.labels); }, header, "truncated IDX header");
+
+  const auto labels = (dir / "labels4").string();
+  write_bytes(labels, idx_bytes({4}, {0, 1, 0, 1}), false);
+  expect_error([&] { read_idx(good.images, labels); }, labels, "4 labels for 3 images");
+
+  // A gzip stream cut in the middle.
+  const auto cut = (dir / "cut.gz").string();
+  std::vector<uint8_t> noise(40000);
+  for (size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<uint8_t>((i * 7919) % 251);
+  write_bytes(cut, idx_bytes({100, 20, 20}, noise), true);
+  fs::resize_file(cut, fs::file_size(cut) / 2);
+  expect_error([&] { read_idx(cut, good.labels); }, cut, "truncated");
+}
+
+TEST(ImageFolder, ReadsClassesInNameOrder) {
+  auto dir = temp_dir("folder");
+  write_png(dir / "cat" / "a.png", 6, 5, CV_8UC1, 10);
+  write_png(dir / "cat" / "b.png", 6, 5, CV_8UC1, 20);
+  write_png(dir / "ant" / "x.png", 6, 5, CV_8UC1, 30);
+  write_png(dir / "ant" / "y.png", 6, 5, CV_8UC1, 40);
+  auto d = read_image_folder(dir.string());
+  EXPECT_EQ(d.class_names(), (std::vector<std::string>{"ant", "cat"}));
+  EXPECT_EQ(d.labels(), (std::vector<int64_t>{0, 0, 1, 1}));
+  EXPECT_EQ(d.images().sizes(), (std::vector<int64_t>{4, 1, 6, 5}));
+  EXPECT_EQ(d.images()[2][0][3][3].item<int>(), 10);
+
+  auto colour = temp_dir("folder_rgb");
+  cv::Mat bgr(4, 4, CV_8UC3, cv::Scalar(255, 0, 0));  // blue in OpenCV's BGR order
+  fs::create_directories(colour / "a");
+  fs::create_directories(colour / "b");
+  for (auto name : {"a/1.png", "a/2.png", "b/1.png", "b/2.png"}) cv::imwrite((colour / name).string(), bgr);
+  auto rgb = read_image_folder(colour.string());
+  EXPECT_EQ(rgb.images()[0][2][0][0].item<int>(), 255);  // blue is channel 2 in RGB
+  EXPECT_EQ(rgb.images()[0][0][0][0].item<int>(), 0);
+}
+
+TEST(ImageFolder, BadFoldersAreClearErrors) {
+  auto one = temp_dir("one_class");
+  write_png(one / "only" / "a.png", 4, 4, CV_8UC1, 1);
+  write_png(one / "only" / "b.png", 4, 4, CV_8UC1, 1);
+  expect_error([&] { read_image_folder(one.string()); }, one.string(), "need at least 2");
+
+  auto single = temp_dir("single_image");
+  write_png(single / "a" / "1.png", 4, 4, CV_8UC1, 1);
+  write_png(single / "a" / "2.png", 4, 4, CV_8UC1, 1);
+  write_png(single / "b" / "1.png", 4, 4, CV_8UC1, 1);
+  expect_error([&] { read_image_folder(single.string()); }, (single / "b").string(), "1 image");
+
+  auto size = temp_dir("size");
+  write_png(size / "a" / "1.png", 4, 4, CV_8UC1, 1);
+  write_png(size / "a" / "2.png", 4, 4, CV_8UC1, 1);
+  write_png(size / "b" / "1.png", 4, 4, CV_8UC1, 1);
+  write_png(size / "b" / "2.png", 5, 4, CV_8UC1, 1);
+  expect_error([&] { read_image_folder(size.string()); }, (size / "b" / "2.png").string(), "all images must match");
+
+  auto channels = temp_dir("channels");
+  write_png(channels / "a" / "1.png", 4, 4, CV_8UC1, 1);
+  write_png(channels / "a" / "2.png", 4, 4, CV_8UC1, 1);
+  write_png(channels / "b" / "1.png", 4, 4, CV_8UC3, 1);
+  write_png(channels / "b" / "2.png", 4, 4, CV_8UC1, 1);
+  expect_error([&] { read_image_folder(channels.string()); }, (channels / "b" / "1.png").string(), "all images must match");
+
+  auto broken = temp_dir("broken");
+  write_png(broken / "a" / "1.png", 4, 4, CV_8UC1, 1);
+  write_png(broken / "a" / "2.png", 4, 4, CV_8UC1, 1);
+  write_png(broken / "b" / "1.png", 4, 4, CV_8UC1, 1);
+  std::ofstream((broken / "b" / "2.png").string()) << "not a png";
+  expect_error([&] { read_image_folder(broken.string()); }, (broken / "b" / "2.png").string(), "cannot read image");
+
+  expect_error([&] { read_image_folder((broken / "missing").string()); }, "missing", "no such folder");
+  expect_error([&] { read_image((broken / "a" / "1.png").string(), 1, 28, 28); }, "1.png", "expects 1x28x28");
+  expect_error([&] { open_data("mnist"); }, "mnist", "unknown data");
+}
+
+TEST(Splits, SeenAndUnseenProtocols) {
+  // 20 training images of classes 0..3 in turn, 8 test images.
+  auto labels = [](int n) {
+    std::vector<int64_t> l;
+    for (int i = 0; i < n; ++i) l.push_back(i % 4);
+    return l;
+  };
+  DataSource source{ImageDataset(torch::zeros({20, 1, 2, 2}, torch::kUInt8), labels(20), "train"),
+                    ImageDataset(torch::zeros({8, 1, 2, 2}, torch::kUInt8), labels(8), "test")};
+  auto seen = make_splits(source, SplitOptions().validation_size(4));
+  EXPECT_EQ(seen.train.size(), 16);
+  EXPECT_EQ(seen.validation.size(), 4);
+  EXPECT_EQ(seen.test.size(), 8);
+
+  auto unseen = make_splits(source, SplitOptions().protocol(Protocol::Unseen).unseen_classes({2, 3}).validation_size(8));
+  for (auto l : unseen.train.labels()) EXPECT_LT(l, 2);
+  for (auto l : unseen.validation.labels()) EXPECT_LT(l, 2);
+  for (auto l : unseen.test.labels()) EXPECT_GE(l, 2);
+  EXPECT_EQ(unseen.train.size(), 6);
+  EXPECT_EQ(unseen.validation.size(), 4);
+  EXPECT_EQ(unseen.test.size(), 4);
+
+  EXPECT_THROW(make_splits(source, SplitOptions().protocol(Protocol::Unseen).unseen_classes({1, 2, 3})), Error);
+  EXPECT_EQ(make_splits(source, SplitOptions().validation_size(4).subset(5)).train.size(), 5);
+}
+
+TEST(Loader, DeliversEveryBatchInPlanOrder) {
+  auto images = torch::arange(50, torch::kUInt8).view({50, 1, 1, 1});
+  std::vector<int64_t> labels(50);
+  for (int i = 0; i < 50; ++i) labels[i] = i % 5;
+  ImageDataset data(images, labels, "range");
+  std::vector<std::vector<int64_t>> plan;
+  for (int b = 0; b < 17; ++b) plan.push_back({(b * 3) % 50, (b * 7 + 1) % 50, (b * 11 + 2) % 50});
+  Loader loader(data, plan, 3, 2);
+  int64_t count = 0;
+  while (auto batch = loader.next()) {
+    ASSERT_EQ(batch->number, count);
+    EXPECT_EQ(batch->indices, plan[count]);
+    EXPECT_TRUE(torch::equal(batch->inputs, data.gather(plan[count])));
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(batch->labels[i].item<int64_t>(), labels[plan[count][i]]);
+    ++count;
+  }
+  EXPECT_EQ(count, 17);
+  EXPECT_FALSE(loader.next().has_value());
+}

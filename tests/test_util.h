@@ -1,0 +1,42 @@
+#pragma once
+// Helpers shared by the tests: temporary folders and small data sets written to disk.
+
+#include <unistd.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace siamese::testing {
+
+/// A fresh, empty folder under the system temporary directory.
+inline std::filesystem::path temp_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("siamese_test_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes, bool gzip) {
+  if (gzip) {
+    gzFile f = gzopen(path.c_str(), "wb");
+    gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+    gzclose(f);
+  } else {
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }
+}
+
+/// IDX bytes: magic 0x000008<dims>, big-endian sizes, then the data.
+inline std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& shape, const std::vector<uint8_t>& data) {
+  std::vector<uint8_t> b{0, 0, 8, static_cast<uint8_t>(shape.size())};
+  for (auto s : shape) {
+    for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<uint8_t>(s >> shift));
+  }
+  b.insert(b.end(), data.begin(), data.end());
+  return b;
+}
+
+}  // namespace siamese::testing

@@ -1,0 +1,131 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "siamese/error.h"
+#include "siamese/trainer.h"
+#include "test_util.h"
+
+using namespace siamese;
+using siamese::testing::temp_dir;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A quick run: 600 Fashion-MNIST training images, small CNN, one thread (bit-reproducible).
+TrainOptions quick(const fs::path& out) {
+  TrainOptions o;
+  o.out = out.string();
+  o.split.subset(600).validation_size(5000);
+  o.network.cnn(CnnEncoderOptions().conv_channels({8, 16}).hidden(32).embedding_dim(16).normalize(true));
+  o.sampler.p = 5;
+  o.sampler.k = 8;
+  o.epochs = 3;
+  o.warmup_steps = 5;
+  o.threads = 1;
+  o.workers = 2;
+  o.progress = false;
+  return o;
+}
+
+}  // namespace
+
+TEST(Schedule, WarmupCosineAndStepByHand) {
+  TrainOptions o;
+  o.lr = 0.1;
+  o.epochs = 4;
+  o.warmup_steps = 10;
+  o.schedule = Schedule::None;
+  EXPECT_DOUBLE_EQ(learning_rate(o, 0, 25), 0.01);
+  EXPECT_DOUBLE_EQ(learning_rate(o, 4, 25), 0.05);
+  EXPECT_DOUBLE_EQ(learning_rate(o, 50, 25), 0.1);
+  o.schedule = Schedule::Cosine;
+  EXPECT_NEAR(learning_rate(o, 50, 25), 0.05, 1e-12);  // half way: cos(π/2) = 0
+  EXPECT_NEAR(learning_rate(o, 100, 25), 0.0, 1e-12);
+  o.schedule = Schedule::Step;
+  o.step_size = 2;
+  o.gamma = 0.5;
+  EXPECT_DOUBLE_EQ(learning_rate(o, 49, 25), 0.1);   // epoch 1
+  EXPECT_DOUBLE_EQ(learning_rate(o, 50, 25), 0.05);  // epoch 2: first drop
+  EXPECT_THROW(parse_schedule("linear"), Error);
+}
+
+TEST(Trainer, OptionsRoundTripThroughJson) {
+  auto o = quick("/tmp/x");
+  o.loss = LossKind::Triplet;
+  o.margin = 0.3;
+  o.split.protocol(Protocol::Unseen).unseen_classes({1, 2});
+  auto back = train_options_from_json(to_json(o));
+  EXPECT_EQ(to_json(back), to_json(o));
+  EXPECT_THROW(train_options_from_json("{\"data\": 3}"), Error);
+}
+
+TEST(Trainer, ResumeAfterInterruptionEqualsUninterruptedRun) {
+  auto root = temp_dir("resume");
+  auto whole = train(quick(root / "whole"));
+  ASSERT_TRUE(whole.finished);
+  ASSERT_EQ(whole.history.size(), 3u);
+
+  auto o = quick(root / "killed");
+  o.on_epoch_end = [](const EpochRecord& r) { return r.epoch < 2; };  // "killed" after epoch 2
+  auto partial = train(o);
+  EXPECT_FALSE(partial.finished);
+  EXPECT_FALSE(fs::exists(root / "killed" / "metrics.json"));
+  auto resumed = resume((root / "killed").string());
+  ASSERT_TRUE(resumed.finished);
+  ASSERT_EQ(resumed.history.size(), 3u);
+
+  auto a = whole.model.network->parameters(), b = resumed.model.network->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-5, 1e-6)) << "parameter " << i;
+  EXPECT_NEAR(whole.history.back().loss, resumed.history.back().loss, 1e-6);
+  EXPECT_NEAR(whole.test.recall_at_1, resumed.test.recall_at_1, 1e-3);
+  // Learned something: far above the 0.1 of chance on 10 classes.
+  EXPECT_GT(whole.test.recall_at_1, 0.5);
+  EXPECT_TRUE(fs::exists(root / "whole" / "history.csv"));
+}
+
+TEST(Trainer, RefusesAFolderThatHoldsARunAndTouchesNothing) {
+  auto root = temp_dir("refuse");
+  std::ofstream((root / "model.pt").string()) << "precious";
+  try {
+    train(quick(root));
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("already holds a run"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fs::file_size(root / "model.pt"), 8u);
+  EXPECT_FALSE(fs::exists(root / "config.json"));
+  EXPECT_THROW(resume((root / "nothing").string()), Error);
+}
+
+TEST(Trainer, DivergenceIsAClearErrorAndLeavesNoModel) {
+  auto root = temp_dir("nan");
+  auto o = quick(root / "run");
+  o.optimizer = "sgd";
+  o.lr = 1e30;
+  o.warmup_steps = 0;
+  o.network.cnn(o.network.cnn().normalize(false));
+  try {
+    train(o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("training diverged"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(root / "run" / "model.pt"));
+}
+
+TEST(Trainer, RejectsBadOptions) {
+  auto root = temp_dir("opts");
+  auto o = quick(root / "a");
+  o.loss = LossKind::Triplet;
+  o.sampler.kind = SamplerKind::Pairs;
+  EXPECT_THROW(train(o), Error);
+  o = quick(root / "b");
+  o.optimizer = "rmsprop";
+  EXPECT_THROW(train(o), Error);
+  o = quick(root / "c");
+  o.data = "idx:/nonexistent";
+  EXPECT_THROW(train(o), Error);
+}
