@@ -322,6 +322,7 @@ TrainResult run(TrainOptions o, bool resuming) {
       nlohmann::ordered_json info;
       info["data"] = o.data;
       info["protocol"] = to_string(o.split.protocol());
+      info["unseen_classes"] = o.split.unseen_classes();
       info["epoch"] = epoch + 1;
       info["val_map_at_r"] = record.val_map_at_r;
       save_model((out / "model.pt").string(), net, calibrate_threshold(d, pairs.same), info.dump());

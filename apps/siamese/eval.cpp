@@ -13,7 +13,7 @@ void add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "evaluate a model on a protocol's test split");
   struct Flags {
     std::string model, data, protocol;
-    std::vector<int64_t> unseen{5, 6, 7, 8, 9};
+    std::vector<int64_t> unseen;
     int64_t subset = 0, pairs = 10000, episodes = 1000;
     bool json = false;
   };
@@ -21,8 +21,8 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--model", f->model, "model file or run folder")->required();
   cmd->add_option("--data", f->data, "data set (default: the one the model was trained on)");
   cmd->add_option("--protocol", f->protocol, "fmnist-seen | fmnist-unseen (default: the training protocol)");
-  cmd->add_option("--unseen-classes", f->unseen, "test classes under fmnist-unseen")->delimiter(',')
-      ->capture_default_str();
+  cmd->add_option("--unseen-classes", f->unseen, "test classes under fmnist-unseen (default: the training ones)")
+      ->delimiter(',');
   cmd->add_option("--subset", f->subset, "keep only the first N test images (0 = all)")->capture_default_str();
   cmd->add_option("--pairs", f->pairs, "balanced test pairs (seed 0)")->capture_default_str();
   cmd->add_option("--episodes", f->episodes, "few-shot episodes (fmnist-unseen)")->capture_default_str();
@@ -32,6 +32,7 @@ void add_eval(CLI::App& app) {
     auto info = nlohmann::json::parse(model.info);
     const std::string data = !f->data.empty() ? f->data : info.value("data", "fashion-mnist");
     const auto protocol = parse_protocol(!f->protocol.empty() ? f->protocol : info.value("protocol", "fmnist-seen"));
+    if (f->unseen.empty()) f->unseen = info.value("unseen_classes", std::vector<int64_t>{5, 6, 7, 8, 9});
     auto splits = make_splits(open_data(data), SplitOptions().protocol(protocol).unseen_classes(f->unseen)
                                                    .subset(f->subset));
     auto report = evaluate(model.network, splits.test, model.threshold,

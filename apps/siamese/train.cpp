@@ -11,7 +11,7 @@ void add_train(CLI::App& app) {
   cmd->set_config("--config", "", "read flags from an INI/TOML file (key = value, keys as the flags)");
   struct Flags {
     TrainOptions o;
-    std::string protocol = "fmnist-seen", sampler = "pk", loss = "contrastive", distance = "euclidean",
+    std::string protocol = "fmnist-seen", sampler = "pk", loss = "triplet", distance = "euclidean",
                 schedule = "cosine", encoder = "cnn", resume;
     std::vector<int64_t> conv{32, 64}, unseen{5, 6, 7, 8, 9};
     int64_t hidden = 256, dim = 64, validation = 5000, subset = 0;

@@ -30,9 +30,9 @@ struct SamplerOptions {
   int64_t batch_size = 128;
   /// Fraction of positive pairs in each batch, honoured exactly up to rounding. Default 0.5.
   double pos_fraction = 0.5;
-  /// pk: classes per batch (P) and images per class (K). Default 16 × 8.
-  int64_t p = 16;
-  int64_t k = 8;
+  /// pk: classes per batch (P) and images per class (K). Default 10 × 16.
+  int64_t p = 10;
+  int64_t k = 16;
   uint64_t seed = 0;
 };
 

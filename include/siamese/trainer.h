@@ -34,9 +34,9 @@ struct TrainOptions {
   /// Network; input_mean / input_std are replaced by the training split's pixel statistics.
   SiameseNetworkOptions network = SiameseNetworkOptions().cnn(CnnEncoderOptions().normalize(true));
   SamplerOptions sampler;
-  LossKind loss = LossKind::Contrastive;
-  /// Loss margin. Default 1.0 (suits unit-length embeddings with the Euclidean distance).
-  double margin = 1.0;
+  LossKind loss = LossKind::Triplet;
+  /// Loss margin. Default 0.2 (suits unit-length embeddings with the Euclidean distance).
+  double margin = 0.2;
   std::string optimizer = "adam";  ///< "adam" | "sgd" (momentum 0.9)
   double lr = 1e-3;
   double weight_decay = 0;

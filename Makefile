@@ -1,0 +1,31 @@
+# make demo: install what is missing, build, train on Fashion-MNIST (fmnist-seen), print the metrics.
+# make test: install what is missing, build, run the whole test suite through CTest.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+
+.PHONY: all deps build demo test bench clean
+
+all: build
+
+deps:
+	scripts/install-deps
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/siamese train --out $(RUN)
+	$(BUILD)/siamese eval --model $(RUN)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	$(BUILD)/siamese_bench
+
+clean:
+	rm -rf $(BUILD)
