@@ -134,10 +134,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, S
 
 std::string history_csv(const std::vector<EpochRecord>& history) {
   std::ostringstream s;
-  s << "epoch,loss,lr,val_recall_at_1,val_map_at_r,val_roc_auc,images_per_second,seconds\n";
+  s << "epoch,loss,lr,val_recall_at_1,val_map_at_r,val_roc_auc,images_per_second,seconds,data_wait_seconds\n";
   for (const auto& r : history) {
     s << r.epoch << ',' << r.loss << ',' << r.lr << ',' << r.val_recall_at_1 << ',' << r.val_map_at_r << ','
-      << r.val_roc_auc << ',' << r.images_per_second << ',' << r.seconds << '\n';
+      << r.val_roc_auc << ',' << r.images_per_second << ',' << r.seconds << ',' << r.data_wait_seconds << '\n';
   }
   return s.str();
 }
@@ -146,7 +146,7 @@ nlohmann::json history_json(const std::vector<EpochRecord>& history) {
   auto j = nlohmann::json::array();
   for (const auto& r : history) {
     j.push_back({r.epoch, r.loss, r.lr, r.val_recall_at_1, r.val_map_at_r, r.val_roc_auc, r.images_per_second,
-                 r.seconds});
+                 r.seconds, r.data_wait_seconds});
   }
   return j;
 }
@@ -154,7 +154,7 @@ nlohmann::json history_json(const std::vector<EpochRecord>& history) {
 std::vector<EpochRecord> history_from_json(const nlohmann::json& j) {
   std::vector<EpochRecord> h;
   for (const auto& r : j) {
-    h.push_back({r[0].get<int64_t>(), r[1], r[2], r[3], r[4], r[5], r[6], r[7]});
+    h.push_back({r[0].get<int64_t>(), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]});
   }
   return h;
 }
@@ -275,9 +275,13 @@ TrainResult run(TrainOptions o, bool resuming) {
     const auto start = Clock::now();
     double loss_sum = 0;
     int64_t images = 0;
-    double lr = o.lr;
+    double lr = o.lr, wait = 0;
     const auto steps = static_cast<int64_t>(plan.size());
-    while (auto batch = loader.next()) {
+    while (true) {
+      const auto asked = Clock::now();
+      auto batch = loader.next();
+      wait += std::chrono::duration<double>(Clock::now() - asked).count();
+      if (!batch) break;
       lr = learning_rate(o, step, steps);
       for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
       auto loss = batch_loss_of(o, net, *batch, plan[batch->number]);
@@ -309,13 +313,13 @@ TrainResult run(TrainOptions o, bool resuming) {
     auto pairs = balanced_pairs(splits.validation.labels(), 10000, 1);
     auto d = pair_distances(e, pairs, o.network.distance());
     EpochRecord record{epoch + 1, loss_sum / std::max<int64_t>(1, steps), lr, retrieval.recall_at_1,
-                       retrieval.map_at_r, roc_auc(d, pairs.same), images / seconds, seconds};
+                       retrieval.map_at_r, roc_auc(d, pairs.same), images / seconds, seconds, wait};
     history.push_back(record);
     if (o.progress) {
-      std::fprintf(stderr, "%sepoch %lld/%lld loss %.4f lr %.2e val R@1 %.4f MAP@R %.4f AUC %.4f %.0f img/s %.1fs\n",
+      std::fprintf(stderr, "%sepoch %lld/%lld loss %.4f lr %.2e val R@1 %.4f MAP@R %.4f AUC %.4f %.0f img/s %.1fs (data wait %.2fs)\n",
                    ::isatty(2) ? "\r" : "", static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs),
                    record.loss, lr, record.val_recall_at_1, record.val_map_at_r, record.val_roc_auc,
-                   record.images_per_second, seconds);
+                   record.images_per_second, seconds, wait);
     }
     if (record.val_map_at_r > best) {
       best = record.val_map_at_r;

@@ -135,7 +135,7 @@ TEST_F(Cli, CompareTwoImagesUsesTheCalibratedThreshold) {
   const double d = model.network->forward(test.gather({0}), test.gather({1})).item<double>();
   EXPECT_NEAR(j["distance"].get<double>(), d, 1e-5);
   EXPECT_EQ(j["same"].get<bool>(), d <= model.threshold);
-  EXPECT_DOUBLE_EQ(j["threshold"].get<double>(), model.threshold);
+  EXPECT_NEAR(j["threshold"].get<double>(), model.threshold, 1e-6);
   auto text = run("compare --model " + (*dir_ / "run").string() + " " + a + " " + a);
   EXPECT_NE(text.out.find("same"), std::string::npos) << text.out;  // an image is the same as itself
 }
@@ -177,7 +177,7 @@ TEST_F(Cli, BadInputGivesOneClearLineAndTouchesNothing) {
 
 TEST_F(Cli, ConfigFileSetsTheFlags) {
   const auto config = *dir_ / "train.toml";
-  std::ofstream(config) << "subset = 300\nepochs = 1\nconv-channels = [8]\nhidden = 0\nembedding-dim = 8\n"
+  std::ofstream(config) << "[train]\nsubset = 300\nepochs = 1\nconv-channels = [8]\nhidden = 0\nembedding-dim = 8\n"
                            "p = 5\nk = 4\nquiet = true\nloss = \"triplet\"\nmargin = 0.2\n";
   auto r = run("train --config " + config.string() + " --out " + (*dir_ / "from_config").string());
   ASSERT_EQ(r.code, 0) << r.out;
@@ -186,4 +186,29 @@ TEST_F(Cli, ConfigFileSetsTheFlags) {
   EXPECT_DOUBLE_EQ(saved["margin"].get<double>(), 0.2);
   EXPECT_EQ(saved["network"]["conv_channels"], nlohmann::json::array({8}));
   EXPECT_EQ(saved["network"]["embedding_dim"], 8);
+
+  std::ofstream(config) << "epochs = 1\n";  // outside [train]: refused, not silently ignored
+  auto stray = run("train --config " + config.string() + " --out " + (*dir_ / "stray").string());
+  EXPECT_NE(stray.code, 0);
+  EXPECT_FALSE(fs::exists(*dir_ / "stray"));
+}
+
+TEST_F(Cli, KilledRunResumesFromItsLastCheckpoint) {
+  const auto out = *dir_ / "killed";
+  const auto pid_file = *dir_ / "killed.pid";
+  const std::string args = "train --subset 3000 --epochs 6 --conv-channels 16,32 --hidden 64 --p 10 --k 8 --quiet --out " +
+                           out.string();
+  ASSERT_EQ(std::system((std::string(SIAMESE_CLI) + " " + args + " >/dev/null 2>&1 & echo $! > " + pid_file.string()).c_str()), 0);
+  for (int i = 0; i < 600 && !fs::exists(out / "checkpoint.pt"); ++i) ::usleep(100000);
+  ASSERT_TRUE(fs::exists(out / "checkpoint.pt"));
+  ASSERT_EQ(std::system(("kill -9 $(cat " + pid_file.string() + ")").c_str()), 0);
+  ::usleep(200000);
+  EXPECT_FALSE(fs::exists(out / "metrics.json"));  // killed before the end
+
+  auto r = run("train --resume " + out.string() + " --quiet");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("resuming"), std::string::npos) << r.out;
+  auto history = read_file(out / "history.csv");
+  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 7);  // header + 6 epochs, none twice
+  EXPECT_GT(last_json_line(r.out)["recall_at_1"].get<double>(), 0.6);
 }

@@ -27,10 +27,10 @@ void add_compare(CLI::App& app) {
     const double d = model.network->forward(a, b).item<double>();
     const bool same = d <= model.threshold;
     if (f->json) {
-      std::printf("{\"distance\": %.6f, \"threshold\": %.6f, \"same\": %s}\n", d, model.threshold,
+      std::printf("{\"distance\": %.9g, \"threshold\": %.9g, \"same\": %s}\n", d, model.threshold,
                   same ? "true" : "false");
     } else {
-      std::printf("distance %.6f threshold %.6f %s\n", d, model.threshold, same ? "same" : "different");
+      std::printf("distance %.9g threshold %.9g %s\n", d, model.threshold, same ? "same" : "different");
     }
   });
 }

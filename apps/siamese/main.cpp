@@ -7,6 +7,11 @@
 int main(int argc, char** argv) {
   CLI::App app{"siamese: similarity learning with Siamese networks (train, eval, embed, compare)"};
   app.require_subcommand(1);
+  // `siamese train --config FILE` falls through to this option; the file's [train] section sets
+  // train's flags (TOML or INI: `epochs = 3`, `conv-channels = [16, 32]`).
+  app.set_config("--config", "", "read flags from a TOML/INI file; a [train] section sets train's flags");
+  app.fallthrough();
+  app.allow_config_extras(CLI::config_extras_mode::error);
   siamese::cli::add_train(app);
   siamese::cli::add_eval(app);
   siamese::cli::add_embed(app);

@@ -8,7 +8,6 @@ namespace siamese::cli {
 
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "train a Siamese network; writes model, history, metrics into --out");
-  cmd->set_config("--config", "", "read flags from an INI/TOML file (key = value, keys as the flags)");
   struct Flags {
     TrainOptions o;
     std::string protocol = "fmnist-seen", sampler = "pk", loss = "triplet", distance = "euclidean",

@@ -25,6 +25,7 @@ struct EpochRecord {
   double loss = 0, lr = 0;
   double val_recall_at_1 = 0, val_map_at_r = 0, val_roc_auc = 0;
   double images_per_second = 0, seconds = 0;
+  double data_wait_seconds = 0;  ///< time the training loop spent waiting for the loader
 };
 
 struct TrainOptions {
@@ -38,13 +39,13 @@ struct TrainOptions {
   /// Loss margin. Default 0.2 (suits unit-length embeddings with the Euclidean distance).
   double margin = 0.2;
   std::string optimizer = "adam";  ///< "adam" | "sgd" (momentum 0.9)
-  double lr = 1e-3;
+  double lr = 2e-3;
   double weight_decay = 0;
   Schedule schedule = Schedule::Cosine;
   int64_t warmup_steps = 100;  ///< linear warm-up from lr/warmup_steps to lr
   int64_t step_size = 3;       ///< step schedule: multiply the LR by gamma every step_size epochs
   double gamma = 0.1;
-  int64_t epochs = 8;
+  int64_t epochs = 9;
   uint64_t seed = 0;
   int threads = 0;        ///< intra-op threads; 0 = all cores
   int workers = 1;        ///< loader threads
