@@ -6,6 +6,7 @@
 #include <random>
 
 #include "siamese/error.h"
+#include "siamese/sampler.h"
 
 namespace siamese {
 
@@ -61,11 +62,7 @@ RetrievalMetrics retrieval_metrics(const torch::Tensor& embeddings, const std::v
 }
 
 Pairs balanced_pairs(const std::vector<int64_t>& labels, int64_t count, uint64_t seed) {
-  std::vector<std::vector<int64_t>> by_class;
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (static_cast<size_t>(labels[i]) >= by_class.size()) by_class.resize(labels[i] + 1);
-    by_class[labels[i]].push_back(static_cast<int64_t>(i));
-  }
+  const auto by_class = indices_by_class(labels);
   std::vector<int64_t> anchors;  // items with a same-class partner
   for (const auto& c : by_class) {
     if (c.size() >= 2) anchors.insert(anchors.end(), c.begin(), c.end());
@@ -201,11 +198,7 @@ double accuracy_at(const std::vector<double>& distance, const std::vector<uint8_
 
 double few_shot_accuracy(const torch::Tensor& embeddings, const std::vector<int64_t>& labels,
                          Distance distance, int64_t n_way, int64_t k_shot, int64_t episodes, uint64_t seed) {
-  std::vector<std::vector<int64_t>> by_class;
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (static_cast<size_t>(labels[i]) >= by_class.size()) by_class.resize(labels[i] + 1);
-    by_class[labels[i]].push_back(static_cast<int64_t>(i));
-  }
+  const auto by_class = indices_by_class(labels);
   std::vector<int64_t> usable;  // classes with K supports and a query
   for (size_t c = 0; c < by_class.size(); ++c) {
     if (static_cast<int64_t>(by_class[c].size()) > k_shot) usable.push_back(static_cast<int64_t>(c));

@@ -8,6 +8,17 @@
 
 namespace siamese {
 
+std::vector<std::vector<int64_t>> indices_by_class(const std::vector<int64_t>& labels) {
+  std::vector<std::vector<int64_t>> by_class;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const auto c = labels[i];
+    if (c < 0) throw Error("negative label " + std::to_string(c) + " at item " + std::to_string(i));
+    if (static_cast<size_t>(c) >= by_class.size()) by_class.resize(c + 1);
+    by_class[c].push_back(static_cast<int64_t>(i));
+  }
+  return by_class;
+}
+
 SamplerKind parse_sampler(const std::string& name) {
   if (name == "pairs") return SamplerKind::Pairs;
   if (name == "triplets") return SamplerKind::Triplets;
@@ -25,13 +36,7 @@ std::string to_string(SamplerKind sampler) {
 }
 
 Sampler::Sampler(std::vector<int64_t> labels, SamplerOptions options)
-    : labels_(std::move(labels)), options_(options) {
-  for (size_t i = 0; i < labels_.size(); ++i) {
-    const auto c = labels_[i];
-    if (c < 0) throw Error("sampler: negative label " + std::to_string(c));
-    if (static_cast<size_t>(c) >= by_class_.size()) by_class_.resize(c + 1);
-    by_class_[c].push_back(static_cast<int64_t>(i));
-  }
+    : labels_(std::move(labels)), options_(options), by_class_(indices_by_class(labels_)) {
   int64_t classes = 0;
   for (size_t c = 0; c < by_class_.size(); ++c) {
     if (!by_class_[c].empty()) ++classes;

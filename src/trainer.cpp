@@ -215,6 +215,19 @@ TrainResult run(TrainOptions o, bool resuming) {
   torch::manual_seed(o.seed);
   SiameseNetwork net(o.network);
   auto optimizer = make_optimizer(o, net);
+  if (o.sampler.kind == SamplerKind::PK) {
+    // Fewer classes than P (e.g. fmnist-unseen keeps 5): take them all, same images per batch.
+    int64_t classes = 0;
+    for (const auto& items : indices_by_class(splits.train.labels())) classes += items.size() >= 2 ? 1 : 0;
+    if (classes >= 2 && classes < o.sampler.p) {
+      const int64_t images = o.sampler.p * o.sampler.k;
+      o.sampler.p = classes;
+      o.sampler.k = std::max<int64_t>(2, images / classes);
+      std::fprintf(stderr, "pk sampler: the training split has %lld classes; using P = %lld, K = %lld\n",
+                   static_cast<long long>(classes), static_cast<long long>(o.sampler.p),
+                   static_cast<long long>(o.sampler.k));
+    }
+  }
   Sampler sampler(splits.train.labels(), o.sampler);
 
   int64_t first_epoch = 0, step = 0;

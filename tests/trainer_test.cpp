@@ -129,3 +129,17 @@ TEST(Trainer, RejectsBadOptions) {
   o.data = "idx:/nonexistent";
   EXPECT_THROW(train(o), Error);
 }
+
+TEST(Trainer, UnseenProtocolAdaptsPToTheTrainingClassesAndReportsFewShot) {
+  auto root = temp_dir("unseen");
+  auto o = quick(root / "run");
+  o.split.protocol(Protocol::Unseen);
+  o.sampler.p = 10;  // only classes 0–4 train
+  o.epochs = 1;
+  auto result = train(o);
+  auto saved = train_options_from_json(to_json(o));
+  EXPECT_EQ(saved.sampler.p, 10);  // the caller's options are not changed
+  EXPECT_GE(result.test.oneshot_5way_1shot, 0.0);
+  EXPECT_GE(result.test.oneshot_5way_5shot, result.test.oneshot_5way_1shot - 0.05);
+  EXPECT_GT(result.test.oneshot_5way_1shot, 0.3);  // chance: 0.2
+}

@@ -10,6 +10,10 @@
 
 namespace siamese {
 
+/// The item indices of each class: result[c] lists, in order, the items labelled c (empty for a
+/// label that does not occur). Throws siamese::Error on a negative label.
+std::vector<std::vector<int64_t>> indices_by_class(const std::vector<int64_t>& labels);
+
 enum class SamplerKind { Pairs, Triplets, PK };
 /// Parses "pairs", "triplets" or "pk"; throws siamese::Error otherwise.
 SamplerKind parse_sampler(const std::string& name);
