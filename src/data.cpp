@@ -251,7 +251,7 @@ Splits make_splits(const DataSource& data, const SplitOptions& options) {
   const int64_t n = data.train.size();
   if (options.validation_size() < 1 || options.validation_size() >= n) {
     throw Error(data.train.source() + ": validation size " + std::to_string(options.validation_size()) +
-                " must be between 1 and the " + std::to_string(n) + " training images");
+                " must be between 1 and the " + std::to_string(n) + " training images (set --validation-size)");
   }
   const std::set<int64_t> unseen(options.unseen_classes().begin(), options.unseen_classes().end());
   const bool held_out = options.protocol() == Protocol::Unseen;

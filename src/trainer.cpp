@@ -340,6 +340,7 @@ TrainResult run(TrainOptions o, bool resuming) {
       info["data"] = o.data;
       info["protocol"] = to_string(o.split.protocol());
       info["unseen_classes"] = o.split.unseen_classes();
+      info["validation_size"] = o.split.validation_size();
       info["epoch"] = epoch + 1;
       info["val_map_at_r"] = record.val_map_at_r;
       save_model((out / "model.pt").string(), net, calibrate_threshold(d, pairs.same), info.dump());

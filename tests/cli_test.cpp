@@ -212,3 +212,27 @@ TEST_F(Cli, KilledRunResumesFromItsLastCheckpoint) {
   EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 7);  // header + 6 epochs, none twice
   EXPECT_GT(last_json_line(r.out)["recall_at_1"].get<double>(), 0.6);
 }
+
+TEST_F(Cli, TrainsOnAnImageFolderAndNamesABadImage) {
+  const auto root = *dir_ / "folder";
+  auto source = open_data("fashion-mnist");
+  auto dump = [&](const ImageDataset& d, const std::string& split, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) {
+      const auto cls = root / split / ("class" + std::to_string(d.labels()[i]));
+      fs::create_directories(cls);
+      auto img = d.images()[i][0].contiguous();
+      cv::imwrite((cls / (std::to_string(i) + ".png")).string(), cv::Mat(28, 28, CV_8UC1, img.data_ptr<uint8_t>()));
+    }
+  };
+  dump(source.train, "train", 600);
+  dump(source.test, "test", 200);
+  auto r = run("train --data folder:" + root.string() + " --validation-size 100 --epochs 1 --conv-channels 8 --hidden 0 "
+               "--p 5 --k 4 --quiet --out " + (*dir_ / "folder_run").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(last_json_line(r.out)["test_images"].get<int64_t>(), 200);
+
+  cv::imwrite((root / "test" / "class0" / "big.png").string(), cv::Mat(32, 32, CV_8UC1, cv::Scalar(0)));
+  auto bad = run("eval --model " + (*dir_ / "folder_run").string());
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("big.png: image is"), std::string::npos) << bad.out;
+}

@@ -34,6 +34,7 @@ void add_eval(CLI::App& app) {
     const auto protocol = parse_protocol(!f->protocol.empty() ? f->protocol : info.value("protocol", "fmnist-seen"));
     if (f->unseen.empty()) f->unseen = info.value("unseen_classes", std::vector<int64_t>{5, 6, 7, 8, 9});
     auto splits = make_splits(open_data(data), SplitOptions().protocol(protocol).unseen_classes(f->unseen)
+                                                   .validation_size(info.value("validation_size", int64_t{5000}))
                                                    .subset(f->subset));
     auto report = evaluate(model.network, splits.test, model.threshold,
                            EvalOptions().test_pairs(f->pairs).episodes(f->episodes)
