@@ -8,13 +8,15 @@ namespace siamese::cli {
 
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "train a Siamese network; writes model, history, metrics into --out");
-  struct Flags {
+  struct Flags {  // every default comes from TrainOptions
     TrainOptions o;
-    std::string protocol = "fmnist-seen", sampler = "pk", loss = "triplet", distance = "euclidean",
-                schedule = "cosine", encoder = "cnn", resume;
-    std::vector<int64_t> conv{32, 64}, unseen{5, 6, 7, 8, 9};
-    int64_t hidden = 256, dim = 64, validation = 5000, subset = 0;
-    bool normalize = true, quiet = false;
+    std::string protocol = to_string(o.split.protocol()), sampler = to_string(o.sampler.kind),
+                loss = to_string(o.loss), distance = to_string(o.network.distance()),
+                schedule = to_string(o.schedule), encoder = o.network.encoder(), resume;
+    std::vector<int64_t> conv = o.network.cnn().conv_channels(), unseen = o.split.unseen_classes();
+    int64_t hidden = o.network.cnn().hidden(), dim = o.network.cnn().embedding_dim(),
+            validation = o.split.validation_size(), subset = o.split.subset();
+    bool normalize = o.network.cnn().normalize(), quiet = false;
   };
   auto f = std::make_shared<Flags>();
   auto& o = f->o;
