@@ -46,7 +46,7 @@ void check_batch(const torch::Tensor& embeddings, const torch::Tensor& labels) {
 }  // namespace
 
 torch::Tensor batch_contrastive_loss(const torch::Tensor& embeddings, const torch::Tensor& labels,
-                                     Distance distance, double margin) {
+                                     Distance distance, double margin, int64_t* active) {
   check_batch(embeddings, labels);
   const auto b = embeddings.size(0);
   auto d = pairwise_distance(embeddings, embeddings, distance);
@@ -54,6 +54,10 @@ torch::Tensor batch_contrastive_loss(const torch::Tensor& embeddings, const torc
   auto upper = torch::ones({b, b}, same.options()).triu(1);
   auto pos = same.logical_and(upper);
   auto neg = same.logical_not().logical_and(upper);
+  if (active != nullptr) {
+    auto dd = d.detach();
+    *active = (dd.gt(0).logical_and(pos).sum() + dd.lt(margin).logical_and(neg).sum()).item<int64_t>();
+  }
   auto zero = d.sum() * 0;  // keeps the result attached to the graph when a term is empty
   auto pos_term = pos.any().item<bool>() ? d.masked_select(pos).pow(2).mul(0.5).mean() : zero;
   auto neg_term = neg.any().item<bool>()
@@ -63,7 +67,7 @@ torch::Tensor batch_contrastive_loss(const torch::Tensor& embeddings, const torc
 }
 
 torch::Tensor batch_triplet_loss(const torch::Tensor& embeddings, const torch::Tensor& labels,
-                                 Distance distance, double margin) {
+                                 Distance distance, double margin, int64_t* active_out) {
   check_batch(embeddings, labels);
   const auto b = embeddings.size(0);
   auto d = pairwise_distance(embeddings, embeddings, distance);
@@ -90,6 +94,7 @@ torch::Tensor batch_triplet_loss(const torch::Tensor& embeddings, const torch::T
     }
   }
   const double active = count_p.sum().item<double>();
+  if (active_out != nullptr) *active_out = static_cast<int64_t>(active);
   if (active == 0) return d.sum() * 0;
   return ((count_p * d).sum() - (count_n * d).sum() + margin * active) / active;
 }

@@ -44,6 +44,7 @@ std::string to_json(const TrainOptions& o) {
   j["p"] = o.sampler.p;
   j["k"] = o.sampler.k;
   j["loss"] = to_string(o.loss);
+  j["miner"] = to_string(o.miner);
   j["margin"] = o.margin;
   j["optimizer"] = o.optimizer;
   j["lr"] = o.lr;
@@ -76,6 +77,7 @@ TrainOptions train_options_from_json(const std::string& text) {
     o.sampler.p = j.at("p");
     o.sampler.k = j.at("k");
     o.loss = parse_loss(j.at("loss"));
+    o.miner = parse_miner(j.value("miner", "all"));
     o.margin = j.at("margin");
     o.optimizer = j.at("optimizer");
     o.lr = j.at("lr");
@@ -121,6 +123,9 @@ void validate(const TrainOptions& o) {
     throw Error("the triplet loss needs --sampler triplets or pk, not pairs");
   }
   if (o.workers < 1) throw Error("workers must be >= 1");
+  if (o.miner != MinerKind::All && o.sampler.kind != SamplerKind::PK) {
+    throw Error("miners work on labelled batches: --miner " + to_string(o.miner) + " needs --sampler pk");
+  }
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, SiameseNetwork& net) {
@@ -134,10 +139,11 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, S
 
 std::string history_csv(const std::vector<EpochRecord>& history) {
   std::ostringstream s;
-  s << "epoch,loss,lr,val_recall_at_1,val_map_at_r,val_roc_auc,images_per_second,seconds,data_wait_seconds\n";
+  s << "epoch,loss,lr,val_recall_at_1,val_map_at_r,val_roc_auc,images_per_second,seconds,data_wait_seconds,active_fraction\n";
   for (const auto& r : history) {
     s << r.epoch << ',' << r.loss << ',' << r.lr << ',' << r.val_recall_at_1 << ',' << r.val_map_at_r << ','
-      << r.val_roc_auc << ',' << r.images_per_second << ',' << r.seconds << ',' << r.data_wait_seconds << '\n';
+      << r.val_roc_auc << ',' << r.images_per_second << ',' << r.seconds << ',' << r.data_wait_seconds << ','
+      << r.active_fraction << '\n';
   }
   return s.str();
 }
@@ -146,7 +152,7 @@ nlohmann::json history_json(const std::vector<EpochRecord>& history) {
   auto j = nlohmann::json::array();
   for (const auto& r : history) {
     j.push_back({r.epoch, r.loss, r.lr, r.val_recall_at_1, r.val_map_at_r, r.val_roc_auc, r.images_per_second,
-                 r.seconds, r.data_wait_seconds});
+                 r.seconds, r.data_wait_seconds, r.active_fraction});
   }
   return j;
 }
@@ -154,7 +160,7 @@ nlohmann::json history_json(const std::vector<EpochRecord>& history) {
 std::vector<EpochRecord> history_from_json(const nlohmann::json& j) {
   std::vector<EpochRecord> h;
   for (const auto& r : j) {
-    h.push_back({r[0].get<int64_t>(), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]});
+    h.push_back({r[0].get<int64_t>(), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]});
   }
   return h;
 }
@@ -179,24 +185,29 @@ void show_progress(int64_t epoch, int64_t epochs, int64_t done, int64_t total, d
                static_cast<long long>(total), loss, ips, duration(eta).c_str());
 }
 
-/// Loss of one planned batch, according to the sampler's layout.
-torch::Tensor batch_loss_of(const TrainOptions& o, SiameseNetwork& net, const Batch& batch,
-                            const BatchPlan& plan) {
+/// Loss of one planned batch, according to the sampler's layout (active counts for pk only).
+MinedLoss batch_loss_of(const TrainOptions& o, SiameseNetwork& net, const Batch& batch, const BatchPlan& plan,
+                        int64_t step) {
   const auto distance = o.network.distance();
   auto e = net->embed(batch.inputs);
-  if (o.sampler.kind == SamplerKind::PK) return batch_loss(o.loss, e, batch.labels, distance, o.margin);
+  if (o.sampler.kind == SamplerKind::PK) {
+    return mined_loss(o.loss, o.miner, e, batch.labels, distance, o.margin, o.seed * 1000003 + step);
+  }
+  MinedLoss r;
   if (o.sampler.kind == SamplerKind::Pairs) {
     const auto n = e.size(0) / 2;
     auto d = paired_distance(e.slice(0, 0, n), e.slice(0, n), distance);
-    return contrastive_loss(d, torch::tensor(plan.similar), o.margin);
+    r.loss = contrastive_loss(d, torch::tensor(plan.similar), o.margin);
+    return r;
   }
   const auto n = e.size(0) / 3;
   auto a = e.slice(0, 0, n);
   auto d_ap = paired_distance(a, e.slice(0, n, 2 * n), distance);
   auto d_an = paired_distance(a, e.slice(0, 2 * n), distance);
-  if (o.loss == LossKind::Triplet) return triplet_loss(d_ap, d_an, o.margin);
-  return contrastive_loss(torch::cat({d_ap, d_an}),
-                          torch::cat({torch::ones({n}), torch::zeros({n})}), o.margin);
+  r.loss = o.loss == LossKind::Triplet ? triplet_loss(d_ap, d_an, o.margin)
+                                       : contrastive_loss(torch::cat({d_ap, d_an}),
+                                                          torch::cat({torch::ones({n}), torch::zeros({n})}), o.margin);
+  return r;
 }
 
 TrainResult run(TrainOptions o, bool resuming) {
@@ -289,6 +300,7 @@ TrainResult run(TrainOptions o, bool resuming) {
     double loss_sum = 0;
     int64_t images = 0;
     double lr = o.lr, wait = 0;
+    int64_t active = 0, selected = 0;
     const auto steps = static_cast<int64_t>(plan.size());
     while (true) {
       const auto asked = Clock::now();
@@ -297,7 +309,10 @@ TrainResult run(TrainOptions o, bool resuming) {
       if (!batch) break;
       lr = learning_rate(o, step, steps);
       for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
-      auto loss = batch_loss_of(o, net, *batch, plan[batch->number]);
+      auto mined = batch_loss_of(o, net, *batch, plan[batch->number], step);
+      auto& loss = mined.loss;
+      active += mined.active;
+      selected += mined.selected;
       const double value = loss.item<double>();
       if (!std::isfinite(value)) {
         throw Error("loss is " + std::to_string(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
@@ -326,13 +341,14 @@ TrainResult run(TrainOptions o, bool resuming) {
     auto pairs = balanced_pairs(splits.validation.labels(), 10000, 1);
     auto d = pair_distances(e, pairs, o.network.distance());
     EpochRecord record{epoch + 1, loss_sum / std::max<int64_t>(1, steps), lr, retrieval.recall_at_1,
-                       retrieval.map_at_r, roc_auc(d, pairs.same), images / seconds, seconds, wait};
+                       retrieval.map_at_r, roc_auc(d, pairs.same), images / seconds, seconds, wait,
+                       selected > 0 ? static_cast<double>(active) / selected : 0.0};
     history.push_back(record);
     if (o.progress) {
-      std::fprintf(stderr, "%sepoch %lld/%lld loss %.4f lr %.2e val R@1 %.4f MAP@R %.4f AUC %.4f %.0f img/s %.1fs (data wait %.2fs)\n",
+      std::fprintf(stderr, "%sepoch %lld/%lld loss %.4f lr %.2e val R@1 %.4f MAP@R %.4f AUC %.4f %.0f img/s %.1fs (data wait %.2fs, active %.3f)\n",
                    ::isatty(2) ? "\r" : "", static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs),
                    record.loss, lr, record.val_recall_at_1, record.val_map_at_r, record.val_roc_auc,
-                   record.images_per_second, seconds, wait);
+                   record.images_per_second, seconds, wait, record.active_fraction);
     }
     if (record.val_map_at_r > best) {
       best = record.val_map_at_r;

@@ -143,3 +143,21 @@ TEST(Trainer, UnseenProtocolAdaptsPToTheTrainingClassesAndReportsFewShot) {
   EXPECT_GE(result.test.oneshot_5way_5shot, result.test.oneshot_5way_1shot - 0.05);
   EXPECT_GT(result.test.oneshot_5way_1shot, 0.3);  // chance: 0.2
 }
+
+TEST(Trainer, MinersTrainAndReportTheActiveFraction) {
+  auto root = temp_dir("miners");
+  for (auto miner : {MinerKind::BatchHard, MinerKind::SemiHard}) {
+    auto o = quick(root / to_string(miner));
+    o.miner = miner;
+    o.epochs = 1;
+    auto r = train(o);
+    ASSERT_EQ(r.history.size(), 1u);
+    EXPECT_GT(r.history[0].active_fraction, 0.0) << to_string(miner);
+    EXPECT_LE(r.history[0].active_fraction, 1.0) << to_string(miner);
+    EXPECT_GT(r.test.recall_at_1, 0.3) << to_string(miner);  // chance: 0.1
+  }
+  auto o = quick(root / "pairs");
+  o.miner = MinerKind::BatchHard;
+  o.sampler.kind = SamplerKind::Pairs;
+  EXPECT_THROW(train(o), Error);
+}

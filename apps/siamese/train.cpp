@@ -11,7 +11,7 @@ void add_train(CLI::App& app) {
   struct Flags {  // every default comes from TrainOptions
     TrainOptions o;
     std::string protocol = to_string(o.split.protocol()), sampler = to_string(o.sampler.kind),
-                loss = to_string(o.loss), distance = to_string(o.network.distance()),
+                loss = to_string(o.loss), miner = to_string(o.miner), distance = to_string(o.network.distance()),
                 schedule = to_string(o.schedule), encoder = o.network.encoder(), resume;
     std::vector<int64_t> conv = o.network.cnn().conv_channels(), unseen = o.split.unseen_classes();
     int64_t hidden = o.network.cnn().hidden(), dim = o.network.cnn().embedding_dim(),
@@ -36,6 +36,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--normalize", f->normalize, "L2-normalise embeddings (true/false)")->capture_default_str();
   cmd->add_option("--loss", f->loss, "contrastive | triplet")->capture_default_str();
   cmd->add_option("--margin", o.margin, "loss margin")->capture_default_str();
+  cmd->add_option("--miner", f->miner, "all | batch-hard | semi-hard | hard-pairs | distance-weighted (pk sampler)")
+      ->capture_default_str();
   cmd->add_option("--distance", f->distance, "euclidean | sqeuclidean | cosine")->capture_default_str();
   cmd->add_option("--sampler", f->sampler, "pairs | triplets | pk")->capture_default_str();
   cmd->add_option("--pos-fraction", o.sampler.pos_fraction, "positive pairs per batch (pairs sampler)")
@@ -73,6 +75,7 @@ void add_train(CLI::App& app) {
       o.network.distance(parse_distance(f->distance));
       o.sampler.kind = parse_sampler(f->sampler);
       o.loss = parse_loss(f->loss);
+      o.miner = parse_miner(f->miner);
       o.schedule = parse_schedule(f->schedule);
       o.progress = !f->quiet;
       result = train(o);

@@ -28,8 +28,9 @@ torch::Tensor triplet_loss(const torch::Tensor& d_ap, const torch::Tensor& d_an,
 /// embeddings [B, D], labels [B] (int64). The positive pairs and the negative pairs are each
 /// averaged, and the two means added, so that the many negatives of a batch do not drown the
 /// few positives. Memory O(B²).
+/// active (optional): set to the number of pairs with non-zero loss.
 torch::Tensor batch_contrastive_loss(const torch::Tensor& embeddings, const torch::Tensor& labels,
-                                     Distance distance, double margin);
+                                     Distance distance, double margin, int64_t* active = nullptr);
 
 /// Triplet loss over every valid triplet (a, p, n) of a labelled batch (label(a) = label(p),
 /// a ≠ p, label(n) ≠ label(a)), averaged over the triplets with non-zero loss ("batch all",
@@ -37,8 +38,9 @@ torch::Tensor batch_contrastive_loss(const torch::Tensor& embeddings, const torc
 /// kept, the violated triplets are counted anchor block by anchor block and the loss is written
 /// as a weighted sum of the [B, B] distance matrix, whose gradient equals the triplet sum's.
 /// Returns zero (still attached to the graph) when no triplet violates the margin.
+/// active (optional): set to the number of triplets with non-zero loss.
 torch::Tensor batch_triplet_loss(const torch::Tensor& embeddings, const torch::Tensor& labels,
-                                 Distance distance, double margin);
+                                 Distance distance, double margin, int64_t* active = nullptr);
 
 /// Dispatches to batch_contrastive_loss or batch_triplet_loss.
 torch::Tensor batch_loss(LossKind kind, const torch::Tensor& embeddings, const torch::Tensor& labels,

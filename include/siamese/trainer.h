@@ -9,6 +9,7 @@
 #include "siamese/data.h"
 #include "siamese/loss.h"
 #include "siamese/metrics.h"
+#include "siamese/miner.h"
 #include "siamese/model_file.h"
 #include "siamese/network.h"
 #include "siamese/sampler.h"
@@ -26,6 +27,7 @@ struct EpochRecord {
   double val_recall_at_1 = 0, val_map_at_r = 0, val_roc_auc = 0;
   double images_per_second = 0, seconds = 0;
   double data_wait_seconds = 0;  ///< time the training loop spent waiting for the loader
+  double active_fraction = 0;    ///< pairs/triplets with non-zero loss among those used (pk sampler)
 };
 
 struct TrainOptions {
@@ -36,6 +38,8 @@ struct TrainOptions {
   SiameseNetworkOptions network = SiameseNetworkOptions().cnn(CnnEncoderOptions().normalize(true));
   SamplerOptions sampler;
   LossKind loss = LossKind::Triplet;
+  /// Which pairs/triplets of a pk batch count (see miner.h). Default all.
+  MinerKind miner = MinerKind::All;
   /// Loss margin. Default 0.2 (suits unit-length embeddings with the Euclidean distance).
   double margin = 0.2;
   std::string optimizer = "adam";  ///< "adam" | "sgd" (momentum 0.9)
