@@ -49,7 +49,7 @@ struct TrainOptions {
   int64_t warmup_steps = 100;  ///< linear warm-up from lr/warmup_steps to lr
   int64_t step_size = 3;       ///< step schedule: multiply the LR by gamma every step_size epochs
   double gamma = 0.1;
-  int64_t epochs = 9;
+  int64_t epochs = 8;
   uint64_t seed = 0;
   int threads = 0;        ///< intra-op threads; 0 = all cores
   int workers = 1;        ///< loader threads
