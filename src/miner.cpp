@@ -37,13 +37,17 @@ struct Masks {
   torch::Tensor pos, neg;  // [B, B] bool: same class (not self), other class
 };
 
+Masks label_masks(const torch::Tensor& labels) {
+  auto same = labels.unsqueeze(0) == labels.unsqueeze(1);
+  return {same.logical_and(torch::eye(labels.size(0), same.options()).logical_not()), same.logical_not()};
+}
+
 Masks masks_of(const torch::Tensor& d, const torch::Tensor& labels) {
   if (d.dim() != 2 || d.size(0) != d.size(1) || labels.dim() != 1 || labels.size(0) != d.size(0)) {
     throw Error("miner: expected distances [B, B] and labels [B], got " + c10::str(d.sizes()) + " and " +
                 c10::str(labels.sizes()));
   }
-  auto same = labels.unsqueeze(0) == labels.unsqueeze(1);
-  return {same.logical_and(torch::eye(d.size(0), same.options()).logical_not()), same.logical_not()};
+  return label_masks(labels);
 }
 
 MinedTriplets empty_triplets() {
@@ -160,7 +164,7 @@ MinedLoss mined_loss(LossKind loss, MinerKind miner, const torch::Tensor& embedd
                      Distance distance, double margin, uint64_t seed) {
   MinedLoss r;
   if (miner == MinerKind::All) {
-    auto m = masks_of(torch::zeros({labels.size(0), labels.size(0)}), labels);
+    auto m = label_masks(labels);
     if (loss == LossKind::Triplet) {
       r.loss = batch_triplet_loss(embeddings, labels, distance, margin, &r.active);
       r.selected = (m.pos.sum(1) * m.neg.sum(1)).sum().item<int64_t>();

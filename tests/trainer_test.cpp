@@ -137,8 +137,10 @@ TEST(Trainer, UnseenProtocolAdaptsPToTheTrainingClassesAndReportsFewShot) {
   o.sampler.p = 10;  // only classes 0–4 train
   o.epochs = 1;
   auto result = train(o);
-  auto saved = train_options_from_json(to_json(o));
-  EXPECT_EQ(saved.sampler.p, 10);  // the caller's options are not changed
+  std::ifstream config((root / "run" / "config.json").string());
+  auto saved = train_options_from_json(std::string(std::istreambuf_iterator<char>(config), {}));
+  EXPECT_EQ(saved.sampler.p, 5);   // the 5 training classes
+  EXPECT_EQ(saved.sampler.k, 16);  // the same 10 × 8 = 80 images per batch
   EXPECT_GE(result.test.oneshot_5way_1shot, 0.0);
   EXPECT_GE(result.test.oneshot_5way_5shot, result.test.oneshot_5way_1shot - 0.05);
   EXPECT_GT(result.test.oneshot_5way_1shot, 0.3);  // chance: 0.2
