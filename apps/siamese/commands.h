@@ -10,7 +10,4 @@ void add_eval(CLI::App& app);
 void add_embed(CLI::App& app);
 void add_compare(CLI::App& app);
 
-
-
-
 }  // namespace siamese::cli
