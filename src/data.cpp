@@ -3,11 +3,14 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <opencv2/imgcodecs.hpp>
 #include <set>
+#include <sstream>
 
 #include "siamese/error.h"
+#include "siamese/sampler.h"
 
 namespace fs = std::filesystem;
 
@@ -247,6 +250,39 @@ std::string to_string(Protocol protocol) {
   return protocol == Protocol::Seen ? "fmnist-seen" : "fmnist-unseen";
 }
 
+Imbalance parse_imbalance(const std::string& spec) {
+  Imbalance m;
+  std::stringstream list(spec);
+  std::string entry;
+  while (std::getline(list, entry, ',')) {
+    const auto colon = entry.find(':');
+    try {
+      if (colon == std::string::npos) throw std::invalid_argument("no colon");
+      size_t a = 0, b = 0;
+      const auto c = std::stoll(entry.substr(0, colon), &a);
+      const auto share = std::stod(entry.substr(colon + 1), &b);
+      if (a != colon || b != entry.size() - colon - 1 || c < 0) throw std::invalid_argument("junk");
+      if (!(share > 0 && share <= 1)) {
+        throw Error("imbalance: '" + entry + "': the share kept must be in (0, 1]");
+      }
+      m[c] = share;
+    } catch (const std::logic_error&) {
+      throw Error("imbalance: '" + entry + "' is not CLASS:SHARE (e.g. 0:0.01)");
+    }
+  }
+  return m;
+}
+
+std::string to_string(const Imbalance& imbalance) {
+  std::string s;
+  for (const auto& [c, share] : imbalance) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s%lld:%.9g", s.empty() ? "" : ",", static_cast<long long>(c), share);
+    s += buf;
+  }
+  return s;
+}
+
 Splits make_splits(const DataSource& data, const SplitOptions& options) {
   const int64_t n = data.train.size();
   if (options.validation_size() < 1 || options.validation_size() >= n) {
@@ -270,12 +306,37 @@ Splits make_splits(const DataSource& data, const SplitOptions& options) {
     return s;
   };
   const int64_t cut = n - options.validation_size();
-  return {pick(data.train, 0, cut, false, "train"), pick(data.train, cut, n, false, "validation"),
-          pick(data.test, 0, data.test.size(), true, "test")};
+  Splits s{pick(data.train, 0, cut, false, "train"), pick(data.train, cut, n, false, "validation"),
+           pick(data.test, 0, data.test.size(), true, "test")};
+  if (!options.imbalance().empty()) {
+    const auto by_class = indices_by_class(s.train.labels());
+    std::vector<int64_t> keep;
+    for (size_t c = 0; c < by_class.size(); ++c) {
+      const auto& items = by_class[c];
+      const auto cut_to = options.imbalance().find(static_cast<int64_t>(c));
+      if (cut_to == options.imbalance().end()) {
+        keep.insert(keep.end(), items.begin(), items.end());
+        continue;
+      }
+      const auto kept = std::min<int64_t>(static_cast<int64_t>(items.size()),
+                                          std::max<int64_t>(2, std::llround(cut_to->second * items.size())));
+      keep.insert(keep.end(), items.begin(), items.begin() + kept);
+    }
+    for (const auto& [c, share] : options.imbalance()) {
+      if (c >= static_cast<int64_t>(by_class.size()) || by_class[c].empty()) {
+        throw Error(data.train.source() + ": --imbalance names class " + std::to_string(c) +
+                    ", which has no training images");
+      }
+    }
+    std::sort(keep.begin(), keep.end());
+    s.train = s.train.subset(keep, "imbalanced");
+  }
+  return s;
 }
 
-Loader::Loader(const Dataset& data, std::vector<std::vector<int64_t>> plan, int workers, int prefetch)
-    : data_(data), plan_(std::move(plan)), prefetch_(std::max(1, prefetch)) {
+Loader::Loader(const Dataset& data, std::vector<std::vector<int64_t>> plan, int workers, int prefetch,
+               Transform transform)
+    : data_(data), plan_(std::move(plan)), prefetch_(std::max(1, prefetch)), transform_(std::move(transform)) {
   for (int w = 0; w < std::max(1, workers); ++w) threads_.emplace_back([this] { work(); });
 }
 
@@ -302,6 +363,7 @@ void Loader::work() {
     batch.indices = plan_[number];
     try {
       batch.inputs = data_.gather(batch.indices);
+      if (transform_) batch.inputs = transform_(batch.inputs, number);
       std::vector<int64_t> labels;
       labels.reserve(batch.indices.size());
       for (auto i : batch.indices) labels.push_back(data_.labels().at(i));

@@ -192,4 +192,34 @@ MinedLoss mined_loss(LossKind loss, MinerKind miner, const torch::Tensor& embedd
   return r;
 }
 
+HardNegatives mine_hard_negatives(const torch::Tensor& embeddings, const std::vector<int64_t>& labels,
+                                  Distance distance, int64_t per_item) {
+  const int64_t n = embeddings.size(0);
+  if (static_cast<int64_t>(labels.size()) != n) {
+    throw Error("offline mining: " + std::to_string(n) + " embeddings but " + std::to_string(labels.size()) + " labels");
+  }
+  if (per_item < 1) throw Error("offline mining: negatives per item must be >= 1");
+  torch::NoGradGuard no_grad;
+  const auto y = torch::tensor(labels, torch::kInt64);
+  HardNegatives hard;
+  hard.per_item = per_item;
+  hard.items.reserve(n * per_item);
+  const int64_t block = 1024;
+  for (int64_t begin = 0; begin < n; begin += block) {
+    const int64_t end = std::min(n, begin + block);
+    auto d = pairwise_distance(embeddings.slice(0, begin, end), embeddings, distance);
+    auto same = y.slice(0, begin, end).unsqueeze(1).eq(y.unsqueeze(0));
+    const auto others = (~same).sum(1).min().item<int64_t>();
+    if (others < per_item) {
+      throw Error("offline mining: an item has only " + std::to_string(others) + " items of other classes; " +
+                  std::to_string(per_item) + " asked");
+    }
+    d.masked_fill_(same, std::numeric_limits<float>::infinity());
+    auto nearest = std::get<1>(d.topk(per_item, 1, /*largest=*/false, /*sorted=*/true)).contiguous();
+    auto* p = nearest.data_ptr<int64_t>();
+    hard.items.insert(hard.items.end(), p, p + nearest.numel());
+  }
+  return hard;
+}
+
 }  // namespace siamese

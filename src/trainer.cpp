@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -23,11 +24,25 @@ Schedule parse_schedule(const std::string& name) {
   if (name == "none") return Schedule::None;
   if (name == "step") return Schedule::Step;
   if (name == "cosine") return Schedule::Cosine;
-  throw Error("unknown schedule '" + name + "' (expected none, step or cosine)");
+  if (name == "plateau") return Schedule::Plateau;
+  throw Error("unknown schedule '" + name + "' (expected none, step, cosine or plateau)");
 }
 
 std::string to_string(Schedule schedule) {
-  return schedule == Schedule::None ? "none" : schedule == Schedule::Step ? "step" : "cosine";
+  switch (schedule) {
+    case Schedule::None: return "none";
+    case Schedule::Step: return "step";
+    case Schedule::Cosine: return "cosine";
+    case Schedule::Plateau: return "plateau";
+  }
+  return "?";
+}
+
+double select_metric(const EpochRecord& r, const std::string& name) {
+  if (name == "map_at_r") return r.val_map_at_r;
+  if (name == "recall_at_1") return r.val_recall_at_1;
+  if (name == "roc_auc") return r.val_roc_auc;
+  throw Error("unknown --select-by '" + name + "' (expected map_at_r, recall_at_1 or roc_auc)");
 }
 
 std::string to_json(const TrainOptions& o) {
@@ -37,12 +52,17 @@ std::string to_json(const TrainOptions& o) {
   j["unseen_classes"] = o.split.unseen_classes();
   j["validation_size"] = o.split.validation_size();
   j["subset"] = o.split.subset();
+  j["imbalance"] = to_string(o.split.imbalance());
   j["network"] = nlohmann::json::parse(to_json(o.network));
+  j["augment"] = to_string(o.augment);
   j["sampler"] = to_string(o.sampler.kind);
   j["batch_size"] = o.sampler.batch_size;
   j["pos_fraction"] = o.sampler.pos_fraction;
+  j["balance"] = o.sampler.balance;
   j["p"] = o.sampler.p;
   j["k"] = o.sampler.k;
+  j["views"] = o.sampler.views;
+  j["instance_weight"] = o.instance_weight;
   j["loss"] = to_string(o.loss);
   j["miner"] = to_string(o.miner);
   j["margin"] = o.margin;
@@ -53,6 +73,11 @@ std::string to_json(const TrainOptions& o) {
   j["warmup_steps"] = o.warmup_steps;
   j["step_size"] = o.step_size;
   j["gamma"] = o.gamma;
+  j["patience"] = o.patience;
+  j["early_stop"] = o.early_stop;
+  j["select_by"] = o.select_by;
+  j["offline_mining_every"] = o.offline_mining_every;
+  j["offline_negatives"] = o.offline_negatives;
   j["epochs"] = o.epochs;
   j["seed"] = o.seed;
   j["threads"] = o.threads;
@@ -69,13 +94,18 @@ TrainOptions train_options_from_json(const std::string& text) {
     o.split.protocol(parse_protocol(j.at("protocol")))
         .unseen_classes(j.at("unseen_classes").get<std::vector<int64_t>>())
         .validation_size(j.at("validation_size"))
-        .subset(j.at("subset"));
+        .subset(j.at("subset"))
+        .imbalance(parse_imbalance(j.value("imbalance", "")));
     o.network = network_options_from_json(j.at("network").dump());
+    o.augment = parse_augment(j.value("augment", "none"));
     o.sampler.kind = parse_sampler(j.at("sampler"));
     o.sampler.batch_size = j.at("batch_size");
     o.sampler.pos_fraction = j.at("pos_fraction");
+    o.sampler.balance = j.value("balance", true);
     o.sampler.p = j.at("p");
     o.sampler.k = j.at("k");
+    o.sampler.views = j.value("views", 1);
+    o.instance_weight = j.value("instance_weight", 0.0);
     o.loss = parse_loss(j.at("loss"));
     o.miner = parse_miner(j.value("miner", "all"));
     o.margin = j.at("margin");
@@ -86,6 +116,11 @@ TrainOptions train_options_from_json(const std::string& text) {
     o.warmup_steps = j.at("warmup_steps");
     o.step_size = j.at("step_size");
     o.gamma = j.at("gamma");
+    o.patience = j.value("patience", o.patience);
+    o.early_stop = j.value("early_stop", o.early_stop);
+    o.select_by = j.value("select_by", o.select_by);
+    o.offline_mining_every = j.value("offline_mining_every", o.offline_mining_every);
+    o.offline_negatives = j.value("offline_negatives", o.offline_negatives);
     o.epochs = j.at("epochs");
     o.seed = j.at("seed");
     o.sampler.seed = o.seed;
@@ -123,6 +158,15 @@ void validate(const TrainOptions& o) {
     throw Error("the triplet loss needs --sampler triplets or pk, not pairs");
   }
   if (o.workers < 1) throw Error("workers must be >= 1");
+  select_metric(EpochRecord{}, o.select_by);  // throws on an unknown name
+  if (o.patience < 1) throw Error("patience must be >= 1");
+  if (o.early_stop < 0) throw Error("early-stop must be >= 0");
+  if (o.offline_mining_every < 0) throw Error("offline-mining-every must be >= 0");
+  if (o.offline_mining_every > 0 && o.offline_negatives < 1) throw Error("offline-negatives must be >= 1");
+  if (o.instance_weight < 0) throw Error("instance weight must be >= 0");
+  if (o.instance_weight > 0 && (o.sampler.views < 2 || !o.augment.any())) {
+    throw Error("the instance term needs --views 2 or more and --augment: its positives are views of one image");
+  }
   if (o.miner != MinerKind::All && o.sampler.kind != SamplerKind::PK) {
     throw Error("miners work on labelled batches: --miner " + to_string(o.miner) + " needs --sampler pk");
   }
@@ -139,11 +183,12 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, S
 
 std::string history_csv(const std::vector<EpochRecord>& history) {
   std::ostringstream s;
-  s << "epoch,loss,lr,val_recall_at_1,val_map_at_r,val_roc_auc,images_per_second,seconds,data_wait_seconds,active_fraction\n";
+  s << "epoch,loss,lr,val_recall_at_1,val_map_at_r,val_roc_auc,images_per_second,seconds,data_wait_seconds,"
+       "active_fraction,min_class_share,max_class_share,positive_share\n";
   for (const auto& r : history) {
     s << r.epoch << ',' << r.loss << ',' << r.lr << ',' << r.val_recall_at_1 << ',' << r.val_map_at_r << ','
       << r.val_roc_auc << ',' << r.images_per_second << ',' << r.seconds << ',' << r.data_wait_seconds << ','
-      << r.active_fraction << '\n';
+      << r.active_fraction << ',' << r.min_class_share << ',' << r.max_class_share << ',' << r.positive_share << '\n';
   }
   return s.str();
 }
@@ -152,7 +197,8 @@ nlohmann::json history_json(const std::vector<EpochRecord>& history) {
   auto j = nlohmann::json::array();
   for (const auto& r : history) {
     j.push_back({r.epoch, r.loss, r.lr, r.val_recall_at_1, r.val_map_at_r, r.val_roc_auc, r.images_per_second,
-                 r.seconds, r.data_wait_seconds, r.active_fraction});
+                 r.seconds, r.data_wait_seconds, r.active_fraction, r.min_class_share, r.max_class_share,
+                 r.positive_share});
   }
   return j;
 }
@@ -160,7 +206,9 @@ nlohmann::json history_json(const std::vector<EpochRecord>& history) {
 std::vector<EpochRecord> history_from_json(const nlohmann::json& j) {
   std::vector<EpochRecord> h;
   for (const auto& r : j) {
-    h.push_back({r[0].get<int64_t>(), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]});
+    EpochRecord e{r[0].get<int64_t>(), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]};
+    if (r.size() >= 13) e.min_class_share = r[10], e.max_class_share = r[11], e.positive_share = r[12];
+    h.push_back(e);
   }
   return h;
 }
@@ -191,7 +239,13 @@ MinedLoss batch_loss_of(const TrainOptions& o, SiameseNetwork& net, const Batch&
   const auto distance = o.network.distance();
   auto e = net->embed(batch.inputs);
   if (o.sampler.kind == SamplerKind::PK) {
-    return mined_loss(o.loss, o.miner, e, batch.labels, distance, o.margin, o.seed * 1000003 + step);
+    auto r = mined_loss(o.loss, o.miner, e, batch.labels, distance, o.margin, o.seed * 1000003 + step);
+    if (o.instance_weight > 0) {
+      auto ids = torch::tensor(batch.indices, torch::kInt64);
+      auto inst = mined_loss(o.loss, o.miner, e, ids, distance, o.margin, o.seed * 1000003 + step + 7);
+      r.loss = r.loss + o.instance_weight * inst.loss;
+    }
+    return r;
   }
   MinedLoss r;
   if (o.sampler.kind == SamplerKind::Pairs) {
@@ -208,6 +262,41 @@ MinedLoss batch_loss_of(const TrainOptions& o, SiameseNetwork& net, const Batch&
                                        : contrastive_loss(torch::cat({d_ap, d_an}),
                                                           torch::cat({torch::ones({n}), torch::zeros({n})}), o.margin);
   return r;
+}
+
+}  // namespace
+
+Standing standing(const std::vector<EpochRecord>& history, const TrainOptions& o) {
+  Standing s;
+  int64_t flat = 0;
+  for (const auto& r : history) {
+    const double m = select_metric(r, o.select_by);
+    if (m > s.best) {
+      s.best = m;
+      s.since_best = flat = 0;
+    } else {
+      ++s.since_best;
+      if (o.schedule == Schedule::Plateau && ++flat >= o.patience) {
+        s.lr_scale *= o.gamma;
+        flat = 0;
+      }
+    }
+  }
+  return s;
+}
+
+namespace {
+
+torch::Tensor to_tensor(const HardNegatives& hard) {
+  return torch::tensor(hard.items, torch::kInt64).reshape({-1, hard.per_item});
+}
+
+HardNegatives from_tensor(const torch::Tensor& t) {
+  HardNegatives hard;
+  hard.per_item = t.size(1);
+  auto c = t.contiguous();
+  hard.items.assign(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+  return hard;
 }
 
 TrainResult run(TrainOptions o, bool resuming) {
@@ -242,8 +331,8 @@ TrainResult run(TrainOptions o, bool resuming) {
   Sampler sampler(splits.train.labels(), o.sampler);
 
   int64_t first_epoch = 0, step = 0;
-  double best = -1;
   std::vector<EpochRecord> history;
+  HardNegatives hard;
   const std::string checkpoint = (out / "checkpoint.pt").string();
   if (resuming && fs::exists(checkpoint)) {
     try {
@@ -254,8 +343,6 @@ TrainResult run(TrainOptions o, bool resuming) {
       first_epoch = v.toInt();
       archive.read("step", v);
       step = v.toInt();
-      archive.read("best", v);
-      best = v.toDouble();
       archive.read("history", v);
       history = history_from_json(nlohmann::json::parse(v.toStringRef()));
       torch::serialize::InputArchive weights, state;
@@ -263,6 +350,7 @@ TrainResult run(TrainOptions o, bool resuming) {
       net->load(weights);
       archive.read("optimizer", state);
       optimizer->load(state);
+      if (o.offline_mining_every > 0 && archive.try_read("hard_negatives", v)) hard = from_tensor(v.toTensor());
     } catch (const c10::Error& e) {
       throw Error(checkpoint + ": corrupt or unreadable checkpoint (" + e.what_without_backtrace() + ")");
     }
@@ -290,11 +378,36 @@ TrainResult run(TrainOptions o, bool resuming) {
     train_images += static_cast<int64_t>(r.images_per_second * r.seconds);
   }
   for (int64_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
+    const auto stand = standing(history, o);
+    if (o.early_stop > 0 && stand.since_best >= o.early_stop) {
+      std::fprintf(stderr, "early stop: no better validation %s for %lld epochs; best %.4f\n", o.select_by.c_str(),
+                   static_cast<long long>(stand.since_best), stand.best);
+      result.stopped_early = true;
+      break;
+    }
+    if (o.offline_mining_every > 0 && epoch > 0 && epoch % o.offline_mining_every == 0) {
+      const auto mining = Clock::now();
+      net->eval();
+      hard = mine_hard_negatives(embed_dataset(net, splits.train), splits.train.labels(), o.network.distance(),
+                                 o.offline_negatives);
+      if (o.progress) {
+        std::fprintf(stderr, "offline mining: the %lld nearest other-class images of each of %lld (%.1f s)\n",
+                     static_cast<long long>(hard.per_item), static_cast<long long>(splits.train.size()),
+                     std::chrono::duration<double>(Clock::now() - mining).count());
+      }
+    }
     torch::manual_seed(o.seed + 1000003 * (epoch + 1));
-    auto plan = sampler.plan_epoch(epoch);
+    auto plan = sampler.plan_epoch(epoch, hard);
+    const auto balance = plan_balance(plan, o.sampler.kind, splits.train.labels());
     std::vector<std::vector<int64_t>> indices;
     for (const auto& b : plan) indices.push_back(b.indices);
-    Loader loader(splits.train, indices, o.workers);
+    Loader::Transform transform;
+    if (o.augment.any()) {
+      transform = [&o, epoch](const torch::Tensor& inputs, int64_t number) {
+        return augment(inputs, o.augment, o.seed, (static_cast<uint64_t>(epoch) << 32) + number);
+      };
+    }
+    Loader loader(splits.train, indices, o.workers, 4, transform);
     net->train();
     const auto start = Clock::now();
     double loss_sum = 0;
@@ -307,7 +420,7 @@ TrainResult run(TrainOptions o, bool resuming) {
       auto batch = loader.next();
       wait += std::chrono::duration<double>(Clock::now() - asked).count();
       if (!batch) break;
-      lr = learning_rate(o, step, steps);
+      lr = learning_rate(o, step, steps) * stand.lr_scale;
       for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
       auto mined = batch_loss_of(o, net, *batch, plan[batch->number], step);
       auto& loss = mined.loss;
@@ -343,35 +456,46 @@ TrainResult run(TrainOptions o, bool resuming) {
     EpochRecord record{epoch + 1, loss_sum / std::max<int64_t>(1, steps), lr, retrieval.recall_at_1,
                        retrieval.map_at_r, roc_auc(d, pairs.same), images / seconds, seconds, wait,
                        selected > 0 ? static_cast<double>(active) / selected : 0.0};
+    double lo = 1, hi = 0;
+    for (auto share : balance.class_share) {
+      if (share > 0) lo = std::min(lo, share), hi = std::max(hi, share);
+    }
+    record.min_class_share = lo;
+    record.max_class_share = hi;
+    record.positive_share = balance.positive_share;
     history.push_back(record);
     if (o.progress) {
       std::fprintf(stderr, "%sepoch %lld/%lld loss %.4f lr %.2e val R@1 %.4f MAP@R %.4f AUC %.4f %.0f img/s %.1fs (data wait %.2fs, active %.3f)\n",
                    ::isatty(2) ? "\r" : "", static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs),
                    record.loss, lr, record.val_recall_at_1, record.val_map_at_r, record.val_roc_auc,
                    record.images_per_second, seconds, wait, record.active_fraction);
+      std::fprintf(stderr, "  sampled: %lld classes, %.1f%%-%.1f%% of the images each; %.1f%% of pairs positive\n",
+                   static_cast<long long>(std::count_if(balance.class_share.begin(), balance.class_share.end(),
+                                                        [](double x) { return x > 0; })),
+                   100 * lo, 100 * hi, 100 * balance.positive_share);
     }
-    if (record.val_map_at_r > best) {
-      best = record.val_map_at_r;
+    if (select_metric(record, o.select_by) > stand.best) {
       nlohmann::ordered_json info;
       info["data"] = o.data;
       info["protocol"] = to_string(o.split.protocol());
       info["unseen_classes"] = o.split.unseen_classes();
       info["validation_size"] = o.split.validation_size();
       info["epoch"] = epoch + 1;
-      info["val_map_at_r"] = record.val_map_at_r;
+      info["select_by"] = o.select_by;
+      info["val_" + o.select_by] = select_metric(record, o.select_by);
       save_model((out / "model.pt").string(), net, calibrate_threshold(d, pairs.same), info.dump());
     }
     detail::write_atomically(checkpoint, [&](const std::string& tmp) {
       torch::serialize::OutputArchive archive;
       archive.write("epoch", c10::IValue(epoch + 1));
       archive.write("step", c10::IValue(step));
-      archive.write("best", c10::IValue(best));
       archive.write("history", c10::IValue(history_json(history).dump()));
       torch::serialize::OutputArchive weights, state;
       net->save(weights);
       archive.write("network", weights);
       optimizer->save(state);
       archive.write("optimizer", state);
+      if (!hard.empty()) archive.write("hard_negatives", to_tensor(hard));
       archive.save_to(tmp);
     });
     detail::write_text_atomically((out / "history.csv").string(), history_csv(history));
@@ -394,7 +518,8 @@ TrainResult run(TrainOptions o, bool resuming) {
   auto metrics = nlohmann::ordered_json::parse(to_json(result.test));
   metrics["train_images_per_second"] = result.images_per_second;
   metrics["train_seconds"] = result.train_seconds;
-  metrics["epochs"] = o.epochs;
+  metrics["epochs"] = static_cast<int64_t>(result.history.size());
+  metrics["stopped_early"] = result.stopped_early;
   metrics["threads"] = at::get_num_threads();
   detail::write_text_atomically((out / "metrics.json").string(), metrics.dump(2) + "\n");
   return result;

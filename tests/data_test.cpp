@@ -197,3 +197,20 @@ TEST(Loader, DeliversEveryBatchInPlanOrder) {
   EXPECT_EQ(count, 17);
   EXPECT_FALSE(loader.next().has_value());
 }
+
+TEST(Splits, ImbalanceKeepsTheFirstShareOfAClassAndNamesBadClasses) {
+  std::vector<int64_t> labels;
+  for (int i = 0; i < 400; ++i) labels.push_back(i % 4);  // 100 per class
+  DataSource source{ImageDataset(torch::zeros({400, 1, 2, 2}, torch::kUInt8), labels, "train"),
+                    ImageDataset(torch::zeros({8, 1, 2, 2}, torch::kUInt8), std::vector<int64_t>(labels.begin(), labels.begin() + 8), "test")};
+  auto s = make_splits(source, SplitOptions().validation_size(40).imbalance(parse_imbalance("1:0.1,3:0.001")));
+  std::vector<int64_t> count(4, 0);
+  for (auto l : s.train.labels()) ++count[l];
+  EXPECT_EQ(count, (std::vector<int64_t>{90, 9, 90, 2}));  // 10% of 90; at least 2
+  EXPECT_EQ(s.validation.size(), 40);  // untouched
+  EXPECT_EQ(to_string(parse_imbalance("3:0.001,1:0.1")), "1:0.1,3:0.001");
+  EXPECT_TRUE(parse_imbalance("").empty());
+  for (const char* bad : {"1", "1:", "x:0.1", "1:0", "1:1.5", "1:0.1junk"}) EXPECT_THROW(parse_imbalance(bad), Error) << bad;
+  expect_error([&] { make_splits(source, SplitOptions().validation_size(40).imbalance({{7, 0.5}})); }, "train",
+               "class 7");
+}

@@ -125,3 +125,24 @@ TEST(Miner, NamesAndBadInput) {
   EXPECT_THROW(mine_triplets(MinerKind::BatchHard, torch::zeros({3, 4}), torch::zeros({3}, torch::kLong)), Error);
   EXPECT_THROW(mine_triplets(MinerKind::All, torch::zeros({3, 3}), torch::zeros({3}, torch::kLong)), Error);
 }
+
+TEST(Miner, OfflineHardNegativesAreTheNearestOtherClassItems) {
+  torch::manual_seed(5);
+  const int64_t n = 1500;  // more than one block of 1,024 rows
+  auto e = torch::randn({n, 3});
+  std::vector<int64_t> labels;
+  for (int64_t i = 0; i < n; ++i) labels.push_back(i % 7);
+  auto hard = mine_hard_negatives(e, labels, Distance::Euclidean, 3);
+  ASSERT_EQ(hard.per_item, 3);
+  ASSERT_EQ(hard.items.size(), static_cast<size_t>(3 * n));
+  for (int64_t i : {0L, 1L, 1023L, 1024L, 1499L}) {  // brute force, row by row
+    std::vector<std::pair<double, int64_t>> others;
+    for (int64_t j = 0; j < n; ++j) {
+      if (labels[j] != labels[i]) others.emplace_back((e[i] - e[j]).norm().item<double>(), j);
+    }
+    std::sort(others.begin(), others.end());
+    for (int r = 0; r < 3; ++r) EXPECT_EQ(hard.items[i * 3 + r], others[r].second) << "item " << i << " rank " << r;
+  }
+  EXPECT_THROW(mine_hard_negatives(e.slice(0, 0, 4), {0, 0, 0, 1}, Distance::Euclidean, 2), Error);
+  EXPECT_THROW(mine_hard_negatives(e, {0, 1}, Distance::Euclidean, 1), Error);
+}

@@ -108,3 +108,85 @@ TEST(Sampler, RejectsLabelsThatCannotGiveBatches) {
   EXPECT_THROW(Sampler(labels_of(3, 10), o), Error);
   EXPECT_THROW(parse_sampler("random"), Error);
 }
+
+TEST(Sampler, BalancedSamplingEvensOutImbalancedClassesNaiveFollowsTheirSizes) {
+  // Class 0 has 10 items, classes 1..4 have 200 each: 10 / 810 = 1.2% of the items.
+  std::vector<int64_t> labels(10, 0);
+  for (int c = 1; c <= 4; ++c) labels.insert(labels.end(), 200, c);
+  for (auto kind : {SamplerKind::Pairs, SamplerKind::Triplets, SamplerKind::PK}) {
+    SamplerOptions o;
+    o.kind = kind;
+    o.batch_size = 40;
+    o.p = 2;
+    o.k = 10;
+    std::vector<BatchPlan> balanced, naive;
+    for (int e = 0; e < 20; ++e) {
+      auto b = Sampler(labels, o).plan_epoch(e);
+      balanced.insert(balanced.end(), b.begin(), b.end());
+      o.balance = false;
+      auto n = Sampler(labels, o).plan_epoch(e);
+      naive.insert(naive.end(), n.begin(), n.end());
+      o.balance = true;
+    }
+    const auto fair = plan_balance(balanced, kind, labels).class_share;
+    const auto by_size = plan_balance(naive, kind, labels).class_share;
+    ASSERT_EQ(fair.size(), 5u);
+    for (int c = 0; c < 5; ++c) EXPECT_NEAR(fair[c], 0.2, 0.03) << to_string(kind) << " class " << c;
+    EXPECT_LT(by_size[0], 0.06) << to_string(kind);  // ~1.2% of anchors (pk: P=2 of 5 classes by size)
+  }
+}
+
+TEST(Sampler, PlanBalanceCountsByHand) {
+  std::vector<int64_t> labels{0, 0, 1, 1, 2};
+  // pairs: (0,1) positive, (2,4) negative; images: class 0 ×2, class 1 ×1, class 2 ×1.
+  BatchPlan pairs{{0, 2, 1, 4}, {1.0f, 0.0f}};
+  auto b = plan_balance({pairs}, SamplerKind::Pairs, labels);
+  EXPECT_DOUBLE_EQ(b.positive_share, 0.5);
+  EXPECT_DOUBLE_EQ(b.class_share[0], 0.5);
+  EXPECT_DOUBLE_EQ(b.class_share[1], 0.25);
+  // pk batch 0,1,2,3,4: same-class pairs (0,1), (2,3) of 10 pairs.
+  b = plan_balance({BatchPlan{{0, 1, 2, 3, 4}, {}}}, SamplerKind::PK, labels);
+  EXPECT_DOUBLE_EQ(b.positive_share, 0.2);
+  EXPECT_DOUBLE_EQ(b.class_share[2], 0.2);
+}
+
+TEST(Sampler, MinedNegativesAreTheOnesDrawn) {
+  auto labels = labels_of(4, 30);  // item i has class i % 4
+  HardNegatives hard;
+  hard.per_item = 2;
+  for (size_t i = 0; i < labels.size(); ++i) {  // the mined negatives of i: i+1 and i+2 (other classes)
+    hard.items.push_back((i + 1) % labels.size());
+    hard.items.push_back((i + 2) % labels.size());
+  }
+  auto mined = [&](int64_t a, int64_t x) { return x == (a + 1) % 120 || x == (a + 2) % 120; };
+  SamplerOptions o;
+  o.kind = SamplerKind::Triplets;
+  o.batch_size = 16;
+  for (const auto& b : Sampler(labels, o).plan_epoch(0, hard)) {
+    for (int i = 0; i < 16; ++i) EXPECT_TRUE(mined(b.indices[i], b.indices[32 + i]));
+  }
+  o.kind = SamplerKind::PK;
+  o.p = 2;
+  o.k = 6;
+  for (const auto& b : Sampler(labels, o).plan_epoch(0, hard)) {
+    ASSERT_EQ(b.indices.size(), 12u);
+    for (int i = 0; i < 6; ++i) EXPECT_TRUE(mined(b.indices[i], b.indices[6 + i])) << i;  // 3 + 3 own, 6 mined
+  }
+}
+
+TEST(Sampler, ViewsRepeatEveryItemSideBySide) {
+  SamplerOptions o;
+  o.p = 2;
+  o.k = 3;
+  o.views = 2;
+  Sampler s(labels_of(3, 10), o);
+  EXPECT_EQ(s.images_per_batch(), 12);
+  auto plan = s.plan_epoch(0);
+  EXPECT_EQ(plan.size(), 5u);  // 30 items / 6 distinct per batch
+  for (const auto& b : plan) {
+    ASSERT_EQ(b.indices.size(), 12u);
+    for (int i = 0; i < 12; i += 2) EXPECT_EQ(b.indices[i], b.indices[i + 1]);
+  }
+  o.kind = SamplerKind::Pairs;
+  EXPECT_THROW(Sampler(labels_of(3, 10), o), Error);
+}

@@ -163,3 +163,93 @@ TEST(Trainer, MinersTrainAndReportTheActiveFraction) {
   o.sampler.kind = SamplerKind::Pairs;
   EXPECT_THROW(train(o), Error);
 }
+
+TEST(Schedule, PlateauAndEarlyStoppingFollowTheSelectedMetric) {
+  TrainOptions o;
+  o.schedule = Schedule::Plateau;
+  o.patience = 2;
+  o.gamma = 0.5;
+  o.select_by = "recall_at_1";
+  std::vector<EpochRecord> h;
+  auto add = [&h](double r1, double map) {
+    EpochRecord r;
+    r.epoch = static_cast<int64_t>(h.size()) + 1;
+    r.val_recall_at_1 = r1;
+    r.val_map_at_r = map;
+    h.push_back(r);
+  };
+  add(0.5, 0.9);
+  add(0.6, 0.1);
+  EXPECT_DOUBLE_EQ(standing(h, o).best, 0.6);
+  EXPECT_EQ(standing(h, o).since_best, 0);
+  add(0.6, 0.1);  // equal is not better
+  add(0.55, 0.1);
+  EXPECT_EQ(standing(h, o).since_best, 2);
+  EXPECT_DOUBLE_EQ(standing(h, o).lr_scale, 0.5);  // 2 flat epochs: one drop
+  add(0.59, 0.1);
+  EXPECT_DOUBLE_EQ(standing(h, o).lr_scale, 0.5);
+  add(0.58, 0.1);
+  EXPECT_DOUBLE_EQ(standing(h, o).lr_scale, 0.25);
+  add(0.7, 0.1);
+  EXPECT_EQ(standing(h, o).since_best, 0);
+  o.select_by = "map_at_r";
+  EXPECT_DOUBLE_EQ(standing(h, o).best, 0.9);
+  EXPECT_EQ(standing(h, o).since_best, 6);
+  o.schedule = Schedule::Cosine;
+  EXPECT_DOUBLE_EQ(standing(h, o).lr_scale, 1.0);
+  o.select_by = "accuracy";
+  EXPECT_THROW(standing(h, o), Error);
+}
+
+TEST(Trainer, EarlyStoppingEndsTheRunAndKeepsTheBestModel) {
+  auto root = temp_dir("early");
+  auto o = quick(root / "run");
+  o.epochs = 6;
+  o.early_stop = 1;
+  o.lr = 1e-9;  // nothing learned: no epoch beats the first by much, some do not beat it at all
+  o.warmup_steps = 0;
+  o.schedule = Schedule::None;
+  auto r = train(o);
+  ASSERT_TRUE(r.finished);
+  const auto s = standing(r.history, o);
+  EXPECT_TRUE(r.stopped_early);
+  EXPECT_LT(r.history.size(), 6u);
+  EXPECT_EQ(s.since_best, 1);  // stopped right after the first epoch without a new best
+  double best = 0;
+  for (const auto& h : r.history) best = std::max(best, h.val_map_at_r);
+  EXPECT_DOUBLE_EQ(s.best, best);
+}
+
+TEST(Trainer, AugmentationViewsOfflineMiningAndImbalanceTrainAndResume) {
+  auto root = temp_dir("strategies");
+  auto options = [&root](const std::string& name) {
+    auto o = quick(root / name);
+    o.augment = parse_augment("rotate=10,translate=0.1,noise=0.05@0.5");
+    o.sampler.views = 2;
+    o.sampler.k = 4;
+    o.instance_weight = 0.5;
+    o.offline_mining_every = 1;
+    o.offline_negatives = 5;
+    o.split.imbalance({{0, 0.2}});
+    o.miner = MinerKind::BatchHard;
+    return o;
+  };
+  auto whole = train(options("whole"));
+  ASSERT_EQ(whole.history.size(), 3u);
+  for (const auto& h : whole.history) {
+    // Class 0, cut to 2% of the images, still fills about half its fair share: half of each batch
+    // is sampled class-balanced (1 in 10), the other half are mined negatives.
+    EXPECT_GT(h.min_class_share, 0.025);
+    EXPECT_GT(h.positive_share, 0.0);
+  }
+  EXPECT_GT(whole.test.recall_at_1, 0.4);
+
+  auto o = options("killed");
+  o.on_epoch_end = [](const EpochRecord& r) { return r.epoch < 2; };
+  train(o);
+  auto resumed = resume((root / "killed").string());
+  ASSERT_EQ(resumed.history.size(), 3u);
+  EXPECT_NEAR(whole.history.back().loss, resumed.history.back().loss, 1e-6);
+  auto a = whole.model.network->parameters(), b = resumed.model.network->parameters();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-5, 1e-6)) << "parameter " << i;
+}

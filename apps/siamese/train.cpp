@@ -12,7 +12,8 @@ void add_train(CLI::App& app) {
     TrainOptions o;
     std::string protocol = to_string(o.split.protocol()), sampler = to_string(o.sampler.kind),
                 loss = to_string(o.loss), miner = to_string(o.miner), distance = to_string(o.network.distance()),
-                schedule = to_string(o.schedule), encoder = o.network.encoder(), resume;
+                schedule = to_string(o.schedule), encoder = o.network.encoder(), augment = to_string(o.augment),
+                imbalance = to_string(o.split.imbalance()), resume;
     std::vector<int64_t> conv = o.network.cnn().conv_channels(), unseen = o.split.unseen_classes();
     int64_t hidden = o.network.cnn().hidden(), dim = o.network.cnn().embedding_dim(),
             validation = o.split.validation_size(), subset = o.split.subset();
@@ -27,6 +28,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--unseen-classes", f->unseen, "classes held out of training under fmnist-unseen")
       ->delimiter(',')->capture_default_str();
   cmd->add_option("--validation-size", f->validation, "last N training images validate")->capture_default_str();
+  cmd->add_option("--imbalance", f->imbalance,
+                  "keep only a share of some classes' training images, CLASS:SHARE[,...] (e.g. 0:0.01)");
   cmd->add_option("--subset", f->subset, "keep only the first N images of each split (0 = all)")->capture_default_str();
   cmd->add_option("--encoder", f->encoder, "encoder kind: cnn")->capture_default_str();
   cmd->add_option("--conv-channels", f->conv, "one conv-BN-ReLU-pool block per entry")->delimiter(',')
@@ -39,21 +42,44 @@ void add_train(CLI::App& app) {
   cmd->add_option("--miner", f->miner, "all | batch-hard | semi-hard | hard-pairs | distance-weighted (pk sampler)")
       ->capture_default_str();
   cmd->add_option("--distance", f->distance, "euclidean | sqeuclidean | cosine")->capture_default_str();
+  cmd->add_option("--augment", f->augment,
+                  "image transforms, e.g. rotate=15,flip=0.5,scale=0.1,translate=0.1,crop=0.2,noise=0.05@0.5,"
+                  "brightness=0.2,contrast=0.2,blur=1 (name=range[@probability]; see docs/augmentation.md)")
+      ->capture_default_str();
   cmd->add_option("--sampler", f->sampler, "pairs | triplets | pk")->capture_default_str();
   cmd->add_option("--pos-fraction", o.sampler.pos_fraction, "positive pairs per batch (pairs sampler)")
       ->capture_default_str();
+  cmd->add_option("--balance", o.sampler.balance,
+                  "class-balanced sampling (true) or items drawn uniformly, classes by their size (false)")
+      ->capture_default_str();
   cmd->add_option("--p", o.sampler.p, "classes per batch (pk sampler)")->capture_default_str();
   cmd->add_option("--k", o.sampler.k, "images per class (pk sampler)")->capture_default_str();
+  cmd->add_option("--views", o.sampler.views, "copies of each image per pk batch, each augmented apart")
+      ->capture_default_str();
+  cmd->add_option("--instance-weight", o.instance_weight,
+                  "weight of the loss term whose positives are views of one image (needs --views 2+, --augment)")
+      ->capture_default_str();
   cmd->add_option("--batch-size", o.sampler.batch_size, "pairs or triplets per batch (pairs/triplets samplers)")
       ->capture_default_str();
   cmd->add_option("--epochs", o.epochs, "passes over the training images")->capture_default_str();
   cmd->add_option("--optimizer", o.optimizer, "adam | sgd")->capture_default_str();
   cmd->add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
   cmd->add_option("--weight-decay", o.weight_decay, "L2 weight decay")->capture_default_str();
-  cmd->add_option("--schedule", f->schedule, "none | step | cosine")->capture_default_str();
+  cmd->add_option("--schedule", f->schedule, "none | step | cosine | plateau (LR x gamma after --patience flat epochs)")
+      ->capture_default_str();
+  cmd->add_option("--patience", o.patience, "plateau schedule: epochs without a better --select-by metric")
+      ->capture_default_str();
+  cmd->add_option("--early-stop", o.early_stop, "stop after N epochs without a better --select-by metric (0 = never)")
+      ->capture_default_str();
+  cmd->add_option("--select-by", o.select_by, "validation metric that picks the best model: map_at_r | recall_at_1 | roc_auc")
+      ->capture_default_str();
+  cmd->add_option("--offline-mining-every", o.offline_mining_every,
+                  "every N epochs, mine each image's nearest other-class images as its negatives (0 = never)")
+      ->capture_default_str();
+  cmd->add_option("--offline-negatives", o.offline_negatives, "mined negatives kept per image")->capture_default_str();
   cmd->add_option("--warmup-steps", o.warmup_steps, "linear LR warm-up steps")->capture_default_str();
   cmd->add_option("--step-size", o.step_size, "step schedule: epochs between LR drops")->capture_default_str();
-  cmd->add_option("--gamma", o.gamma, "step schedule: LR factor at each drop")->capture_default_str();
+  cmd->add_option("--gamma", o.gamma, "step and plateau schedules: LR factor at each drop")->capture_default_str();
   cmd->add_option("--seed", o.seed, "seed of weights, sampling and pairs")->capture_default_str();
   cmd->add_option("--threads", o.threads, "compute threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--workers", o.workers, "data loader threads")->capture_default_str();
@@ -68,11 +94,12 @@ void add_train(CLI::App& app) {
       result = resume(f->resume);
     } else {
       o.split.protocol(parse_protocol(f->protocol)).unseen_classes(f->unseen).validation_size(f->validation)
-          .subset(f->subset);
+          .subset(f->subset).imbalance(parse_imbalance(f->imbalance));
       o.network.encoder(f->encoder);
       o.network.cnn(CnnEncoderOptions().conv_channels(f->conv).hidden(f->hidden).embedding_dim(f->dim)
                         .normalize(f->normalize));
       o.network.distance(parse_distance(f->distance));
+      o.augment = parse_augment(f->augment);
       o.sampler.kind = parse_sampler(f->sampler);
       o.loss = parse_loss(f->loss);
       o.miner = parse_miner(f->miner);

@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -91,6 +92,9 @@ enum class Protocol { Seen, Unseen };
 Protocol parse_protocol(const std::string& name);  ///< "fmnist-seen" | "fmnist-unseen"
 std::string to_string(Protocol protocol);
 
+/// Class -> share of its training images kept (SplitOptions::imbalance).
+using Imbalance = std::map<int64_t, double>;
+
 struct SplitOptions {
   /// fmnist-seen: all classes everywhere; fmnist-unseen: unseen classes only in test.
   TORCH_ARG(Protocol, protocol) = Protocol::Seen;
@@ -100,7 +104,15 @@ struct SplitOptions {
   TORCH_ARG(int64_t, validation_size) = 5000;
   /// If > 0, keep only the first `subset` images of each split (quick runs, tests). Default 0.
   TORCH_ARG(int64_t, subset) = 0;
+  /// Deliberate imbalance: class -> share of its training images kept (the first ones, at least
+  /// 2). E.g. {0: 0.01} keeps 1% of class 0. Validation and test are untouched. Default none.
+  TORCH_ARG(Imbalance, imbalance);
 };
+
+/// Parses "CLASS:SHARE[,CLASS:SHARE...]" (e.g. "0:0.01"); "" gives none. Throws siamese::Error on
+/// a malformed entry or a share outside (0, 1].
+Imbalance parse_imbalance(const std::string& spec);
+std::string to_string(const Imbalance& imbalance);
 
 struct Splits {
   ImageDataset train;
@@ -126,8 +138,13 @@ struct Batch {
 /// batches ready ahead of the consumer, so training never waits on data while workers keep up.
 class Loader {
  public:
+  /// Turns a gathered batch into model inputs on a worker thread (augmentation): (inputs, batch
+  /// number) -> inputs. Must be thread-safe and depend only on its arguments.
+  using Transform = std::function<torch::Tensor(const torch::Tensor& inputs, int64_t number)>;
+
   /// plan: the item indices of each batch. data must outlive the loader. workers >= 1.
-  Loader(const Dataset& data, std::vector<std::vector<int64_t>> plan, int workers = 1, int prefetch = 4);
+  Loader(const Dataset& data, std::vector<std::vector<int64_t>> plan, int workers = 1, int prefetch = 4,
+         Transform transform = {});
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -141,6 +158,7 @@ class Loader {
   const Dataset& data_;
   std::vector<std::vector<int64_t>> plan_;
   int prefetch_;
+  Transform transform_;
   std::mutex mutex_;
   std::condition_variable ready_;
   std::condition_variable space_;

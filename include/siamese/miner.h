@@ -10,6 +10,7 @@
 
 #include "siamese/distance.h"
 #include "siamese/loss.h"
+#include "siamese/sampler.h"
 
 namespace siamese {
 
@@ -73,5 +74,11 @@ struct MinedLoss {
 /// semi-hard window, and the embedding size is the distance-weighted dimension.
 MinedLoss mined_loss(LossKind loss, MinerKind miner, const torch::Tensor& embeddings, const torch::Tensor& labels,
                      Distance distance, double margin, uint64_t seed = 0);
+
+/// Offline mining: for every row of embeddings [N, D], the `per_item` nearest rows with another
+/// label, nearest first. Works in blocks of rows: memory O(block · N), not O(N²).
+/// Throws siamese::Error when an item has fewer than `per_item` items of other classes.
+HardNegatives mine_hard_negatives(const torch::Tensor& embeddings, const std::vector<int64_t>& labels,
+                                  Distance distance, int64_t per_item);
 
 }  // namespace siamese

@@ -37,8 +37,31 @@ struct SamplerOptions {
   /// pk: classes per batch (P) and images per class (K). Default 10 × 16.
   int64_t p = 10;
   int64_t k = 16;
+  /// pk: copies of every planned item, side by side in the batch (P·K·views images); with
+  /// augmentation each copy is a different view of the image. Default 1.
+  int64_t views = 1;
+  /// Class-balanced sampling: anchors and negatives pick a class uniformly, then an item, and pk
+  /// picks its P classes uniformly, whatever the class sizes. false: items are drawn uniformly, so
+  /// classes appear in proportion to their size (pk: P classes drawn by size). Default true.
+  bool balance = true;
   uint64_t seed = 0;
 };
+
+/// Offline mining's result: for every item, its `per_item` nearest items of other classes,
+/// row-major (items[i * per_item + j]). Empty: no mining.
+struct HardNegatives {
+  int64_t per_item = 0;
+  std::vector<int64_t> items;
+  bool empty() const { return per_item == 0; }
+};
+
+/// What a plan actually samples: the share of the images of each class and of positive pairs
+/// (pairs: planned positives; triplets: 1 in 2; pk: same-class pairs among the batch's pairs).
+struct PlanBalance {
+  std::vector<double> class_share;  ///< by label; classes never sampled get 0
+  double positive_share = 0;
+};
+PlanBalance plan_balance(const std::vector<BatchPlan>& plan, SamplerKind kind, const std::vector<int64_t>& labels);
 
 /// Plans batches over a labelled set. Classes with a single item never give positives.
 class Sampler {
@@ -47,8 +70,10 @@ class Sampler {
   /// what the options ask for (fewer than 2 classes, no class with 2 items, P above the classes).
   Sampler(std::vector<int64_t> labels, SamplerOptions options);
 
-  /// The batches of epoch `epoch`: enough to show about every item once.
-  std::vector<BatchPlan> plan_epoch(int64_t epoch) const;
+  /// The batches of epoch `epoch`: enough to show about every item once. With hard negatives
+  /// (offline mining), pairs and triplets draw each anchor's negative among its mined ones, and a
+  /// pk batch fills half of each class's K places with mined negatives of the other half's items.
+  std::vector<BatchPlan> plan_epoch(int64_t epoch, const HardNegatives& hard = {}) const;
   /// Distinct images one batch feeds the encoder (2n pairs, 3n triplets, P·K).
   int64_t images_per_batch() const;
   const SamplerOptions& options() const { return options_; }
@@ -57,6 +82,7 @@ class Sampler {
   std::vector<int64_t> labels_;
   SamplerOptions options_;
   std::vector<std::vector<int64_t>> by_class_;
+  std::vector<int64_t> classes_;       ///< classes with at least 1 item
   std::vector<int64_t> pair_classes_;  ///< classes with at least 2 items
 };
 

@@ -3,9 +3,11 @@
 /// schedule, per-epoch validation, best-model keeping, atomic checkpoints and resume.
 
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "siamese/augment.h"
 #include "siamese/data.h"
 #include "siamese/loss.h"
 #include "siamese/metrics.h"
@@ -16,8 +18,8 @@
 
 namespace siamese {
 
-enum class Schedule { None, Step, Cosine };
-Schedule parse_schedule(const std::string& name);  ///< "none" | "step" | "cosine"
+enum class Schedule { None, Step, Cosine, Plateau };
+Schedule parse_schedule(const std::string& name);  ///< "none" | "step" | "cosine" | "plateau"
 std::string to_string(Schedule schedule);
 
 /// One row of history.csv.
@@ -28,7 +30,13 @@ struct EpochRecord {
   double images_per_second = 0, seconds = 0;
   double data_wait_seconds = 0;  ///< time the training loop spent waiting for the loader
   double active_fraction = 0;    ///< pairs/triplets with non-zero loss among those used (pk sampler)
+  /// What the epoch's plan sampled (plan_balance): smallest and largest share of the images of a
+  /// training class, and the share of positive pairs.
+  double min_class_share = 0, max_class_share = 0, positive_share = 0;
 };
+
+/// The validation metrics that can select the best model: "map_at_r", "recall_at_1", "roc_auc".
+double select_metric(const EpochRecord& record, const std::string& name);
 
 struct TrainOptions {
   /// Data specification (see open_data) and which images train / validate / test.
@@ -37,9 +45,16 @@ struct TrainOptions {
   /// Network; input_mean / input_std are replaced by the training split's pixel statistics.
   SiameseNetworkOptions network = SiameseNetworkOptions().cnn(CnnEncoderOptions().normalize(true));
   SamplerOptions sampler;
+  /// Transforms applied to every training image in the loader threads (augment.h). Default none.
+  AugmentOptions augment;
   LossKind loss = LossKind::Triplet;
   /// Which pairs/triplets of a pk batch count (see miner.h). Default all.
   MinerKind miner = MinerKind::All;
+  /// Weight of an instance term added to the loss: the same loss and miner over the batch with
+  /// only the views of one image as positives (needs sampler.views >= 2 and augmentation). It keeps
+  /// the features that tell images apart within a class, which classes never seen in training
+  /// need. Default 0 (off).
+  double instance_weight = 0;
   /// Loss margin. Default 0.2 (suits unit-length embeddings with the Euclidean distance).
   double margin = 0.2;
   std::string optimizer = "adam";  ///< "adam" | "sgd" (momentum 0.9)
@@ -48,7 +63,19 @@ struct TrainOptions {
   Schedule schedule = Schedule::Cosine;
   int64_t warmup_steps = 100;  ///< linear warm-up from lr/warmup_steps to lr
   int64_t step_size = 3;       ///< step schedule: multiply the LR by gamma every step_size epochs
-  double gamma = 0.1;
+  double gamma = 0.1;          ///< step and plateau schedules: LR factor at each drop
+  /// plateau schedule: epochs without a better validation metric before the LR drops. Default 1.
+  int64_t patience = 1;
+  /// Stop after this many epochs without a better validation metric (0 = never). Default 0.
+  int64_t early_stop = 0;
+  /// Validation metric that picks the best model (and drives plateau and early stopping):
+  /// "map_at_r" (default), "recall_at_1" or "roc_auc".
+  std::string select_by = "map_at_r";
+  /// Offline hard-negative mining: every N epochs (0 = never) embed the training set and find
+  /// each image's `offline_negatives` nearest images of other classes; later batches draw their
+  /// negatives among them (Sampler::plan_epoch). Defaults 0 and 10.
+  int64_t offline_mining_every = 0;
+  int64_t offline_negatives = 10;
   int64_t epochs = 8;
   uint64_t seed = 0;
   int threads = 0;        ///< intra-op threads; 0 = all cores
@@ -64,12 +91,13 @@ std::string to_json(const TrainOptions& options);
 TrainOptions train_options_from_json(const std::string& json);
 
 struct TrainResult {
-  SavedModel model;                 ///< best model by validation MAP@R, threshold calibrated
+  SavedModel model;                 ///< best model by the select_by metric, threshold calibrated
   std::vector<EpochRecord> history;
   EvalReport test;                  ///< the protocol's metrics on the test split
   double images_per_second = 0;     ///< training throughput (forward + backward + step)
   double train_seconds = 0;
   bool finished = false;            ///< false when on_epoch_end stopped the run early
+  bool stopped_early = false;       ///< early stopping ended training before options.epochs
 };
 
 /// Trains into options.out: config.json, checkpoint.pt (every epoch), model.pt (best so far),
@@ -81,7 +109,18 @@ TrainResult train(const TrainOptions& options);
 /// With the same seed the result equals that of an uninterrupted run.
 TrainResult resume(const std::string& dir);
 
-/// The learning rate at a global step (warm-up, then the schedule over total_steps).
+/// Where a run stands after the epochs in `history`, by options.select_by: the best validation
+/// metric, the plateau schedule's LR factor (× gamma after each `patience` epochs without a new
+/// best) and the epochs since the last new best (early stopping).
+struct Standing {
+  double best = -std::numeric_limits<double>::infinity();
+  double lr_scale = 1;
+  int64_t since_best = 0;
+};
+Standing standing(const std::vector<EpochRecord>& history, const TrainOptions& options);
+
+/// The learning rate at a global step (warm-up, then the schedule over total_steps). The plateau
+/// schedule's drops depend on validation results; the trainer multiplies them in.
 double learning_rate(const TrainOptions& options, int64_t step, int64_t steps_per_epoch);
 
 }  // namespace siamese
