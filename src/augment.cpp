@@ -164,4 +164,25 @@ torch::Tensor augment(const torch::Tensor& images, const AugmentOptions& o, uint
   return out.clamp_(0, 1).permute({0, 3, 1, 2}).contiguous();
 }
 
+torch::Tensor augment_grid(const torch::Tensor& images, const AugmentOptions& options, int64_t versions,
+                           uint64_t seed, int64_t zoom) {
+  if (images.dim() != 4 || images.size(0) < 1) {
+    throw Error("augment preview: expected images [N, C, H, W], got " + c10::str(images.sizes()));
+  }
+  if (versions < 0 || zoom < 1) throw Error("augment preview: versions must be >= 0 and zoom >= 1");
+  const int64_t n = images.size(0), c = images.size(1), h = images.size(2) * zoom, w = images.size(3) * zoom;
+  const int64_t gap = 2, cols = versions + 1;
+  auto grid = torch::full({n * (h + gap) + gap, cols * (w + gap) + gap, c}, 255, torch::kUInt8);
+  for (int64_t v = 0; v < cols; ++v) {
+    auto x = v == 0 ? images.to(torch::kFloat32) : augment(images, options, seed, static_cast<uint64_t>(v));
+    x = x.repeat_interleave(zoom, 2).repeat_interleave(zoom, 3);  // nearest-neighbour zoom
+    auto cells = x.mul(255).round().clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1});
+    for (int64_t i = 0; i < n; ++i) {
+      grid.slice(0, gap + i * (h + gap), gap + i * (h + gap) + h).slice(1, gap + v * (w + gap), gap + v * (w + gap) + w)
+          .copy_(cells[i]);
+    }
+  }
+  return grid;
+}
+
 }  // namespace siamese

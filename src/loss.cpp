@@ -1,5 +1,7 @@
 #include "siamese/loss.h"
 
+#include <limits>
+
 #include <algorithm>
 
 #include "siamese/error.h"
@@ -9,11 +11,38 @@ namespace siamese {
 LossKind parse_loss(const std::string& name) {
   if (name == "contrastive") return LossKind::Contrastive;
   if (name == "triplet") return LossKind::Triplet;
-  throw Error("unknown loss '" + name + "' (expected contrastive or triplet)");
+  if (name == "ntxent") return LossKind::NTXent;
+  throw Error("unknown loss '" + name + "' (expected contrastive, triplet or ntxent)");
 }
 
 std::string to_string(LossKind loss) {
-  return loss == LossKind::Contrastive ? "contrastive" : "triplet";
+  switch (loss) {
+    case LossKind::Contrastive: return "contrastive";
+    case LossKind::Triplet: return "triplet";
+    case LossKind::NTXent: return "ntxent";
+  }
+  return "?";
+}
+
+torch::Tensor ntxent_loss(const torch::Tensor& embeddings, const torch::Tensor& labels, double temperature,
+                          int64_t* active) {
+  if (embeddings.dim() != 2 || labels.dim() != 1 || labels.size(0) != embeddings.size(0)) {
+    throw Error("ntxent_loss: expected embeddings [B, D] and labels [B], got " + c10::str(embeddings.sizes()) +
+                " and " + c10::str(labels.sizes()));
+  }
+  if (!(temperature > 0)) throw Error("ntxent_loss: temperature must be > 0");
+  const auto b = embeddings.size(0);
+  auto z = torch::nn::functional::normalize(embeddings, torch::nn::functional::NormalizeFuncOptions().dim(1));
+  auto self = torch::eye(b, torch::TensorOptions().dtype(torch::kBool));
+  auto s = z.matmul(z.t()).div(temperature).masked_fill(self, -std::numeric_limits<double>::infinity());
+  auto log_prob = s - s.logsumexp(1, /*keepdim=*/true);
+  auto pos = labels.unsqueeze(1).eq(labels.unsqueeze(0)).logical_and(self.logical_not());
+  auto count = pos.sum(1);
+  auto has = count.gt(0);
+  if (active) *active = has.sum().item<int64_t>();
+  auto per_item = -log_prob.masked_fill(pos.logical_not(), 0).sum(1) / count.clamp_min(1);
+  if (!has.any().item<bool>()) return embeddings.sum() * 0;
+  return per_item.masked_select(has).mean();
 }
 
 torch::Tensor contrastive_loss(const torch::Tensor& distances, const torch::Tensor& similar, double margin) {
@@ -101,6 +130,7 @@ torch::Tensor batch_triplet_loss(const torch::Tensor& embeddings, const torch::T
 
 torch::Tensor batch_loss(LossKind kind, const torch::Tensor& embeddings, const torch::Tensor& labels,
                          Distance distance, double margin) {
+  if (kind == LossKind::NTXent) throw Error("batch_loss: the ntxent loss takes a temperature: call ntxent_loss");
   return kind == LossKind::Contrastive ? batch_contrastive_loss(embeddings, labels, distance, margin)
                                        : batch_triplet_loss(embeddings, labels, distance, margin);
 }

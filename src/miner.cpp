@@ -163,6 +163,7 @@ MinedPairs mine_pairs(MinerKind miner, const torch::Tensor& distances, const tor
 MinedLoss mined_loss(LossKind loss, MinerKind miner, const torch::Tensor& embeddings, const torch::Tensor& labels,
                      Distance distance, double margin, uint64_t seed) {
   MinedLoss r;
+  if (loss == LossKind::NTXent) throw Error("mined_loss: the ntxent loss weighs every pair itself; use ntxent_loss");
   if (miner == MinerKind::All) {
     auto m = label_masks(labels);
     if (loss == LossKind::Triplet) {

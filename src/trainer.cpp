@@ -66,6 +66,7 @@ std::string to_json(const TrainOptions& o) {
   j["loss"] = to_string(o.loss);
   j["miner"] = to_string(o.miner);
   j["margin"] = o.margin;
+  j["temperature"] = o.temperature;
   j["optimizer"] = o.optimizer;
   j["lr"] = o.lr;
   j["weight_decay"] = o.weight_decay;
@@ -109,6 +110,7 @@ TrainOptions train_options_from_json(const std::string& text) {
     o.loss = parse_loss(j.at("loss"));
     o.miner = parse_miner(j.value("miner", "all"));
     o.margin = j.at("margin");
+    o.temperature = j.value("temperature", o.temperature);
     o.optimizer = j.at("optimizer");
     o.lr = j.at("lr");
     o.weight_decay = j.at("weight_decay");
@@ -157,6 +159,10 @@ void validate(const TrainOptions& o) {
   if (o.loss == LossKind::Triplet && o.sampler.kind == SamplerKind::Pairs) {
     throw Error("the triplet loss needs --sampler triplets or pk, not pairs");
   }
+  if (o.loss == LossKind::NTXent && (o.sampler.kind != SamplerKind::PK || o.miner != MinerKind::All)) {
+    throw Error("the ntxent loss needs --sampler pk and --miner all: it weighs every pair of the batch itself");
+  }
+  if (!(o.temperature > 0)) throw Error("temperature must be > 0");
   if (o.workers < 1) throw Error("workers must be >= 1");
   select_metric(EpochRecord{}, o.select_by);  // throws on an unknown name
   if (o.patience < 1) throw Error("patience must be >= 1");
@@ -239,10 +245,16 @@ MinedLoss batch_loss_of(const TrainOptions& o, SiameseNetwork& net, const Batch&
   const auto distance = o.network.distance();
   auto e = net->embed(batch.inputs);
   if (o.sampler.kind == SamplerKind::PK) {
-    auto r = mined_loss(o.loss, o.miner, e, batch.labels, distance, o.margin, o.seed * 1000003 + step);
+    auto loss_of = [&](const torch::Tensor& labels, uint64_t seed) {
+      if (o.loss != LossKind::NTXent) return mined_loss(o.loss, o.miner, e, labels, distance, o.margin, seed);
+      MinedLoss r;
+      r.loss = ntxent_loss(e, labels, o.temperature, &r.active);
+      r.selected = labels.size(0);
+      return r;
+    };
+    auto r = loss_of(batch.labels, o.seed * 1000003 + step);
     if (o.instance_weight > 0) {
-      auto ids = torch::tensor(batch.indices, torch::kInt64);
-      auto inst = mined_loss(o.loss, o.miner, e, ids, distance, o.margin, o.seed * 1000003 + step + 7);
+      auto inst = loss_of(torch::tensor(batch.indices, torch::kInt64), o.seed * 1000003 + step + 7);
       r.loss = r.loss + o.instance_weight * inst.loss;
     }
     return r;

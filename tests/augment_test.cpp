@@ -110,3 +110,19 @@ TEST(Augment, LoaderWorkersGiveTheSameBatchesWhateverTheirNumber) {
   for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], three[i])) << "batch " << i;
   EXPECT_FALSE(torch::equal(one[0], data.gather(plan[0])));
 }
+
+TEST(Augment, PreviewGridHasTheOriginalsThenTheVersions) {
+  auto x = images();  // 4 × 1 × 12 × 10
+  auto o = parse_augment("rotate=30,noise=0.1");
+  auto grid = augment_grid(x, o, 3, 9, 2);
+  // 4 rows of 24 px and 4 columns of 20 px, 2-px gaps around and between.
+  ASSERT_EQ(grid.sizes(), (std::vector<int64_t>{2 + 4 * 26, 2 + 4 * 22, 1}));
+  auto as_byte = [](const torch::Tensor& t) { return t.mul(255).round().to(torch::kUInt8); };
+  // Row 1, column 0: image 1 enlarged twice; column 2: its version drawn with stream 2.
+  EXPECT_TRUE(torch::equal(grid.slice(0, 28, 52).slice(1, 2, 22).select(2, 0),
+                           as_byte(x[1][0]).repeat_interleave(2, 0).repeat_interleave(2, 1)));
+  EXPECT_TRUE(torch::equal(grid.slice(0, 28, 52).slice(1, 46, 66).select(2, 0),
+                           as_byte(augment(x, o, 9, 2)[1][0]).repeat_interleave(2, 0).repeat_interleave(2, 1)));
+  EXPECT_EQ(grid[0][0][0].item<uint8_t>(), 255);  // gap
+  EXPECT_THROW(augment_grid(x[0], o, 3, 0), Error);
+}

@@ -236,3 +236,39 @@ TEST_F(Cli, TrainsOnAnImageFolderAndNamesABadImage) {
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.out.find("big.png: image is"), std::string::npos) << bad.out;
 }
+
+TEST_F(Cli, AugmentPreviewWritesAGridAndRefusesABadSpecification) {
+  const auto png = *dir_ / "grid.png";
+  auto r = run("augment-preview --augment rotate=15,flip=0.5,noise=0.05 --images 4 --versions 3 --zoom 2 --out " +
+               png.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto grid = cv::imread(png.string(), cv::IMREAD_UNCHANGED);
+  EXPECT_EQ(grid.rows, 2 + 4 * (56 + 2));  // 4 classes' images, 28 px × 2, 2-px gaps
+  EXPECT_EQ(grid.cols, 2 + 4 * (56 + 2));  // the original and 3 versions
+  const auto before = read_file(png);
+  auto bad = run("augment-preview --augment spin=3 --out " + png.string());
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("unknown transform 'spin'"), std::string::npos) << bad.out;
+  EXPECT_EQ(read_file(png), before);
+}
+
+TEST_F(Cli, StrategyFlagsReachTheRunAndItsLog) {
+  const auto out = *dir_ / "strategies";
+  auto r = run("train --subset 1500 --epochs 2 --conv-channels 8,16 --hidden 0 --p 10 --k 4 --views 2 "
+               "--augment rotate=10,noise=0.05 --instance-weight 1 --loss ntxent --imbalance 3:0.1 "
+               "--schedule plateau --patience 1 --early-stop 3 --select-by recall_at_1 --offline-mining-every 1 "
+               "--out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("offline mining: the 10 nearest other-class images"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sampled: 10 classes"), std::string::npos) << r.out;
+  auto saved = nlohmann::json::parse(read_file(out / "config.json"));
+  EXPECT_EQ(saved["augment"], "rotate=10,noise=0.05");
+  EXPECT_EQ(saved["imbalance"], "3:0.1");
+  EXPECT_EQ(saved["schedule"], "plateau");
+  EXPECT_EQ(saved["select_by"], "recall_at_1");
+  EXPECT_EQ(saved["loss"], "ntxent");
+  EXPECT_EQ(saved["views"], 2);
+  auto history = read_file(out / "history.csv");
+  EXPECT_NE(history.find("min_class_share,max_class_share,positive_share"), std::string::npos);
+  EXPECT_GT(last_json_line(r.out)["recall_at_1"].get<double>(), 0.4);
+}

@@ -161,3 +161,32 @@ TEST(Loss, RejectsBadShapes) {
   EXPECT_THROW(batch_triplet_loss(torch::zeros({3, 2}), torch::zeros({4}, torch::kLong), Distance::Euclidean, 1.0), Error);
   EXPECT_THROW(parse_loss("hinge"), Error);
 }
+
+TEST(Loss, NTXentEqualsItsDefinitionComputedByLoops) {
+  torch::manual_seed(4);
+  auto e = torch::randn({6, 3}, torch::kFloat64);
+  auto labels = torch::tensor({0, 0, 1, 1, 1, 2});  // item 5 has no positive
+  const double t = 0.5;
+  double total = 0;
+  int with_positive = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto cos = [&](int a, int b) { return (e[a].dot(e[b]) / (e[a].norm() * e[b].norm())).item<double>() / t; };
+    double denominator = 0;
+    for (int j = 0; j < 6; ++j) if (j != i) denominator += std::exp(cos(i, j));
+    double sum = 0;
+    int positives = 0;
+    for (int p = 0; p < 6; ++p) {
+      if (p == i || labels[p].item<int64_t>() != labels[i].item<int64_t>()) continue;
+      sum += -std::log(std::exp(cos(i, p)) / denominator);
+      ++positives;
+    }
+    if (positives > 0) total += sum / positives, ++with_positive;
+  }
+  int64_t active = 0;
+  EXPECT_NEAR(ntxent_loss(e, labels, t, &active).item<double>(), total / with_positive, 1e-10);
+  EXPECT_EQ(active, 5);
+  EXPECT_EQ(ntxent_loss(e, torch::arange(6), t).item<double>(), 0.0);  // nobody has a positive
+  EXPECT_THROW(ntxent_loss(e, labels, 0), Error);
+  EXPECT_THROW(ntxent_loss(e, labels.slice(0, 0, 4), t), Error);
+  EXPECT_EQ(parse_loss("ntxent"), LossKind::NTXent);
+}

@@ -9,5 +9,6 @@ void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_embed(CLI::App& app);
 void add_compare(CLI::App& app);
+void add_augment_preview(CLI::App& app);
 
 }  // namespace siamese::cli

@@ -5,7 +5,7 @@
 #include "siamese/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"siamese: similarity learning with Siamese networks (train, eval, embed, compare)"};
+  CLI::App app{"siamese: similarity learning with Siamese networks (train, eval, embed, compare, augment-preview)"};
   app.require_subcommand(1);
   // `siamese train --config FILE` falls through to this option; the file's [train] section sets
   // train's flags (TOML or INI: `epochs = 3`, `conv-channels = [16, 32]`).
@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   siamese::cli::add_eval(app);
   siamese::cli::add_embed(app);
   siamese::cli::add_compare(app);
+  siamese::cli::add_augment_preview(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -37,7 +37,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--hidden", f->hidden, "dense hidden layer width (0 = none)")->capture_default_str();
   cmd->add_option("--embedding-dim", f->dim, "embedding size")->capture_default_str();
   cmd->add_option("--normalize", f->normalize, "L2-normalise embeddings (true/false)")->capture_default_str();
-  cmd->add_option("--loss", f->loss, "contrastive | triplet")->capture_default_str();
+  cmd->add_option("--loss", f->loss, "contrastive | triplet | ntxent (pk sampler)")->capture_default_str();
+  cmd->add_option("--temperature", o.temperature, "ntxent loss: temperature of the cosine similarities")
+      ->capture_default_str();
   cmd->add_option("--margin", o.margin, "loss margin")->capture_default_str();
   cmd->add_option("--miner", f->miner, "all | batch-hard | semi-hard | hard-pairs | distance-weighted (pk sampler)")
       ->capture_default_str();

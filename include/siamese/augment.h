@@ -48,4 +48,10 @@ std::string to_string(const AugmentOptions& options);
 /// differs per batch (the trainer uses epoch and batch number).
 torch::Tensor augment(const torch::Tensor& images, const AugmentOptions& options, uint64_t seed, uint64_t stream);
 
+/// A preview grid: one row per image [N, C, H, W] in [0, 1], the original first, then `versions`
+/// augmented versions (stream = version number), cells `zoom` times enlarged and 2 pixels apart.
+/// Returns uint8 [H', W', C] (OpenCV layout, ready for cv::imwrite after an RGB->BGR swap).
+torch::Tensor augment_grid(const torch::Tensor& images, const AugmentOptions& options, int64_t versions,
+                           uint64_t seed, int64_t zoom = 3);
+
 }  // namespace siamese

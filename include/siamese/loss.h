@@ -10,8 +10,8 @@
 
 namespace siamese {
 
-enum class LossKind { Contrastive, Triplet };
-/// Parses "contrastive" or "triplet"; throws siamese::Error otherwise.
+enum class LossKind { Contrastive, Triplet, NTXent };
+/// Parses "contrastive", "triplet" or "ntxent"; throws siamese::Error otherwise.
 LossKind parse_loss(const std::string& name);
 std::string to_string(LossKind loss);
 
@@ -41,6 +41,15 @@ torch::Tensor batch_contrastive_loss(const torch::Tensor& embeddings, const torc
 /// active (optional): set to the number of triplets with non-zero loss.
 torch::Tensor batch_triplet_loss(const torch::Tensor& embeddings, const torch::Tensor& labels,
                                  Distance distance, double margin, int64_t* active = nullptr);
+
+/// Normalised-temperature cross-entropy over a labelled batch (NT-Xent of SimCLR, Chen et al.
+/// 2020, in the supervised form of Khosla et al. 2020): with s(i, j) the cosine similarity of
+/// embeddings i and j over `temperature`, each item i with positives P(i) (same label, j ≠ i) adds
+///   −1/|P(i)| Σ_{p ∈ P(i)} log( exp s(i,p) / Σ_{j ≠ i} exp s(i,j) ),
+/// averaged over the items that have a positive. embeddings [B, D], labels [B]. Memory O(B²).
+/// active (optional): set to the number of items that have a positive.
+torch::Tensor ntxent_loss(const torch::Tensor& embeddings, const torch::Tensor& labels, double temperature,
+                          int64_t* active = nullptr);
 
 /// Dispatches to batch_contrastive_loss or batch_triplet_loss.
 torch::Tensor batch_loss(LossKind kind, const torch::Tensor& embeddings, const torch::Tensor& labels,

@@ -55,6 +55,8 @@ struct TrainOptions {
   /// the features that tell images apart within a class, which classes never seen in training
   /// need. Default 0 (off).
   double instance_weight = 0;
+  /// ntxent loss: the temperature dividing cosine similarities. Default 0.1.
+  double temperature = 0.1;
   /// Loss margin. Default 0.2 (suits unit-length embeddings with the Euclidean distance).
   double margin = 0.2;
   std::string optimizer = "adam";  ///< "adam" | "sgd" (momentum 0.9)
