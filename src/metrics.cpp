@@ -37,6 +37,7 @@ RetrievalMetrics retrieval_metrics(const torch::Tensor& embeddings, const std::v
   const int64_t k = std::min<int64_t>(n - 1, std::max<int64_t>(5, others.max().item<int64_t>()));
   double hits1 = 0, hits5 = 0, ap_sum = 0;
   int64_t ap_count = 0;
+  auto class_hits = torch::zeros({counts.size(0)}, torch::kFloat64);
   torch::NoGradGuard no_grad;
   const int64_t block = 256;
   auto e = embeddings.to(torch::kFloat32);
@@ -49,6 +50,7 @@ RetrievalMetrics retrieval_metrics(const torch::Tensor& embeddings, const std::v
     auto match = lab.index_select(0, nn.reshape(-1)).view({m, k}).eq(lab.slice(0, s, s + m).unsqueeze(1));
     auto mf = match.to(torch::kFloat64);
     hits1 += mf.select(1, 0).sum().item<double>();
+    class_hits.index_add_(0, lab.slice(0, s, s + m), mf.select(1, 0));
     hits5 += match.slice(1, 0, std::min<int64_t>(5, k)).any(1).to(torch::kFloat64).sum().item<double>();
     auto r = others.slice(0, s, s + m).to(torch::kFloat64).unsqueeze(1);
     auto within = (ranks <= r).to(torch::kFloat64);
@@ -58,7 +60,9 @@ RetrievalMetrics retrieval_metrics(const torch::Tensor& embeddings, const std::v
     ap_sum += ap.masked_select(has).sum().item<double>();
     ap_count += has.sum().item<int64_t>();
   }
-  return {hits1 / n, hits5 / n, ap_count > 0 ? ap_sum / ap_count : 0.0};
+  auto by_class = (class_hits / counts.to(torch::kFloat64).clamp_min(1)).contiguous();
+  return {hits1 / n, hits5 / n, ap_count > 0 ? ap_sum / ap_count : 0.0,
+          std::vector<double>(by_class.data_ptr<double>(), by_class.data_ptr<double>() + by_class.numel())};
 }
 
 Pairs balanced_pairs(const std::vector<int64_t>& labels, int64_t count, uint64_t seed) {
@@ -249,6 +253,10 @@ std::string to_json(const EvalReport& r) {
   put("tar_at_far_1e-3", r.tar_at_far_1e_3);
   put("oneshot_5way_1shot", r.oneshot_5way_1shot);
   put("oneshot_5way_5shot", r.oneshot_5way_5shot);
+  if (!r.recall_at_1_by_class.empty()) {
+    auto& by_class = j["recall_at_1_by_class"] = nlohmann::ordered_json::object();
+    for (const auto& [label, recall] : r.recall_at_1_by_class) by_class[std::to_string(label)] = recall;
+  }
   j["test_images"] = r.test_images;
   j["test_pairs"] = r.test_pairs;
   return j.dump();
@@ -262,6 +270,7 @@ EvalReport evaluate(SiameseNetwork& network, const Dataset& test, double thresho
   auto retrieval = retrieval_metrics(e, test.labels(), distance);
   r.recall_at_1 = retrieval.recall_at_1;
   r.recall_at_5 = retrieval.recall_at_5;
+  for (auto label : test.labels()) r.recall_at_1_by_class[label] = retrieval.recall_at_1_by_class.at(label);
   r.map_at_r = retrieval.map_at_r;
   auto pairs = balanced_pairs(test.labels(), options.test_pairs(), options.pair_seed());
   auto d = pair_distances(e, pairs, distance);

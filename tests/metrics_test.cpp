@@ -15,6 +15,10 @@ TEST(Retrieval, HandComputedLine) {
   EXPECT_DOUBLE_EQ(m.recall_at_1, 0.8);
   EXPECT_DOUBLE_EQ(m.recall_at_5, 1.0);
   EXPECT_NEAR(m.map_at_r, 0.6, 1e-12);
+  // By class: 2 of class 0's 3 queries hit (12.5 finds 11), both of class 1's.
+  ASSERT_EQ(m.recall_at_1_by_class.size(), 2u);
+  EXPECT_NEAR(m.recall_at_1_by_class[0], 2.0 / 3, 1e-12);
+  EXPECT_DOUBLE_EQ(m.recall_at_1_by_class[1], 1.0);
 }
 
 TEST(Retrieval, MatchesBruteForceOnRandomData) {
@@ -25,6 +29,7 @@ TEST(Retrieval, MatchesBruteForceOnRandomData) {
   for (int i = 0; i < n; ++i) labels.push_back((i * 7) % 6);
   auto d = torch::cdist(e, e);
   double r1 = 0, map = 0;
+  std::vector<double> class_hits(6, 0), class_count(6, 0);
   for (int q = 0; q < n; ++q) {
     std::vector<std::pair<double, int>> order;
     for (int j = 0; j < n; ++j)
@@ -33,6 +38,8 @@ TEST(Retrieval, MatchesBruteForceOnRandomData) {
     int r = 0;
     for (int j = 0; j < n; ++j) r += (j != q && labels[j] == labels[q]);
     r1 += labels[order[0].second] == labels[q];
+    class_hits[labels[q]] += labels[order[0].second] == labels[q];
+    class_count[labels[q]] += 1;
     double hits = 0, ap = 0;
     for (int i = 0; i < r; ++i) {
       if (labels[order[i].second] == labels[q]) {
@@ -45,6 +52,7 @@ TEST(Retrieval, MatchesBruteForceOnRandomData) {
   auto m = retrieval_metrics(e, labels, Distance::Euclidean);
   EXPECT_NEAR(m.recall_at_1, r1 / n, 1e-12);
   EXPECT_NEAR(m.map_at_r, map / n, 1e-9);
+  for (int c = 0; c < 6; ++c) EXPECT_NEAR(m.recall_at_1_by_class.at(c), class_hits[c] / class_count[c], 1e-12);
 }
 
 TEST(Verification, FourPointRocByHand) {

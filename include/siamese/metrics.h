@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ struct RetrievalMetrics {
   double recall_at_1 = 0;  ///< fraction of queries whose nearest neighbour shares their class
   double recall_at_5 = 0;  ///< ... with a same-class item among the 5 nearest
   double map_at_r = 0;     ///< MAP@R of Musgrave et al. 2020, R = number of other same-class items
+  std::vector<double> recall_at_1_by_class;  ///< Recall@1 of each label's queries (0 for absent labels)
 };
 /// embeddings [N, D], labels [N]. Queries go in blocks, so memory is O(block · N).
 RetrievalMetrics retrieval_metrics(const torch::Tensor& embeddings, const std::vector<int64_t>& labels,
@@ -68,6 +70,7 @@ struct EvalReport {
   double recall_at_1 = -1, recall_at_5 = -1, map_at_r = -1;
   double verification_accuracy = -1, threshold = -1, roc_auc = -1, eer = -1, tar_at_far_1e_3 = -1;
   double oneshot_5way_1shot = -1, oneshot_5way_5shot = -1;
+  std::map<int64_t, double> recall_at_1_by_class;  ///< label -> Recall@1 of its test queries
   int64_t test_images = 0, test_pairs = 0;
 };
 /// One JSON object with the fields of DESIGN §6 (negative fields left out).
