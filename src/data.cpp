@@ -37,6 +37,40 @@ torch::Tensor ImageDataset::gather(const std::vector<int64_t>& indices) const {
   return images_.index_select(0, idx).to(torch::kFloat32).div_(255.0);
 }
 
+RotatedClasses::RotatedClasses(const ImageDataset& base, int64_t rotations) : base_(base), rotations_(rotations) {
+  if (rotations != 1 && rotations != 2 && rotations != 4) {
+    throw Error("class rotations must be 1, 2 or 4, got " + std::to_string(rotations));
+  }
+  if (rotations == 4 && base.size() > 0 && base.images().size(2) != base.images().size(3)) {
+    throw Error(base.source() + ": 4 class rotations need square images, these are " +
+                std::to_string(base.images().size(2)) + "x" + std::to_string(base.images().size(3)) +
+                " (use 2: 0° and 180°)");
+  }
+  int64_t classes = 0;
+  for (auto l : base.labels()) classes = std::max(classes, l + 1);
+  for (int64_t r = 0; r < rotations; ++r) {
+    for (auto l : base.labels()) labels_.push_back(l + r * classes);
+  }
+}
+
+torch::Tensor RotatedClasses::gather(const std::vector<int64_t>& indices) const {
+  const int64_t n = base_.size();
+  std::vector<int64_t> items;
+  items.reserve(indices.size());
+  for (auto i : indices) items.push_back(i % n);
+  auto x = base_.gather(items);
+  const int64_t step = 4 / rotations_;  // quarter turns per rotation
+  for (size_t j = 0; j < indices.size(); ++j) {
+    const int64_t turns = (indices[j] / n) * step;
+    if (turns > 0) x[j].copy_(x[j].rot90(turns, {1, 2}));
+  }
+  return x;
+}
+
+std::string RotatedClasses::source() const {
+  return base_.source() + " x" + std::to_string(rotations_) + " rotations";
+}
+
 ImageDataset ImageDataset::subset(const std::vector<int64_t>& indices, const std::string& what) const {
   std::vector<int64_t> labels;
   labels.reserve(indices.size());

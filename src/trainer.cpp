@@ -62,6 +62,7 @@ std::string to_json(const TrainOptions& o) {
   j["p"] = o.sampler.p;
   j["k"] = o.sampler.k;
   j["views"] = o.sampler.views;
+  j["class_rotations"] = o.class_rotations;
   j["instance_weight"] = o.instance_weight;
   j["loss"] = to_string(o.loss);
   j["miner"] = to_string(o.miner);
@@ -106,6 +107,7 @@ TrainOptions train_options_from_json(const std::string& text) {
     o.sampler.p = j.at("p");
     o.sampler.k = j.at("k");
     o.sampler.views = j.value("views", 1);
+    o.class_rotations = j.value("class_rotations", 1);
     o.instance_weight = j.value("instance_weight", 0.0);
     o.loss = parse_loss(j.at("loss"));
     o.miner = parse_miner(j.value("miner", "all"));
@@ -327,10 +329,12 @@ TrainResult run(TrainOptions o, bool resuming) {
   torch::manual_seed(o.seed);
   SiameseNetwork net(o.network);
   auto optimizer = make_optimizer(o, net);
+  RotatedClasses rotated(splits.train, o.class_rotations);
+  const Dataset& train_set = o.class_rotations > 1 ? static_cast<const Dataset&>(rotated) : splits.train;
   if (o.sampler.kind == SamplerKind::PK) {
     // Fewer classes than P (e.g. fmnist-unseen keeps 5): take them all, same images per batch.
     int64_t classes = 0;
-    for (const auto& items : indices_by_class(splits.train.labels())) classes += items.size() >= 2 ? 1 : 0;
+    for (const auto& items : indices_by_class(train_set.labels())) classes += items.size() >= 2 ? 1 : 0;
     if (classes >= 2 && classes < o.sampler.p) {
       const int64_t images = o.sampler.p * o.sampler.k;
       o.sampler.p = classes;
@@ -340,7 +344,7 @@ TrainResult run(TrainOptions o, bool resuming) {
                    static_cast<long long>(o.sampler.k));
     }
   }
-  Sampler sampler(splits.train.labels(), o.sampler);
+  Sampler sampler(train_set.labels(), o.sampler);
 
   int64_t first_epoch = 0, step = 0;
   std::vector<EpochRecord> history;
@@ -379,7 +383,7 @@ TrainResult run(TrainOptions o, bool resuming) {
   }
 
   std::fprintf(stderr, "training on %lld images (%s), validating on %lld, %lld epochs\n",
-               static_cast<long long>(splits.train.size()), splits.train.source().c_str(),
+               static_cast<long long>(train_set.size()), train_set.source().c_str(),
                static_cast<long long>(splits.validation.size()), static_cast<long long>(o.epochs));
   TrainResult result;
   result.finished = true;
@@ -400,17 +404,17 @@ TrainResult run(TrainOptions o, bool resuming) {
     if (o.offline_mining_every > 0 && epoch > 0 && epoch % o.offline_mining_every == 0) {
       const auto mining = Clock::now();
       net->eval();
-      hard = mine_hard_negatives(embed_dataset(net, splits.train), splits.train.labels(), o.network.distance(),
+      hard = mine_hard_negatives(embed_dataset(net, train_set), train_set.labels(), o.network.distance(),
                                  o.offline_negatives);
       if (o.progress) {
         std::fprintf(stderr, "offline mining: the %lld nearest other-class images of each of %lld (%.1f s)\n",
-                     static_cast<long long>(hard.per_item), static_cast<long long>(splits.train.size()),
+                     static_cast<long long>(hard.per_item), static_cast<long long>(train_set.size()),
                      std::chrono::duration<double>(Clock::now() - mining).count());
       }
     }
     torch::manual_seed(o.seed + 1000003 * (epoch + 1));
     auto plan = sampler.plan_epoch(epoch, hard);
-    const auto balance = plan_balance(plan, o.sampler.kind, splits.train.labels());
+    const auto balance = plan_balance(plan, o.sampler.kind, train_set.labels());
     std::vector<std::vector<int64_t>> indices;
     for (const auto& b : plan) indices.push_back(b.indices);
     Loader::Transform transform;
@@ -419,7 +423,7 @@ TrainResult run(TrainOptions o, bool resuming) {
         return augment(inputs, o.augment, o.seed, (static_cast<uint64_t>(epoch) << 32) + number);
       };
     }
-    Loader loader(splits.train, indices, o.workers, 4, transform);
+    Loader loader(train_set, indices, o.workers, 4, transform);
     net->train();
     const auto start = Clock::now();
     double loss_sum = 0;

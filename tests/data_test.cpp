@@ -214,3 +214,26 @@ TEST(Splits, ImbalanceKeepsTheFirstShareOfAClassAndNamesBadClasses) {
   expect_error([&] { make_splits(source, SplitOptions().validation_size(40).imbalance({{7, 0.5}})); }, "train",
                "class 7");
 }
+
+TEST(RotatedClasses, EachQuarterTurnIsANewClass) {
+  // One 2×2 image [[1, 2], [3, 4]] of class 0 and one of class 1.
+  auto images = torch::tensor({1, 2, 3, 4, 5, 6, 7, 8}, torch::kUInt8).view({2, 1, 2, 2});
+  ImageDataset base(images, {0, 1}, "two");
+  RotatedClasses r(base, 4);
+  ASSERT_EQ(r.size(), 8);
+  EXPECT_EQ(r.labels(), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7}));
+  auto x = r.gather({0, 2, 4, 6, 7}).mul(255).round().to(torch::kInt64);
+  // Quarter turns counter-clockwise: [[1,2],[3,4]] -> [[2,4],[1,3]] -> [[4,3],[2,1]] -> [[3,1],[4,2]].
+  EXPECT_TRUE(torch::equal(x[0].flatten(), torch::tensor({1, 2, 3, 4})));
+  EXPECT_TRUE(torch::equal(x[1].flatten(), torch::tensor({2, 4, 1, 3})));
+  EXPECT_TRUE(torch::equal(x[2].flatten(), torch::tensor({4, 3, 2, 1})));
+  EXPECT_TRUE(torch::equal(x[3].flatten(), torch::tensor({3, 1, 4, 2})));
+  EXPECT_TRUE(torch::equal(x[4].flatten(), torch::tensor({7, 5, 8, 6})));
+  RotatedClasses half(base, 2);
+  EXPECT_EQ(half.labels(), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_TRUE(torch::equal(half.gather({2}).mul(255).round().to(torch::kInt64).flatten(), torch::tensor({4, 3, 2, 1})));
+  EXPECT_THROW(RotatedClasses(base, 3), Error);
+  ImageDataset wide(torch::zeros({2, 1, 2, 3}, torch::kUInt8), {0, 1}, "wide");
+  EXPECT_THROW(RotatedClasses(wide, 4), Error);
+  EXPECT_EQ(RotatedClasses(wide, 2).size(), 4);
+}

@@ -56,6 +56,9 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--p", o.sampler.p, "classes per batch (pk sampler)")->capture_default_str();
   cmd->add_option("--k", o.sampler.k, "images per class (pk sampler)")->capture_default_str();
+  cmd->add_option("--class-rotations", o.class_rotations,
+                  "1 | 2 | 4: add the training images turned by 180° (2) or 90°, 180°, 270° (4) as new classes")
+      ->capture_default_str();
   cmd->add_option("--views", o.sampler.views, "copies of each image per pk batch, each augmented apart")
       ->capture_default_str();
   cmd->add_option("--instance-weight", o.instance_weight,

@@ -60,6 +60,26 @@ class ImageDataset : public Dataset {
   std::vector<std::string> class_names_;
 };
 
+/// Class augmentation (as in few-shot work on Omniglot): every image of `base` once per rotation
+/// by 0°, 90°, 180°, 270° (rotations = 4; 2 gives 0° and 180°), each rotation a class of its own:
+/// item r·N + i is image i rotated by r quarter turns (r·2 for rotations = 2), labelled
+/// label(i) + r·C, C = the largest label + 1. More classes to tell apart, so the network learns
+/// features that serve classes it never saw. Throws siamese::Error on non-square images with
+/// rotations = 4, or rotations other than 1, 2, 4.
+class RotatedClasses : public Dataset {
+ public:
+  RotatedClasses(const ImageDataset& base, int64_t rotations);
+  int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
+  const std::vector<int64_t>& labels() const override { return labels_; }
+  torch::Tensor gather(const std::vector<int64_t>& indices) const override;
+  std::string source() const override;
+
+ private:
+  const ImageDataset& base_;
+  int64_t rotations_;
+  std::vector<int64_t> labels_;
+};
+
 /// Reads an IDX image file (magic 0x00000803, uint8 [N, H, W]) and its IDX label file
 /// (magic 0x00000801, uint8 [N]); either may be gzip-compressed. Throws siamese::Error naming the
 /// file on a missing file, a wrong magic number, a truncated body or a count mismatch.

@@ -50,6 +50,9 @@ struct TrainOptions {
   LossKind loss = LossKind::Triplet;
   /// Which pairs/triplets of a pk batch count (see miner.h). Default all.
   MinerKind miner = MinerKind::All;
+  /// Class augmentation: 4 (or 2) adds every training image rotated by 90°, 180°, 270° (or 180°)
+  /// as new classes (RotatedClasses); an epoch then covers the rotated images too. Default 1 (off).
+  int64_t class_rotations = 1;
   /// Weight of an instance term added to the loss: the same loss and miner over the batch with
   /// only the views of one image as positives (needs sampler.views >= 2 and augmentation). It keeps
   /// the features that tell images apart within a class, which classes never seen in training
