@@ -74,7 +74,7 @@ class Sampler {
   /// (offline mining), pairs and triplets draw each anchor's negative among its mined ones, and a
   /// pk batch fills half of each class's K places with mined negatives of the other half's items.
   std::vector<BatchPlan> plan_epoch(int64_t epoch, const HardNegatives& hard = {}) const;
-  /// Distinct images one batch feeds the encoder (2n pairs, 3n triplets, P·K).
+  /// Images one batch feeds the encoder (2n pairs, 3n triplets, P·K·views).
   int64_t images_per_batch() const;
   const SamplerOptions& options() const { return options_; }
 
