@@ -128,11 +128,4 @@ torch::Tensor batch_triplet_loss(const torch::Tensor& embeddings, const torch::T
   return ((count_p * d).sum() - (count_n * d).sum() + margin * active) / active;
 }
 
-torch::Tensor batch_loss(LossKind kind, const torch::Tensor& embeddings, const torch::Tensor& labels,
-                         Distance distance, double margin) {
-  if (kind == LossKind::NTXent) throw Error("batch_loss: the ntxent loss takes a temperature: call ntxent_loss");
-  return kind == LossKind::Contrastive ? batch_contrastive_loss(embeddings, labels, distance, margin)
-                                       : batch_triplet_loss(embeddings, labels, distance, margin);
-}
-
 }  // namespace siamese

@@ -161,9 +161,14 @@ MinedPairs mine_pairs(MinerKind miner, const torch::Tensor& distances, const tor
 }
 
 MinedLoss mined_loss(LossKind loss, MinerKind miner, const torch::Tensor& embeddings, const torch::Tensor& labels,
-                     Distance distance, double margin, uint64_t seed) {
+                     Distance distance, double margin, uint64_t seed, double temperature) {
   MinedLoss r;
-  if (loss == LossKind::NTXent) throw Error("mined_loss: the ntxent loss weighs every pair itself; use ntxent_loss");
+  if (loss == LossKind::NTXent) {
+    if (miner != MinerKind::All) throw Error("mined_loss: the ntxent loss weighs every pair itself; use miner all");
+    r.loss = ntxent_loss(embeddings, labels, temperature, &r.active);
+    r.selected = labels.size(0);
+    return r;
+  }
   if (miner == MinerKind::All) {
     auto m = label_masks(labels);
     if (loss == LossKind::Triplet) {

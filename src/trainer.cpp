@@ -248,11 +248,7 @@ MinedLoss batch_loss_of(const TrainOptions& o, SiameseNetwork& net, const Batch&
   auto e = net->embed(batch.inputs);
   if (o.sampler.kind == SamplerKind::PK) {
     auto loss_of = [&](const torch::Tensor& labels, uint64_t seed) {
-      if (o.loss != LossKind::NTXent) return mined_loss(o.loss, o.miner, e, labels, distance, o.margin, seed);
-      MinedLoss r;
-      r.loss = ntxent_loss(e, labels, o.temperature, &r.active);
-      r.selected = labels.size(0);
-      return r;
+      return mined_loss(o.loss, o.miner, e, labels, distance, o.margin, seed, o.temperature);
     };
     auto r = loss_of(batch.labels, o.seed * 1000003 + step);
     if (o.instance_weight > 0) {

@@ -146,3 +146,12 @@ TEST(Miner, OfflineHardNegativesAreTheNearestOtherClassItems) {
   EXPECT_THROW(mine_hard_negatives(e.slice(0, 0, 4), {0, 0, 0, 1}, Distance::Euclidean, 2), Error);
   EXPECT_THROW(mine_hard_negatives(e, {0, 1}, Distance::Euclidean, 1), Error);
 }
+
+TEST(Miner, NTXentGoesThroughMinedLossWithMinerAllOnly) {
+  auto e = points();
+  auto r = mined_loss(LossKind::NTXent, MinerKind::All, e, point_labels(), Distance::Euclidean, 0.2, 0, 0.5);
+  EXPECT_DOUBLE_EQ(r.loss.item<double>(), ntxent_loss(e, point_labels(), 0.5).item<double>());
+  EXPECT_EQ(r.active, 5);    // every point has a same-class partner
+  EXPECT_EQ(r.selected, 5);
+  EXPECT_THROW(mined_loss(LossKind::NTXent, MinerKind::BatchHard, e, point_labels(), Distance::Euclidean, 0.2), Error);
+}

@@ -51,8 +51,4 @@ torch::Tensor batch_triplet_loss(const torch::Tensor& embeddings, const torch::T
 torch::Tensor ntxent_loss(const torch::Tensor& embeddings, const torch::Tensor& labels, double temperature,
                           int64_t* active = nullptr);
 
-/// Dispatches to batch_contrastive_loss or batch_triplet_loss.
-torch::Tensor batch_loss(LossKind kind, const torch::Tensor& embeddings, const torch::Tensor& labels,
-                         Distance distance, double margin);
-
 }  // namespace siamese

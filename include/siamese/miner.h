@@ -69,11 +69,13 @@ struct MinedLoss {
 };
 
 /// The loss of a labelled batch under a miner: embeddings [B, D], labels [B].
-/// MinerKind::All gives batch_loss(); the others mine on detached distances and average the loss
-/// over the chosen pairs (contrastive) or triplets (triplet). The loss margin is also the
-/// semi-hard window, and the embedding size is the distance-weighted dimension.
+/// MinerKind::All gives batch_contrastive_loss / batch_triplet_loss, or ntxent_loss at
+/// `temperature` (the ntxent loss weighs every pair itself and takes no other miner); the others
+/// mine on detached distances and average the loss over the chosen pairs (contrastive) or
+/// triplets (triplet). The loss margin is also the semi-hard window, and the embedding size is the
+/// distance-weighted dimension.
 MinedLoss mined_loss(LossKind loss, MinerKind miner, const torch::Tensor& embeddings, const torch::Tensor& labels,
-                     Distance distance, double margin, uint64_t seed = 0);
+                     Distance distance, double margin, uint64_t seed = 0, double temperature = 0.1);
 
 /// Offline mining: for every row of embeddings [N, D], the `per_item` nearest rows with another
 /// label, nearest first. Works in blocks of rows: memory O(block · N), not O(N²).
