@@ -50,6 +50,26 @@ void write_text_atomically(const std::string& path, const std::string& text) {
 
 }  // namespace detail
 
+std::string model_fingerprint(SiameseNetwork& network) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* data, size_t size) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < size; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  };
+  const std::string config = to_json(network->options);
+  mix(config.data(), config.size());
+  auto tensors = network->named_parameters();
+  for (const auto& b : network->named_buffers()) tensors.insert(b.key(), b.value());
+  for (const auto& t : tensors) {
+    mix(t.key().data(), t.key().size());
+    auto c = t.value().detach().to(torch::kCPU).contiguous();
+    mix(c.data_ptr(), c.nbytes());
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
 std::string to_json(const SiameseNetworkOptions& o) {
   nlohmann::ordered_json j;
   j["encoder"] = o.encoder();

@@ -27,6 +27,10 @@ void save_model(const std::string& path, SiameseNetwork& network, double thresho
 /// file when it is missing, corrupt, not a siamese model, or of another format version.
 SavedModel load_model(const std::string& path);
 
+/// A 16-hex-digit fingerprint of the network: its configuration, and the names and values of
+/// every parameter and buffer (FNV-1a). Two models share it only if they embed identically.
+std::string model_fingerprint(SiameseNetwork& network);
+
 /// The network configuration as JSON and back (throws siamese::Error on a bad document).
 std::string to_json(const SiameseNetworkOptions& options);
 SiameseNetworkOptions network_options_from_json(const std::string& json);
