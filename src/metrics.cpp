@@ -237,6 +237,50 @@ double few_shot_accuracy(const torch::Tensor& embeddings, const std::vector<int6
   return static_cast<double>(right) / static_cast<double>(episodes * n_way);
 }
 
+SupportRule parse_support_rule(const std::string& name) {
+  if (name == "mean") return SupportRule::ClassMean;
+  if (name == "nearest") return SupportRule::Nearest;
+  throw Error("unknown support rule '" + name + "' (mean or nearest)");
+}
+
+std::vector<SupportMatch> classify_by_support(const torch::Tensor& queries, const torch::Tensor& support,
+                                              const std::vector<int64_t>& support_labels, Distance distance,
+                                              SupportRule rule, double threshold) {
+  if (queries.dim() != 2 || support.dim() != 2 || queries.size(1) != support.size(1) ||
+      support.size(0) != static_cast<int64_t>(support_labels.size())) {
+    throw Error("one-shot: queries [Q, D], support [S, D] and S support labels expected");
+  }
+  std::vector<int64_t> classes(support_labels);
+  std::sort(classes.begin(), classes.end());
+  classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+  if (classes.size() < 2) {
+    throw Error("one-shot: the support set has " + std::to_string(classes.size()) +
+                " class; it needs at least 2 to choose between");
+  }
+  torch::NoGradGuard no_grad;
+  auto labels = torch::tensor(support_labels, torch::kInt64);
+  auto d = pairwise_distance(queries.to(torch::kFloat64), support.to(torch::kFloat64), distance);  // [Q, S]
+  std::vector<torch::Tensor> per_class;  // [Q] each
+  for (int64_t c : classes) {
+    auto members = labels.eq(c).nonzero().squeeze(1);
+    if (rule == SupportRule::Nearest) {
+      per_class.push_back(d.index_select(1, members).amin(1));
+    } else {
+      auto mean = support.to(torch::kFloat64).index_select(0, members).mean(0, true);
+      per_class.push_back(pairwise_distance(queries.to(torch::kFloat64), mean, distance).squeeze(1));
+    }
+  }
+  auto all = torch::stack(per_class, 1);  // [Q, classes]
+  auto [best, at] = all.min(1);
+  std::vector<SupportMatch> out;
+  for (int64_t q = 0; q < queries.size(0); ++q) {
+    const double b = best[q].item<double>();
+    const bool none = threshold >= 0 && b > threshold;
+    out.push_back({none ? -1 : classes[static_cast<size_t>(at[q].item<int64_t>())], b});
+  }
+  return out;
+}
+
 std::string to_json(const EvalReport& r) {
   nlohmann::ordered_json j;
   j["protocol"] = r.protocol;

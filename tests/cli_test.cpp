@@ -9,6 +9,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "siamese/data.h"
+#include "siamese/metrics.h"
 #include "siamese/model_file.h"
 #include "test_util.h"
 
@@ -271,4 +272,206 @@ TEST_F(Cli, StrategyFlagsReachTheRunAndItsLog) {
   auto history = read_file(out / "history.csv");
   EXPECT_NE(history.find("min_class_share,max_class_share,positive_share"), std::string::npos);
   EXPECT_GT(last_json_line(r.out)["recall_at_1"].get<double>(), 0.4);
+}
+
+namespace {
+
+/// Writes test images first..first+count-1 of Fashion-MNIST as root/class<label>/<i>.png.
+void dump_test_images(const fs::path& root, int64_t first, int64_t count) {
+  auto test = open_data("fashion-mnist").test;
+  for (int64_t i = first; i < first + count; ++i) {
+    const auto cls = root / ("class" + std::to_string(test.labels()[i]));
+    fs::create_directories(cls);
+    auto img = test.images()[i][0].contiguous();
+    cv::imwrite((cls / (std::to_string(i) + ".png")).string(), cv::Mat(28, 28, CV_8UC1, img.data_ptr<uint8_t>()));
+  }
+}
+
+/// The JSON objects printed one per line.
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
+  }
+  return lines;
+}
+
+}  // namespace
+
+TEST_F(Cli, IndexSearchEqualsBruteForceAndFollowsAddAndRemove) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  const auto model = (*dir_ / "run").string();
+  const auto gallery = *dir_ / "gallery", more = *dir_ / "more", queries = *dir_ / "queries";
+  dump_test_images(gallery, 0, 60);
+  dump_test_images(more, 60, 20);
+  dump_test_images(queries, 100, 4);
+  const auto idx = (*dir_ / "gallery.db").string();
+  auto build = run("index build --model " + model + " --data " + gallery.string() + " --out " + idx);
+  ASSERT_EQ(build.code, 0) << build.out;
+  auto again = run("index build --model " + model + " --data " + gallery.string() + " --out " + idx);
+  EXPECT_NE(again.code, 0);
+  EXPECT_NE(again.out.find("exists"), std::string::npos) << again.out;
+  ASSERT_EQ(run("index add --index " + idx + " --model " + model + " --data " + more.string()).code, 0);
+
+  // Brute force with the library: the 80 gallery images, in the order the index numbered them.
+  auto m = load_model(model);
+  std::vector<std::string> files;
+  for (const auto& dir : {gallery, more}) {
+    std::vector<std::string> part;
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      if (e.is_regular_file()) part.push_back(e.path().string());
+    }
+    std::sort(part.begin(), part.end());
+    files.insert(files.end(), part.begin(), part.end());
+  }
+  ASSERT_EQ(files.size(), 80u);
+  auto embed_files = [&](const std::vector<std::string>& paths) {
+    std::vector<torch::Tensor> images;
+    for (const auto& p : paths) images.push_back(read_image(p, 1, 28, 28));
+    torch::NoGradGuard no_grad;
+    m.network->eval();
+    return m.network->embed(torch::cat(images));
+  };
+  auto g = embed_files(files);
+  std::vector<std::string> query_files;
+  for (const auto& e : fs::recursive_directory_iterator(queries)) {
+    if (e.is_regular_file()) query_files.push_back(e.path().string());
+  }
+  std::sort(query_files.begin(), query_files.end());
+  auto d = torch::cdist(embed_files(query_files), g);  // Euclidean: the model's distance
+
+  const auto html = (*dir_ / "search.html").string();
+  auto search = run("search --index " + idx + " --model " + model + " --query " + queries.string() + " -k 5 --json --html " + html);
+  ASSERT_EQ(search.code, 0) << search.out;
+  auto lines = json_lines(search.out);
+  ASSERT_EQ(lines.size(), 4u) << search.out;
+  for (size_t q = 0; q < 4; ++q) {
+    auto [dist, order] = d[static_cast<int64_t>(q)].sort();
+    EXPECT_EQ(lines[q]["query"], query_files[q]);
+    for (int64_t j = 0; j < 5; ++j) {
+      const auto& hit = lines[q]["hits"][static_cast<size_t>(j)];
+      EXPECT_EQ(hit["id"].get<int64_t>(), order[j].item<int64_t>()) << q << " " << j;
+      EXPECT_EQ(hit["key"], files[static_cast<size_t>(order[j].item<int64_t>())]);
+      EXPECT_NEAR(hit["distance"].get<double>(), dist[j].item<double>(), 1e-4);
+    }
+  }
+  auto page = read_file(html);
+  size_t images = 0;
+  for (size_t at = page.find("<img src=\"data:image/png;base64,"); at != std::string::npos;
+       at = page.find("<img src=\"data:image/png;base64,", at + 1)) {
+    ++images;
+  }
+  EXPECT_EQ(images, 4u * 6u);  // each query and its 5 neighbours
+
+  // Remove the nearest item of query 0: it never comes back, the next one moves up.
+  const auto first = lines[0]["hits"][0]["id"].get<int64_t>(), second = lines[0]["hits"][1]["id"].get<int64_t>();
+  auto removed = run("index remove --index " + idx + " --ids " + std::to_string(first) + ",99999");
+  ASSERT_EQ(removed.code, 0) << removed.out;
+  EXPECT_NE(removed.out.find("removed 1 of 2 ids (index now 79)"), std::string::npos) << removed.out;
+  auto after = json_lines(run("search --index " + idx + " --model " + model + " --query " + query_files[0] + " -k 3 --json").out);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0]["hits"][0]["id"].get<int64_t>(), second);
+}
+
+TEST_F(Cli, IndexRefusesAnotherModelAndDamagedFiles) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  const auto model = (*dir_ / "run").string();
+  const auto gallery = *dir_ / "gallery2";
+  dump_test_images(gallery, 200, 20);
+  const auto idx = (*dir_ / "g2.db").string();
+  ASSERT_EQ(run("index build --model " + model + " --data " + gallery.string() + " --out " + idx).code, 0);
+  const auto before = read_file(idx);
+
+  auto other = load_model(model);
+  {
+    torch::NoGradGuard no_grad;
+    other.network->parameters()[0].add_(0.01);
+  }
+  save_model((*dir_ / "other.pt").string(), other.network, other.threshold, other.info);
+  auto wrong = run("search --index " + idx + " --model " + (*dir_ / "other.pt").string() + " --query " + gallery.string());
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_NE(wrong.out.find("built with another model"), std::string::npos) << wrong.out;
+  auto wrong_add = run("index add --index " + idx + " --model " + (*dir_ / "other.pt").string() + " --data " + gallery.string());
+  EXPECT_NE(wrong_add.code, 0);
+
+  const auto cut = (*dir_ / "cut.db").string();
+  fs::copy_file(idx, cut);
+  fs::resize_file(cut, fs::file_size(cut) / 2);
+  auto truncated = run("search --index " + cut + " --model " + model + " --query " + gallery.string());
+  EXPECT_NE(truncated.code, 0);
+  EXPECT_NE(truncated.out.find(cut), std::string::npos) << truncated.out;
+
+  auto missing = run("search --index " + idx + " --model " + model + " --query /no/such.png");
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.out.find("/no/such.png"), std::string::npos) << missing.out;
+
+  std::string all_ids;
+  for (int i = 0; i < 20; ++i) all_ids += (i ? "," : "") + std::to_string(i);
+  const auto emptied = (*dir_ / "empty.db").string();
+  fs::copy_file(idx, emptied);
+  ASSERT_EQ(run("index remove --index " + emptied + " --ids " + all_ids).code, 0);
+  auto empty = run("search --index " + emptied + " --model " + model + " --query " + gallery.string());
+  EXPECT_NE(empty.code, 0);
+  EXPECT_NE(empty.out.find("empty"), std::string::npos) << empty.out;
+
+  EXPECT_EQ(read_file(idx), before);  // failed commands changed nothing
+}
+
+TEST_F(Cli, OneshotMatchesTheLibraryAndSaysNoneAboveTheThreshold) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  const auto model = (*dir_ / "run").string();
+  const auto support = *dir_ / "support", queries = *dir_ / "oneshot_queries";
+  dump_test_images(support, 300, 30);
+  dump_test_images(queries, 400, 10);
+  auto r = run("oneshot --model " + model + " --support " + support.string() + " --query " + queries.string() +
+               " --k-shot 1 --threshold -1 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 10u) << r.out;
+
+  // The same with the library: the first image (by name) of each class folder is its support.
+  auto m = load_model(model);
+  std::vector<std::string> class_names;
+  std::vector<torch::Tensor> shots;
+  std::vector<int64_t> labels;
+  std::vector<fs::path> class_dirs;
+  for (const auto& e : fs::directory_iterator(support)) class_dirs.push_back(e.path());
+  std::sort(class_dirs.begin(), class_dirs.end());
+  for (const auto& c : class_dirs) {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(c)) files.push_back(e.path().string());
+    std::sort(files.begin(), files.end());
+    labels.push_back(static_cast<int64_t>(class_names.size()));
+    class_names.push_back(c.filename().string());
+    shots.push_back(read_image(files[0], 1, 28, 28));
+  }
+  std::vector<std::string> query_files;
+  for (const auto& e : fs::recursive_directory_iterator(queries)) {
+    if (e.is_regular_file()) query_files.push_back(e.path().string());
+  }
+  std::sort(query_files.begin(), query_files.end());
+  std::vector<torch::Tensor> q;
+  for (const auto& f : query_files) q.push_back(read_image(f, 1, 28, 28));
+  torch::NoGradGuard no_grad;
+  m.network->eval();
+  auto matches = classify_by_support(m.network->embed(torch::cat(q)), m.network->embed(torch::cat(shots)), labels,
+                                     Distance::Euclidean, SupportRule::ClassMean, -1);
+  double smallest = 1e9;
+  for (size_t i = 0; i < 10; ++i) {
+    EXPECT_EQ(lines[i]["query"], query_files[i]);
+    EXPECT_EQ(lines[i]["class"], class_names[static_cast<size_t>(matches[i].label)]);
+    EXPECT_NEAR(lines[i]["distance"].get<double>(), matches[i].distance, 1e-4);
+    smallest = std::min(smallest, matches[i].distance);
+  }
+  // A threshold below every best distance: every answer is "none".
+  auto none = run("oneshot --model " + model + " --support " + support.string() + " --query " + queries.string() +
+                  " --k-shot 1 --json --threshold " + std::to_string(smallest * 0.5));
+  for (const auto& line : json_lines(none.out)) EXPECT_EQ(line["class"], "none");
+
+  const auto lonely = *dir_ / "lonely";
+  dump_test_images(lonely, 0, 1);
+  auto one = run("oneshot --model " + model + " --support " + lonely.string() + " --query " + queries.string());
+  EXPECT_NE(one.code, 0);
+  EXPECT_NE(one.out.find("at least 2 classes"), std::string::npos) << one.out;
 }

@@ -131,3 +131,28 @@ TEST(FewShot, SeparatedClassesAndTheChanceCase) {
   EXPECT_DOUBLE_EQ(few_shot_accuracy(torch::zeros({24, 2}), labels, Distance::Euclidean, 5, 1, 40, 0), 0.2);
   EXPECT_THROW(few_shot_accuracy(e, labels, Distance::Euclidean, 5, 4, 10, 0), Error);  // needs 5 per class
 }
+
+TEST(OneShot, HandMadeSupportSetGivesTheHandComputedAnswers) {
+  // Class 7 at x = 0 and x = 4 (mean 2), class 3 at x = 5. Query 2.9: mean rule -> class 7
+  // (0.9 against 2.1); nearest rule -> class 7 (1.1 from x=4 against 2.1). Query 4.4: mean rule ->
+  // class 3 (0.6 against 2.4), nearest rule -> class 7 (0.4 from x = 4 against 0.6).
+  auto support = torch::tensor({0.0, 4.0, 5.0}).unsqueeze(1);
+  auto queries = torch::tensor({2.9, 4.4, 30.0}).unsqueeze(1);
+  auto mean = classify_by_support(queries, support, {7, 7, 3}, Distance::Euclidean, SupportRule::ClassMean, -1);
+  EXPECT_EQ(mean[0].label, 7);
+  EXPECT_NEAR(mean[0].distance, 0.9, 1e-6);
+  EXPECT_EQ(mean[1].label, 3);
+  EXPECT_NEAR(mean[1].distance, 0.6, 1e-6);
+  auto nearest = classify_by_support(queries, support, {7, 7, 3}, Distance::Euclidean, SupportRule::Nearest, -1);
+  EXPECT_EQ(nearest[0].label, 7);
+  EXPECT_NEAR(nearest[0].distance, 1.1, 1e-6);
+  EXPECT_EQ(nearest[1].label, 7);
+  EXPECT_NEAR(nearest[1].distance, 0.4, 1e-6);
+  // With a threshold of 5, the far query (25 from x = 5) is "none of these"; the others stay.
+  auto gated = classify_by_support(queries, support, {7, 7, 3}, Distance::Euclidean, SupportRule::ClassMean, 5.0);
+  EXPECT_EQ(gated[0].label, 7);
+  EXPECT_EQ(gated[2].label, -1);
+  EXPECT_NEAR(gated[2].distance, 25.0, 1e-6);
+  EXPECT_THROW(classify_by_support(queries, support, {1, 1, 1}, Distance::Euclidean, SupportRule::ClassMean, -1), Error);
+  EXPECT_THROW(parse_support_rule("median"), Error);
+}

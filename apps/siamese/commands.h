@@ -10,5 +10,8 @@ void add_eval(CLI::App& app);
 void add_embed(CLI::App& app);
 void add_compare(CLI::App& app);
 void add_augment_preview(CLI::App& app);
+void add_index(CLI::App& app);
+void add_search(CLI::App& app);
+void add_oneshot(CLI::App& app);
 
 }  // namespace siamese::cli

@@ -5,7 +5,7 @@
 #include "siamese/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"siamese: similarity learning with Siamese networks (train, eval, embed, compare, augment-preview)"};
+  CLI::App app{"siamese: similarity learning with Siamese networks (train, eval, embed, verify, index, search, oneshot, augment-preview)"};
   app.require_subcommand(1);
   // `siamese train --config FILE` falls through to this option; the file's [train] section sets
   // train's flags (TOML or INI: `epochs = 3`, `conv-channels = [16, 32]`).
@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   siamese::cli::add_embed(app);
   siamese::cli::add_compare(app);
   siamese::cli::add_augment_preview(app);
+  siamese::cli::add_index(app);
+  siamese::cli::add_search(app);
+  siamese::cli::add_oneshot(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

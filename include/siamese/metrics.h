@@ -64,6 +64,26 @@ double accuracy_at(const std::vector<double>& distance, const std::vector<uint8_
 double few_shot_accuracy(const torch::Tensor& embeddings, const std::vector<int64_t>& labels,
                          Distance distance, int64_t n_way, int64_t k_shot, int64_t episodes, uint64_t seed);
 
+/// How a query is matched to the support set of one-shot classification.
+enum class SupportRule {
+  ClassMean,  ///< distance to the mean support embedding of each class (prototypes)
+  Nearest     ///< distance to the nearest single support embedding of each class
+};
+SupportRule parse_support_rule(const std::string& name);  ///< "mean" | "nearest"
+
+/// One query's answer: the support class chosen, or -1 ("none of these") when even the best
+/// distance is above the threshold; `distance` is that best distance either way.
+struct SupportMatch {
+  int64_t label = -1;
+  double distance = 0;
+};
+/// Classifies queries [Q, D] against support embeddings [S, D] with labels [S] (>= 2 classes).
+/// threshold < 0 never answers "none". Throws siamese::Error on fewer than 2 support classes or
+/// mismatched shapes.
+std::vector<SupportMatch> classify_by_support(const torch::Tensor& queries, const torch::Tensor& support,
+                                              const std::vector<int64_t>& support_labels, Distance distance,
+                                              SupportRule rule, double threshold);
+
 /// Everything `siamese eval` prints. Fields not computed stay negative.
 struct EvalReport {
   std::string protocol;

@@ -1,4 +1,4 @@
-// siamese compare: distance between two images and the same/different decision.
+// siamese verify (alias compare): distance between two images and the same/different decision.
 #include <cstdio>
 
 #include "commands.h"
@@ -8,7 +8,8 @@
 namespace siamese::cli {
 
 void add_compare(CLI::App& app) {
-  auto* cmd = app.add_subcommand("compare", "distance between two images; same if <= the calibrated threshold");
+  auto* cmd = app.add_subcommand("verify", "same or different? distance between two images against the calibrated threshold");
+  cmd->alias("compare");
   struct Flags {
     std::string model, a, b;
     bool json = false;

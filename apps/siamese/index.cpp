@@ -1,0 +1,200 @@
+// siamese index build|add|remove and siamese search: a persistent similarity-search index.
+#include "siamese/index.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "detail/atomic_file.h"
+#include "inputs.h"
+#include "siamese/error.h"
+#include "siamese/model_file.h"
+
+namespace fs = std::filesystem;
+
+namespace siamese::cli {
+
+namespace {
+
+/// The model must be the one whose fingerprint the index holds.
+void check_model(const EmbeddingIndex& index, SavedModel& model, const std::string& index_path, const std::string& model_path) {
+  const auto fp = model_fingerprint(model.network);
+  if (index.options().fingerprint() != fp) {
+    throw Error(index_path + ": built with another model (fingerprint " + index.options().fingerprint() + "); " +
+                model_path + " has fingerprint " + fp);
+  }
+}
+
+/// Adds the inputs to the index in blocks, reporting progress on stderr.
+void add_inputs(EmbeddingIndex& index, SavedModel& model, const Inputs& in) {
+  auto e = embed_inputs(model, in);
+  index.add(e, in.keys, in.labels);
+  std::fprintf(stderr, "added %lld embeddings (index now %lld)\n", static_cast<long long>(e.size(0)),
+               static_cast<long long>(index.size()));
+}
+
+std::string base64(const std::vector<unsigned char>& bytes) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t v = static_cast<uint32_t>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) v |= static_cast<uint32_t>(bytes[i + 1]) << 8;
+    if (i + 2 < bytes.size()) v |= bytes[i + 2];
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? table[(v >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? table[v & 63] : '=';
+  }
+  return out;
+}
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '&') out += "&amp;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
+std::string img_tag(const std::string& key) {
+  return "<img src=\"data:image/png;base64," + base64(png_for_key(key)) + "\" alt=\"" + html_escape(key) + "\">";
+}
+
+/// One page: each query in a row, followed by its neighbours with their distances.
+std::string search_page(const Inputs& queries, const std::vector<std::vector<SearchHit>>& hits, const std::string& index_path) {
+  std::string h =
+      "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>siamese search</title><style>"
+      "body{font-family:sans-serif}td{text-align:center;vertical-align:top;font-size:12px;padding:4px}"
+      "img{width:96px;image-rendering:pixelated}.q{background:#eef}</style></head><body>\n<h1>Search of " +
+      html_escape(index_path) + "</h1>\n<table>\n";
+  for (size_t i = 0; i < hits.size(); ++i) {
+    h += "<tr><td class=\"q\">" + img_tag(queries.keys[i]) + "<br>query<br>" + html_escape(queries.keys[i]) + "</td>";
+    for (const auto& hit : hits[i]) {
+      char d[32];
+      std::snprintf(d, sizeof d, "%.4f", hit.distance);
+      h += "<td>" + img_tag(hit.item.key) + "<br>" + d + "<br>label " + std::to_string(hit.item.label) + "<br>" +
+           html_escape(hit.item.key) + "</td>";
+    }
+    h += "</tr>\n";
+  }
+  return h + "</table></body></html>\n";
+}
+
+}  // namespace
+
+void add_index(CLI::App& app) {
+  auto* cmd = app.add_subcommand("index", "build and change a persistent similarity-search index");
+  cmd->require_subcommand(1);
+  struct Flags {
+    std::string model, data, out, index, spec = "Flat", split = "train";
+    int64_t nprobe = 16, ef_search = 64;
+    std::vector<int64_t> ids;
+    bool force = false;
+  };
+  auto f = std::make_shared<Flags>();
+
+  auto* build = cmd->add_subcommand("build", "embed images with a model and write a new index");
+  build->add_option("--model", f->model, "model file or run folder")->required();
+  build->add_option("--data", f->data, "image file, folder of images (sub-folders = labels), or data set spec")->required();
+  build->add_option("--split", f->split, "split of a data set spec: train | test")->capture_default_str();
+  build->add_option("--out", f->out, "index file to write")->required();
+  build->add_option("--index", f->spec, "FAISS factory string: Flat | IVF1024,Flat | HNSW32 | IVF1024,PQ16 ...")->capture_default_str();
+  build->add_option("--nprobe", f->nprobe, "IVF: lists visited per query (stored; search may override)")->capture_default_str();
+  build->add_option("--ef-search", f->ef_search, "HNSW: search beam (stored; search may override)")->capture_default_str();
+  build->add_flag("--force", f->force, "replace an existing index file");
+  build->callback([f]() {
+    if (fs::exists(f->out) && !f->force) throw Error(f->out + ": exists; pass --force to replace it");
+    auto model = load_model(f->model);
+    auto in = read_inputs(f->data, model, f->split);
+    EmbeddingIndex index(IndexOptions()
+                             .spec(f->spec)
+                             .dim(model.network->encoder->embedding_dim())
+                             .distance(model.network->options.distance())
+                             .fingerprint(model_fingerprint(model.network))
+                             .nprobe(f->nprobe)
+                             .ef_search(f->ef_search));
+    add_inputs(index, model, in);
+    index.save(f->out);
+    std::fprintf(stderr, "wrote %s (%s, %lld items)\n", f->out.c_str(), f->spec.c_str(), static_cast<long long>(index.size()));
+  });
+
+  auto* add = cmd->add_subcommand("add", "embed more images into an existing index");
+  add->add_option("--index", f->index, "index file")->required();
+  add->add_option("--model", f->model, "the model the index was built with")->required();
+  add->add_option("--data", f->data, "image file, folder of images, or data set spec")->required();
+  add->add_option("--split", f->split, "split of a data set spec: train | test")->capture_default_str();
+  add->callback([f]() {
+    auto index = EmbeddingIndex::load(f->index);
+    auto model = load_model(f->model);
+    check_model(index, model, f->index, f->model);
+    add_inputs(index, model, read_inputs(f->data, model, f->split));
+    index.save(f->index);
+  });
+
+  auto* remove = cmd->add_subcommand("remove", "remove items by id");
+  remove->add_option("--index", f->index, "index file")->required();
+  remove->add_option("--ids", f->ids, "ids to remove (comma-separated)")->delimiter(',')->required();
+  remove->callback([f]() {
+    auto index = EmbeddingIndex::load(f->index);
+    const auto removed = index.remove(f->ids);
+    index.save(f->index);
+    std::fprintf(stderr, "removed %lld of %zu ids (index now %lld)\n", static_cast<long long>(removed), f->ids.size(),
+                 static_cast<long long>(index.size()));
+  });
+}
+
+void add_search(CLI::App& app) {
+  auto* cmd = app.add_subcommand("search", "the k most similar indexed items of each query image");
+  struct Flags {
+    std::string index, model, query, html;
+    int64_t k = 10, nprobe = -1, ef_search = -1;
+    bool json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  cmd->add_option("--index", f->index, "index file")->required();
+  cmd->add_option("--model", f->model, "the model the index was built with")->required();
+  cmd->add_option("--query", f->query, "image file or folder of images")->required();
+  cmd->add_option("-k", f->k, "neighbours per query")->capture_default_str();
+  cmd->add_option("--nprobe", f->nprobe, "IVF: lists visited per query (default: the index's)");
+  cmd->add_option("--ef-search", f->ef_search, "HNSW: search beam (default: the index's)");
+  cmd->add_flag("--json", f->json, "print one JSON object per query");
+  cmd->add_option("--html", f->html, "also write a page showing each query and its neighbours");
+  cmd->callback([f]() {
+    auto index = EmbeddingIndex::load(f->index);
+    auto model = load_model(f->model);
+    check_model(index, model, f->index, f->model);
+    index.set_search_parameters(f->nprobe > 0 ? f->nprobe : index.options().nprobe(),
+                                f->ef_search > 0 ? f->ef_search : index.options().ef_search());
+    auto queries = read_inputs(f->query, model);
+    auto hits = index.search(embed_inputs(model, queries), f->k);
+    for (size_t i = 0; i < hits.size(); ++i) {
+      if (f->json) {
+        nlohmann::ordered_json j;
+        j["query"] = queries.keys[i];
+        j["hits"] = nlohmann::json::array();
+        for (const auto& h : hits[i]) {
+          j["hits"].push_back({{"id", h.item.id}, {"key", h.item.key}, {"label", h.item.label}, {"distance", h.distance}});
+        }
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf("%s\n", queries.keys[i].c_str());
+        for (const auto& h : hits[i]) {
+          std::printf("  %.6f  id %lld  label %lld  %s\n", h.distance, static_cast<long long>(h.item.id),
+                      static_cast<long long>(h.item.label), h.item.key.c_str());
+        }
+      }
+    }
+    if (!f->html.empty()) {
+      detail::write_text_atomically(f->html, search_page(queries, hits, f->index));
+      std::fprintf(stderr, "wrote %s\n", f->html.c_str());
+    }
+  });
+}
+
+}  // namespace siamese::cli

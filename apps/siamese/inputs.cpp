@@ -1,0 +1,104 @@
+#include "inputs.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "siamese/error.h"
+#include "siamese/metrics.h"
+
+namespace fs = std::filesystem;
+
+namespace siamese::cli {
+
+namespace {
+
+bool is_image(const fs::path& p) {
+  auto ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".pgm";
+}
+
+torch::Tensor to_uint8(const torch::Tensor& unit) { return unit.mul(255.0).round().clamp(0, 255).to(torch::kUInt8); }
+
+}  // namespace
+
+Inputs read_inputs(const std::string& what, const SavedModel& model, const std::string& split) {
+  const auto& c = model.network->options.cnn();
+  Inputs in;
+  std::vector<std::string> files;
+  if (fs::is_regular_file(what)) {
+    files.push_back(what);
+    in.labels.push_back(-1);
+  } else if (fs::is_directory(what)) {
+    std::vector<fs::path> found;
+    for (const auto& e : fs::recursive_directory_iterator(what)) {
+      if (e.is_regular_file() && is_image(e.path())) found.push_back(e.path());
+    }
+    std::sort(found.begin(), found.end());
+    std::map<std::string, int64_t> classes;  // first-level sub-folder -> label
+    for (const auto& p : found) {
+      auto rel = fs::relative(p, what);
+      if (rel.has_parent_path()) classes.emplace(rel.begin()->string(), 0);
+    }
+    for (auto& [name, label] : classes) {
+      label = static_cast<int64_t>(in.class_names.size());
+      in.class_names.push_back(name);
+    }
+    for (const auto& p : found) {
+      auto rel = fs::relative(p, what);
+      files.push_back(p.string());
+      in.labels.push_back(rel.has_parent_path() ? classes.at(rel.begin()->string()) : -1);
+    }
+    if (files.empty()) throw Error(what + ": no images (.png .jpg .jpeg .bmp .pgm) in this folder");
+  } else if (what.find(':') != std::string::npos || what == "fashion-mnist") {
+    if (split != "train" && split != "test") throw Error("unknown split '" + split + "' (train or test)");
+    auto source = open_data(what);
+    in.images = split == "train" ? std::move(source.train) : std::move(source.test);
+    in.labels = in.images.labels();
+    in.class_names = in.images.class_names();
+    for (int64_t i = 0; i < in.images.size(); ++i) in.keys.push_back(what + ":" + split + "#" + std::to_string(i));
+    return in;
+  } else {
+    throw Error(what + ": no such file or folder");
+  }
+  std::vector<torch::Tensor> images;
+  for (const auto& f : files) images.push_back(to_uint8(read_image(f, c.in_channels(), c.height(), c.width())));
+  std::vector<int64_t> dataset_labels;
+  for (auto l : in.labels) dataset_labels.push_back(std::max<int64_t>(l, 0));
+  in.images = ImageDataset(torch::cat(images), dataset_labels, what, in.class_names);
+  in.keys = files;
+  return in;
+}
+
+torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs) { return embed_dataset(model.network, inputs.images); }
+
+std::vector<unsigned char> png_for_key(const std::string& key) {
+  static std::map<std::string, DataSource> opened;  // data sets, opened once per process
+  const auto hash = key.rfind('#');
+  const auto colon = key.rfind(':', hash);
+  if (hash != std::string::npos && colon != std::string::npos && !fs::exists(key)) {
+    const std::string spec = key.substr(0, colon), split = key.substr(colon + 1, hash - colon - 1);
+    auto it = opened.find(spec);
+    if (it == opened.end()) it = opened.emplace(spec, open_data(spec)).first;
+    const auto& set = split == "test" ? it->second.test : it->second.train;
+    const int64_t i = std::stoll(key.substr(hash + 1));
+    if (i < 0 || i >= set.size()) throw Error(key + ": no such item");
+    auto hwc = set.images()[i].permute({1, 2, 0}).contiguous();
+    cv::Mat mat(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), hwc.size(2) == 3 ? CV_8UC3 : CV_8UC1,
+                hwc.data_ptr<uint8_t>());
+    if (mat.channels() == 3) cv::cvtColor(mat, mat, cv::COLOR_RGB2BGR);
+    std::vector<unsigned char> png;
+    cv::imencode(".png", mat, png);
+    return png;
+  }
+  cv::Mat mat = cv::imread(key, cv::IMREAD_UNCHANGED);
+  if (mat.empty()) throw Error(key + ": cannot read this image");
+  std::vector<unsigned char> png;
+  cv::imencode(".png", mat, png);
+  return png;
+}
+
+}  // namespace siamese::cli

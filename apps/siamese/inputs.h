@@ -1,0 +1,33 @@
+#pragma once
+// Inputs of the commands that use a trained model on a user's images: a single image file, a
+// folder of images, or a data set specification; embedded with the model.
+
+#include <string>
+#include <vector>
+
+#include "siamese/data.h"
+#include "siamese/model_file.h"
+
+namespace siamese::cli {
+
+/// Images with a key each (file path, or "SPEC:SPLIT#N" for item N of a data set) and a label
+/// (-1 when unknown). Labels of a folder come from its first-level sub-folders, sorted by name.
+struct Inputs {
+  ImageDataset images;
+  std::vector<std::string> keys;
+  std::vector<int64_t> labels;
+  std::vector<std::string> class_names;  ///< by label; empty for unlabelled inputs
+};
+
+/// `what`: an image file, a folder (searched recursively for .png/.jpg/.jpeg/.bmp/.pgm), or a data
+/// specification (fashion-mnist, idx:DIR, folder:DIR; `split` train | test). Images must have
+/// the model's input shape. Throws siamese::Error naming the file on a bad or empty input.
+Inputs read_inputs(const std::string& what, const SavedModel& model, const std::string& split = "train");
+
+/// Embeddings of the inputs [N, D].
+torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs);
+
+/// The image a key points to, as PNG bytes (data-set items are taken from the data set).
+std::vector<unsigned char> png_for_key(const std::string& key);
+
+}  // namespace siamese::cli
