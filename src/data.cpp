@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <set>
 #include <sstream>
@@ -236,6 +237,65 @@ torch::Tensor read_image(const std::string& path, int64_t channels, int64_t heig
                 std::to_string(channels) + "x" + std::to_string(height) + "x" + std::to_string(width));
   }
   return t.unsqueeze(0).to(torch::kFloat32).div(255.0);
+}
+
+std::vector<FilePair> read_pairs_file(const std::string& path, const std::string& root) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open pairs file");
+  std::string line;
+  int64_t folds = 1, per_fold = 0, number = 1;
+  auto where = [&] { return path + ":" + std::to_string(number) + ": "; };
+  if (!std::getline(in, line)) throw Error(path + ": empty pairs file");
+  {
+    std::istringstream header(line);
+    int64_t a = 0, b = 0;
+    if (!(header >> a) || a < 1) throw Error(where() + "expected 'FOLDS<TAB>N' or 'N', got '" + line + "'");
+    if (header >> b) {
+      folds = a;
+      per_fold = b;
+    } else {
+      per_fold = a / 2;  // one fold: N pairs, half same and half different
+      if (a % 2) throw Error(where() + "a single-fold header needs an even count, got " + line);
+    }
+  }
+  auto image = [&](const std::string& name, const std::string& index) {
+    char file[32];
+    int i = 0;
+    try {
+      i = std::stoi(index);
+    } catch (const std::exception&) {
+      throw Error(where() + "'" + index + "' is not an image number");
+    }
+    for (const char* ext : {"png", "jpg", "jpeg", "bmp", "pgm"}) {
+      std::snprintf(file, sizeof file, "_%04d.%s", i, ext);
+      auto p = fs::path(root) / name / (name + file);
+      if (fs::exists(p)) return p.string();
+    }
+    std::snprintf(file, sizeof file, "_%04d.png", i);
+    throw Error(where() + (fs::path(root) / name / (name + file)).string() + ": no such image (nor .jpg, .jpeg, .bmp, .pgm)");
+  };
+  std::vector<FilePair> pairs;
+  while (std::getline(in, line)) {
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    std::istringstream fields(line);
+    std::vector<std::string> f;
+    for (std::string x; fields >> x;) f.push_back(x);
+    const int64_t fold = static_cast<int64_t>(pairs.size()) / (2 * per_fold);
+    if (f.size() == 3) {
+      pairs.push_back({image(f[0], f[1]), image(f[0], f[2]), true, fold});
+    } else if (f.size() == 4) {
+      pairs.push_back({image(f[0], f[1]), image(f[2], f[3]), false, fold});
+    } else {
+      throw Error(where() + "expected 'name i j' or 'name1 i name2 j', got '" + line + "'");
+    }
+  }
+  if (static_cast<int64_t>(pairs.size()) != folds * 2 * per_fold) {
+    throw Error(path + ": the header promises " + std::to_string(folds * 2 * per_fold) + " pairs, the file has " +
+                std::to_string(pairs.size()));
+  }
+  return pairs;
 }
 
 namespace {

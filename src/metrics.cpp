@@ -1,6 +1,7 @@
 #include "siamese/metrics.h"
 
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
@@ -235,6 +236,32 @@ double few_shot_accuracy(const torch::Tensor& embeddings, const std::vector<int6
     right += guess.eq(torch::arange(n_way)).sum().item<int64_t>();
   }
   return static_cast<double>(right) / static_cast<double>(episodes * n_way);
+}
+
+CrossValidation cross_validate(const std::vector<double>& distance, const std::vector<uint8_t>& same,
+                               const std::vector<int64_t>& fold) {
+  if (distance.size() != same.size() || distance.size() != fold.size()) {
+    throw Error("cross-validation: distance, same and fold must have one entry per pair");
+  }
+  const int64_t folds = fold.empty() ? 0 : *std::max_element(fold.begin(), fold.end()) + 1;
+  if (folds < 2) throw Error("cross-validation needs at least 2 folds, got " + std::to_string(folds));
+  CrossValidation cv;
+  for (int64_t k = 0; k < folds; ++k) {
+    std::vector<double> train_d, test_d;
+    std::vector<uint8_t> train_s, test_s;
+    for (size_t i = 0; i < distance.size(); ++i) {
+      (fold[i] == k ? test_d : train_d).push_back(distance[i]);
+      (fold[i] == k ? test_s : train_s).push_back(same[i]);
+    }
+    if (test_d.empty()) throw Error("cross-validation: fold " + std::to_string(k) + " has no pairs");
+    const double t = calibrate_threshold(train_d, train_s);
+    cv.fold_threshold.push_back(t);
+    cv.fold_accuracy.push_back(accuracy_at(test_d, test_s, t));
+  }
+  for (double a : cv.fold_accuracy) cv.accuracy_mean += a / static_cast<double>(folds);
+  for (double a : cv.fold_accuracy) cv.accuracy_std += (a - cv.accuracy_mean) * (a - cv.accuracy_mean) / static_cast<double>(folds);
+  cv.accuracy_std = std::sqrt(cv.accuracy_std);
+  return cv;
 }
 
 SupportRule parse_support_rule(const std::string& name) {

@@ -475,3 +475,75 @@ TEST_F(Cli, OneshotMatchesTheLibraryAndSaysNoneAboveTheThreshold) {
   EXPECT_NE(one.code, 0);
   EXPECT_NE(one.out.find("at least 2 classes"), std::string::npos) << one.out;
 }
+
+TEST_F(Cli, VerifyPairsFileCrossValidatesLikeTheLibraryAndWritesTheRoc) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  const auto model = (*dir_ / "run").string();
+  // People are classes: root/classC/classC_000N.png, N = 1.. for the test images of class C.
+  const auto root = *dir_ / "lfw";
+  auto test = open_data("fashion-mnist").test;
+  std::vector<int64_t> count(10, 0);
+  for (int64_t i = 0; i < 300; ++i) {
+    const auto c = test.labels()[i];
+    const std::string name = "class" + std::to_string(c);
+    char file[48];
+    std::snprintf(file, sizeof file, "%s_%04lld.png", name.c_str(), static_cast<long long>(++count[c]));
+    fs::create_directories(root / name);
+    auto img = test.images()[i][0].contiguous();
+    cv::imwrite((root / name / file).string(), cv::Mat(28, 28, CV_8UC1, img.data_ptr<uint8_t>()));
+  }
+  // 3 folds of 8 same and 8 different pairs.
+  std::string text = "3\t8\n";
+  std::vector<int64_t> fold;
+  std::vector<uint8_t> same;
+  std::vector<std::pair<std::string, std::string>> files;
+  auto path = [&](int64_t c, int64_t n) {
+    char file[48];
+    std::snprintf(file, sizeof file, "class%lld/class%lld_%04lld.png", static_cast<long long>(c), static_cast<long long>(c),
+                  static_cast<long long>(n));
+    return (root / file).string();
+  };
+  for (int64_t f = 0; f < 3; ++f) {
+    for (int64_t i = 0; i < 8; ++i) {
+      const int64_t c = (f * 8 + i) % 10, n = 1 + i % 3;
+      text += "class" + std::to_string(c) + "\t" + std::to_string(n) + "\t" + std::to_string(n + 10) + "\n";
+      files.emplace_back(path(c, n), path(c, n + 10));
+      same.push_back(1);
+      fold.push_back(f);
+    }
+    for (int64_t i = 0; i < 8; ++i) {
+      const int64_t c = (f + i) % 10, o = (c + 1 + i % 9) % 10;
+      text += "class" + std::to_string(c) + "\t" + std::to_string(i + 1) + "\tclass" + std::to_string(o) + "\t" +
+              std::to_string(i + 2) + "\n";
+      files.emplace_back(path(c, i + 1), path(o, i + 2));
+      same.push_back(0);
+      fold.push_back(f);
+    }
+  }
+  const auto pairs = (*dir_ / "pairs.txt").string();
+  std::ofstream(pairs) << text;
+  const auto roc = (*dir_ / "roc").string();
+  auto r = run("verify --model " + model + " --pairs " + pairs + " --root " + root.string() + " --roc " + roc + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = last_json_line(r.out);
+
+  auto m = load_model(model);
+  torch::NoGradGuard no_grad;
+  std::vector<double> d;
+  for (const auto& [a, b] : files) d.push_back(m.network->forward(read_image(a, 1, 28, 28), read_image(b, 1, 28, 28)).item<double>());
+  auto cv = cross_validate(d, same, fold);
+  EXPECT_EQ(j["pairs"].get<int64_t>(), 48);
+  EXPECT_EQ(j["folds"].get<int64_t>(), 3);
+  EXPECT_NEAR(j["accuracy_mean"].get<double>(), cv.accuracy_mean, 1e-9);
+  EXPECT_NEAR(j["roc_auc"].get<double>(), roc_auc(d, same), 1e-4);
+  EXPECT_GT(j["roc_auc"].get<double>(), 0.6);
+  auto csv = read_file(roc + ".csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "threshold,false_accept_rate,true_accept_rate");
+  EXPECT_EQ(static_cast<size_t>(std::count(csv.begin(), csv.end(), '\n')), roc_curve(d, same).threshold.size() + 1);
+  EXPECT_NE(read_file(roc + ".svg").find("<polyline"), std::string::npos);
+
+  std::ofstream(*dir_ / "bad_pairs.txt") << "1\t1\nclass0\t1\t999\nclass0\t1\tclass1\t1\n";
+  auto bad = run("verify --model " + model + " --pairs " + (*dir_ / "bad_pairs.txt").string() + " --root " + root.string());
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("class0_0999.png: no such image"), std::string::npos) << bad.out;
+}

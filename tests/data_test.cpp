@@ -237,3 +237,43 @@ TEST(RotatedClasses, EachQuarterTurnIsANewClass) {
   EXPECT_THROW(RotatedClasses(wide, 4), Error);
   EXPECT_EQ(RotatedClasses(wide, 2).size(), 4);
 }
+
+TEST(PairsFile, ReadsTheLfwFormatAndNamesBadLines) {
+  auto dir = siamese::testing::temp_dir("pairs");
+  for (auto name : {"ann", "bob"}) {
+    fs::create_directories(dir / name);
+    for (int i = 1; i <= 2; ++i) {
+      char file[32];
+      std::snprintf(file, sizeof file, "%s_%04d.png", name, i);
+      cv::imwrite((dir / name / file).string(), cv::Mat(4, 4, CV_8UC1, cv::Scalar(i)));
+    }
+  }
+  const auto path = (dir / "pairs.txt").string();
+  std::ofstream(path) << "2\t1\nann\t1\t2\nann\t1\tbob\t2\nbob\t1\t2\r\nbob\t2\tann\t2\n";
+  auto pairs = read_pairs_file(path, dir.string());
+  ASSERT_EQ(pairs.size(), 4u);
+  EXPECT_EQ(pairs[0].a, (dir / "ann" / "ann_0001.png").string());
+  EXPECT_EQ(pairs[0].b, (dir / "ann" / "ann_0002.png").string());
+  EXPECT_TRUE(pairs[0].same);
+  EXPECT_EQ(pairs[1].b, (dir / "bob" / "bob_0002.png").string());
+  EXPECT_FALSE(pairs[1].same);
+  EXPECT_EQ(pairs[1].fold, 0);
+  EXPECT_TRUE(pairs[2].same);
+  EXPECT_EQ(pairs[2].fold, 1);
+  EXPECT_EQ(pairs[3].fold, 1);
+
+  auto expect_error = [&](const std::string& text, const std::string& fragment) {
+    std::ofstream(path) << text;
+    try {
+      read_pairs_file(path, dir.string());
+      FAIL() << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_error("1\t1\nann\t1\t2\nann\t1\n", "pairs.txt:3: expected");                   // malformed line
+  expect_error("1\t1\nann\t1\t7\nann\t1\tbob\t1\n", "ann_0007.png: no such image");      // missing image
+  expect_error("2\t1\nann\t1\t2\nann\t1\tbob\t1\n", "promises 4 pairs, the file has 2");  // short
+  expect_error("", "empty pairs file");
+  EXPECT_THROW(read_pairs_file((dir / "none.txt").string(), dir.string()), Error);
+}

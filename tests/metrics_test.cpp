@@ -156,3 +156,23 @@ TEST(OneShot, HandMadeSupportSetGivesTheHandComputedAnswers) {
   EXPECT_THROW(classify_by_support(queries, support, {1, 1, 1}, Distance::Euclidean, SupportRule::ClassMean, -1), Error);
   EXPECT_THROW(parse_support_rule("median"), Error);
 }
+
+TEST(CrossValidation, HandComputedThreeFolds) {
+  // Fold 0: 1 same, 3 different. Fold 1: 2 same, 5 and 2.7 different. Fold 2: 1.5 same, 2.5
+  // different, 3.5 same. By hand, the best threshold of the other folds is 2.25 (5/6 right) for
+  // fold 0, 2.0 (4/5) for fold 1 and 2.35 (5/5) for fold 2; the folds then score 1, 1 and 2/3.
+  std::vector<double> d{1, 3, 2, 5, 2.7, 1.5, 2.5, 3.5};
+  std::vector<uint8_t> same{1, 0, 1, 0, 0, 1, 0, 1};
+  std::vector<int64_t> fold{0, 0, 1, 1, 1, 2, 2, 2};
+  auto cv = cross_validate(d, same, fold);
+  ASSERT_EQ(cv.fold_threshold.size(), 3u);
+  EXPECT_NEAR(cv.fold_threshold[0], 2.25, 1e-12);
+  EXPECT_NEAR(cv.fold_threshold[1], 2.0, 1e-12);
+  EXPECT_NEAR(cv.fold_threshold[2], 2.35, 1e-12);
+  EXPECT_DOUBLE_EQ(cv.fold_accuracy[0], 1.0);
+  EXPECT_DOUBLE_EQ(cv.fold_accuracy[1], 1.0);
+  EXPECT_NEAR(cv.fold_accuracy[2], 2.0 / 3, 1e-12);
+  EXPECT_NEAR(cv.accuracy_mean, 8.0 / 9, 1e-12);
+  EXPECT_NEAR(cv.accuracy_std, std::sqrt(2.0) / 9, 1e-12);
+  EXPECT_THROW(cross_validate(d, same, std::vector<int64_t>(8, 0)), Error);  // one fold
+}

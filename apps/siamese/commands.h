@@ -8,7 +8,7 @@ namespace siamese::cli {
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_embed(CLI::App& app);
-void add_compare(CLI::App& app);
+void add_verify(CLI::App& app);
 void add_augment_preview(CLI::App& app);
 void add_index(CLI::App& app);
 void add_search(CLI::App& app);

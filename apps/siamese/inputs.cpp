@@ -23,10 +23,21 @@ bool is_image(const fs::path& p) {
 
 torch::Tensor to_uint8(const torch::Tensor& unit) { return unit.mul(255.0).round().clamp(0, 255).to(torch::kUInt8); }
 
+/// Reads the files into `in` (labels already set, -1 for none).
+Inputs read_files_as(const std::vector<std::string>& files, Inputs in, const SavedModel& model) {
+  const auto& c = model.network->options.cnn();
+  std::vector<torch::Tensor> images;
+  for (const auto& f : files) images.push_back(to_uint8(read_image(f, c.in_channels(), c.height(), c.width())));
+  std::vector<int64_t> dataset_labels;
+  for (auto l : in.labels) dataset_labels.push_back(std::max<int64_t>(l, 0));
+  in.images = ImageDataset(torch::cat(images), dataset_labels, files.empty() ? "" : files[0], in.class_names);
+  in.keys = files;
+  return in;
+}
+
 }  // namespace
 
 Inputs read_inputs(const std::string& what, const SavedModel& model, const std::string& split) {
-  const auto& c = model.network->options.cnn();
   Inputs in;
   std::vector<std::string> files;
   if (fs::is_regular_file(what)) {
@@ -64,13 +75,13 @@ Inputs read_inputs(const std::string& what, const SavedModel& model, const std::
   } else {
     throw Error(what + ": no such file or folder");
   }
-  std::vector<torch::Tensor> images;
-  for (const auto& f : files) images.push_back(to_uint8(read_image(f, c.in_channels(), c.height(), c.width())));
-  std::vector<int64_t> dataset_labels;
-  for (auto l : in.labels) dataset_labels.push_back(std::max<int64_t>(l, 0));
-  in.images = ImageDataset(torch::cat(images), dataset_labels, what, in.class_names);
-  in.keys = files;
-  return in;
+  return read_files_as(files, std::move(in), model);
+}
+
+Inputs read_files(const std::vector<std::string>& files, const SavedModel& model) {
+  Inputs in;
+  in.labels.assign(files.size(), -1);
+  return read_files_as(files, std::move(in), model);
 }
 
 torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs) { return embed_dataset(model.network, inputs.images); }

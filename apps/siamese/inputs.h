@@ -24,6 +24,9 @@ struct Inputs {
 /// the model's input shape. Throws siamese::Error naming the file on a bad or empty input.
 Inputs read_inputs(const std::string& what, const SavedModel& model, const std::string& split = "train");
 
+/// These image files, unlabelled, keyed by their paths.
+Inputs read_files(const std::vector<std::string>& files, const SavedModel& model);
+
 /// Embeddings of the inputs [N, D].
 torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs);
 

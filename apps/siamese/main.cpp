@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   siamese::cli::add_train(app);
   siamese::cli::add_eval(app);
   siamese::cli::add_embed(app);
-  siamese::cli::add_compare(app);
+  siamese::cli::add_verify(app);
   siamese::cli::add_augment_preview(app);
   siamese::cli::add_index(app);
   siamese::cli::add_search(app);

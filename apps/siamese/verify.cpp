@@ -1,25 +1,140 @@
-// siamese verify (alias compare): distance between two images and the same/different decision.
+// siamese verify: same or different? One pair of images, or a pairs file under the LFW protocol
+// (10-fold cross-validated accuracy, ROC AUC, EER, TAR@FAR, ROC curve as CSV and SVG).
 #include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "detail/atomic_file.h"
+#include "inputs.h"
 #include "siamese/data.h"
+#include "siamese/error.h"
+#include "siamese/metrics.h"
 #include "siamese/model_file.h"
 
 namespace siamese::cli {
 
-void add_compare(CLI::App& app) {
-  auto* cmd = app.add_subcommand("verify", "same or different? distance between two images against the calibrated threshold");
+namespace {
+
+std::string roc_csv(const Roc& roc) {
+  std::string s = "threshold,false_accept_rate,true_accept_rate\n";
+  char line[96];
+  for (size_t i = 0; i < roc.threshold.size(); ++i) {
+    std::snprintf(line, sizeof line, "%.9g,%.9g,%.9g\n", roc.threshold[i], roc.fpr[i], roc.tpr[i]);
+    s += line;
+  }
+  return s;
+}
+
+/// The ROC curve as a standalone SVG plot (linear axes, diagonal for chance).
+std::string roc_svg(const Roc& roc, double auc, const std::string& title) {
+  const double left = 60, top = 30, size = 400;
+  auto x = [&](double fpr) { return left + fpr * size; };
+  auto y = [&](double tpr) { return top + (1 - tpr) * size; };
+  char buf[160];
+  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"500\" height=\"500\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  std::snprintf(buf, sizeof buf, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#000\"/>\n", left, top, size, size);
+  s += buf;
+  for (int t = 0; t <= 10; t += 2) {
+    std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%.1f</text>", x(t / 10.0), top + size + 16, t / 10.0);
+    s += buf;
+    std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.1f</text>\n", left - 6, y(t / 10.0) + 4, t / 10.0);
+    s += buf;
+  }
+  std::snprintf(buf, sizeof buf, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#bbb\" stroke-dasharray=\"4\"/>\n", x(0), y(0), x(1), y(1));
+  s += buf;
+  s += "<polyline fill=\"none\" stroke=\"#c22\" stroke-width=\"2\" points=\"";
+  std::snprintf(buf, sizeof buf, "%.2f,%.2f ", x(0), y(0));
+  s += buf;
+  for (size_t i = 0; i < roc.fpr.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%.2f,%.2f ", x(roc.fpr[i]), y(roc.tpr[i]));
+    s += buf;
+  }
+  std::snprintf(buf, sizeof buf, "%.2f,%.2f\"/>\n", x(1), y(1));
+  s += buf;
+  std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">false accept rate</text>\n", left + size / 2, top + size + 36);
+  s += buf;
+  std::snprintf(buf, sizeof buf, "<text x=\"16\" y=\"%g\" transform=\"rotate(-90 16 %g)\" text-anchor=\"middle\">true accept rate</text>\n",
+                top + size / 2, top + size / 2);
+  s += buf;
+  std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"20\" text-anchor=\"middle\">ROC, AUC %.4f</text>\n", left + size / 2, auc);
+  s += buf;
+  return s + "<!-- " + title + " -->\n</svg>\n";
+}
+
+/// The LFW protocol on a pairs file.
+void verify_pairs(const std::string& model_path, const std::string& pairs_path, const std::string& root,
+                  const std::string& roc_prefix, bool json) {
+  auto model = load_model(model_path);
+  auto pairs = read_pairs_file(pairs_path, root);
+  std::map<std::string, int64_t> row;  // each distinct image embedded once
+  std::vector<std::string> files;
+  for (const auto& p : pairs) {
+    for (const auto* f : {&p.a, &p.b}) {
+      if (row.emplace(*f, static_cast<int64_t>(files.size())).second) files.push_back(*f);
+    }
+  }
+  auto e = embed_inputs(model, read_files(files, model));
+  std::vector<double> d;
+  std::vector<uint8_t> same;
+  std::vector<int64_t> fold;
+  for (const auto& p : pairs) {
+    d.push_back(paired_distance(e[row[p.a]].unsqueeze(0), e[row[p.b]].unsqueeze(0), model.network->options.distance()).item<double>());
+    same.push_back(p.same);
+    fold.push_back(p.fold);
+  }
+  nlohmann::ordered_json j;
+  j["pairs"] = pairs.size();
+  j["images"] = files.size();
+  j["folds"] = fold.back() + 1;
+  if (fold.back() > 0) {
+    auto cv = cross_validate(d, same, fold);
+    j["accuracy_mean"] = cv.accuracy_mean;
+    j["accuracy_std"] = cv.accuracy_std;
+    j["fold_accuracy"] = cv.fold_accuracy;
+  }
+  j["accuracy_at_model_threshold"] = accuracy_at(d, same, model.threshold);
+  j["model_threshold"] = model.threshold;
+  j["roc_auc"] = roc_auc(d, same);
+  j["eer"] = equal_error_rate(d, same);
+  j["tar_at_far_1e-3"] = tar_at_far(d, same, 1e-3);
+  if (!roc_prefix.empty()) {
+    auto roc = roc_curve(d, same);
+    detail::write_text_atomically(roc_prefix + ".csv", roc_csv(roc));
+    detail::write_text_atomically(roc_prefix + ".svg", roc_svg(roc, j["roc_auc"].get<double>(), pairs_path));
+    std::fprintf(stderr, "wrote %s.csv and %s.svg\n", roc_prefix.c_str(), roc_prefix.c_str());
+  }
+  if (json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    for (const auto& [k, v] : j.items()) std::printf("%-28s %s\n", k.c_str(), v.dump().c_str());
+  }
+}
+
+}  // namespace
+
+void add_verify(CLI::App& app) {
+  auto* cmd = app.add_subcommand("verify", "same or different? two images, or a pairs file (LFW protocol)");
   cmd->alias("compare");
   struct Flags {
-    std::string model, a, b;
+    std::string model, a, b, pairs, root, roc;
     bool json = false;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "model file or run folder")->required();
-  cmd->add_option("first", f->a, "first image")->required();
-  cmd->add_option("second", f->b, "second image")->required();
+  cmd->add_option("first", f->a, "first image");
+  cmd->add_option("second", f->b, "second image");
+  cmd->add_option("--pairs", f->pairs, "pairs file in the LFW format (pairs.txt with folds), instead of two images");
+  cmd->add_option("--root", f->root, "folder of the pairs file's images: ROOT/name/name_0001.png");
+  cmd->add_option("--roc", f->roc, "with --pairs: write the ROC curve to PREFIX.csv and PREFIX.svg");
   cmd->add_flag("--json", f->json, "print one JSON object");
   cmd->callback([f]() {
+    if (!f->pairs.empty()) {
+      if (!f->a.empty()) throw Error("verify: give two images or --pairs, not both");
+      verify_pairs(f->model, f->pairs, f->root.empty() ? "." : f->root, f->roc, f->json);
+      return;
+    }
+    if (f->a.empty() || f->b.empty()) throw Error("verify: give two images, or --pairs FILE --root DIR");
     auto model = load_model(f->model);
     const auto& c = model.network->options.cnn();
     auto a = read_image(f->a, c.in_channels(), c.height(), c.width());
@@ -28,8 +143,7 @@ void add_compare(CLI::App& app) {
     const double d = model.network->forward(a, b).item<double>();
     const bool same = d <= model.threshold;
     if (f->json) {
-      std::printf("{\"distance\": %.9g, \"threshold\": %.9g, \"same\": %s}\n", d, model.threshold,
-                  same ? "true" : "false");
+      std::printf("{\"distance\": %.9g, \"threshold\": %.9g, \"same\": %s}\n", d, model.threshold, same ? "true" : "false");
     } else {
       std::printf("distance %.9g threshold %.9g %s\n", d, model.threshold, same ? "same" : "different");
     }

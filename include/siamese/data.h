@@ -95,6 +95,19 @@ ImageDataset read_image_folder(const std::string& root);
 /// if it cannot be read or is not channels × height × width.
 torch::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width);
 
+/// One pair of a pairs file: two image paths, whether they show the same identity, its fold.
+struct FilePair {
+  std::string a, b;
+  bool same = false;
+  int64_t fold = 0;
+};
+/// Reads a pairs file in the LFW format. First line "FOLDS<TAB>N" (N same pairs then N different
+/// pairs per fold; a single number N means one fold). Then "name<TAB>i<TAB>j" for a same pair and
+/// "name1<TAB>i<TAB>name2<TAB>j" for a different pair; image i of `name` is
+/// root/name/name_%04d.{png,jpg,jpeg,bmp,pgm}, whichever exists. Throws siamese::Error naming the
+/// file and line on a malformed line, a missing image, or a count that disagrees with the header.
+std::vector<FilePair> read_pairs_file(const std::string& path, const std::string& root);
+
 /// A data set's two halves: training images and test images.
 struct DataSource {
   ImageDataset train;

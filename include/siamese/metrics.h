@@ -64,6 +64,17 @@ double accuracy_at(const std::vector<double>& distance, const std::vector<uint8_
 double few_shot_accuracy(const torch::Tensor& embeddings, const std::vector<int64_t>& labels,
                          Distance distance, int64_t n_way, int64_t k_shot, int64_t episodes, uint64_t seed);
 
+/// Verification accuracy cross-validated over folds (the LFW protocol): for each fold, the
+/// threshold is calibrated on all other folds and the accuracy measured on that fold.
+struct CrossValidation {
+  std::vector<double> fold_accuracy, fold_threshold;  ///< by fold, 0..max(fold)
+  double accuracy_mean = 0, accuracy_std = 0;         ///< over folds (std with divisor folds)
+};
+/// distance, same and fold: one entry per pair. Throws siamese::Error on fewer than 2 folds or a
+/// fold without pairs.
+CrossValidation cross_validate(const std::vector<double>& distance, const std::vector<uint8_t>& same,
+                               const std::vector<int64_t>& fold);
+
 /// How a query is matched to the support set of one-shot classification.
 enum class SupportRule {
   ClassMean,  ///< distance to the mean support embedding of each class (prototypes)
