@@ -324,6 +324,7 @@ std::string to_json(const EvalReport& r) {
   put("tar_at_far_1e-3", r.tar_at_far_1e_3);
   put("oneshot_5way_1shot", r.oneshot_5way_1shot);
   put("oneshot_5way_5shot", r.oneshot_5way_5shot);
+  put("oneshot_20way_1shot", r.oneshot_20way_1shot);
   if (!r.recall_at_1_by_class.empty()) {
     auto& by_class = j["recall_at_1_by_class"] = nlohmann::ordered_json::object();
     for (const auto& [label, recall] : r.recall_at_1_by_class) by_class[std::to_string(label)] = recall;
@@ -352,7 +353,17 @@ EvalReport evaluate(SiameseNetwork& network, const Dataset& test, double thresho
   r.tar_at_far_1e_3 = tar_at_far(d, pairs.same, 1e-3);
   if (options.few_shot()) {
     r.oneshot_5way_1shot = few_shot_accuracy(e, test.labels(), distance, 5, 1, options.episodes(), options.pair_seed());
-    r.oneshot_5way_5shot = few_shot_accuracy(e, test.labels(), distance, 5, 5, options.episodes(), options.pair_seed());
+    auto classes_with = [&](int64_t items) {
+      std::map<int64_t, int64_t> count;
+      for (auto l : test.labels()) ++count[l];
+      return std::count_if(count.begin(), count.end(), [&](const auto& c) { return c.second >= items; });
+    };
+    if (classes_with(6) >= 5) {
+      r.oneshot_5way_5shot = few_shot_accuracy(e, test.labels(), distance, 5, 5, options.episodes(), options.pair_seed());
+    }
+    if (classes_with(2) >= 20) {
+      r.oneshot_20way_1shot = few_shot_accuracy(e, test.labels(), distance, 20, 1, options.episodes(), options.pair_seed());
+    }
   }
   r.test_images = test.size();
   r.test_pairs = options.test_pairs();

@@ -15,7 +15,7 @@ void add_eval(CLI::App& app) {
     std::string model, data, protocol;
     std::vector<int64_t> unseen;
     int64_t subset = 0, pairs = 10000, episodes = 1000;
-    bool json = false;
+    bool json = false, few_shot = false;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "model file or run folder")->required();
@@ -25,7 +25,8 @@ void add_eval(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--subset", f->subset, "keep only the first N test images (0 = all)")->capture_default_str();
   cmd->add_option("--pairs", f->pairs, "balanced test pairs (seed 0)")->capture_default_str();
-  cmd->add_option("--episodes", f->episodes, "few-shot episodes (fmnist-unseen)")->capture_default_str();
+  cmd->add_option("--episodes", f->episodes, "few-shot episodes")->capture_default_str();
+  cmd->add_flag("--few-shot", f->few_shot, "run N-way K-shot episodes on the test classes (always on under fmnist-unseen)");
   cmd->add_flag("--json", f->json, "print one JSON object");
   cmd->callback([f]() {
     auto model = load_model(f->model);
@@ -38,7 +39,7 @@ void add_eval(CLI::App& app) {
                                                    .subset(f->subset));
     auto report = evaluate(model.network, splits.test, model.threshold,
                            EvalOptions().test_pairs(f->pairs).episodes(f->episodes)
-                               .few_shot(protocol == Protocol::Unseen));
+                               .few_shot(f->few_shot || protocol == Protocol::Unseen));
     report.protocol = to_string(protocol);
     if (f->json) {
       std::printf("%s\n", to_json(report).c_str());

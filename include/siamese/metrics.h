@@ -100,7 +100,7 @@ struct EvalReport {
   std::string protocol;
   double recall_at_1 = -1, recall_at_5 = -1, map_at_r = -1;
   double verification_accuracy = -1, threshold = -1, roc_auc = -1, eer = -1, tar_at_far_1e_3 = -1;
-  double oneshot_5way_1shot = -1, oneshot_5way_5shot = -1;
+  double oneshot_5way_1shot = -1, oneshot_5way_5shot = -1, oneshot_20way_1shot = -1;
   std::map<int64_t, double> recall_at_1_by_class;  ///< label -> Recall@1 of its test queries
   int64_t test_images = 0, test_pairs = 0;
 };
@@ -111,7 +111,7 @@ struct EvalOptions {
   TORCH_ARG(int64_t, test_pairs) = 10000;    ///< balanced test pairs, drawn with pair_seed
   TORCH_ARG(uint64_t, pair_seed) = 0;        ///< DESIGN §6: seed 0
   TORCH_ARG(int64_t, episodes) = 1000;       ///< N-way K-shot episodes (unseen protocol)
-  TORCH_ARG(bool, few_shot) = false;         ///< run 5-way 1-shot and 5-shot episodes
+  TORCH_ARG(bool, few_shot) = false;         ///< run 5-way 1- and 5-shot, and 20-way 1-shot, episodes where the classes allow
 };
 
 /// The protocol's metrics on `test`, at `threshold` (calibrated on validation pairs beforehand).
