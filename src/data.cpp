@@ -179,7 +179,9 @@ torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
   if (!mat.isContinuous()) mat = mat.clone();
   auto t = torch::from_blob(mat.data, {mat.rows, mat.cols, mat.channels()}, torch::kUInt8);
   if (mat.channels() == 3) t = t.flip({2});  // OpenCV's BGR -> RGB
-  return t.permute({2, 0, 1}).contiguous();
+  // clone: t views mat's buffer, which the next imread into `mat` frees (permute of a 1-channel
+  // image is already contiguous, so contiguous() would not copy).
+  return t.permute({2, 0, 1}).clone();
 }
 
 }  // namespace

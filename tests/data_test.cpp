@@ -104,6 +104,17 @@ TEST(ImageFolder, ReadsClassesInNameOrder) {
   EXPECT_EQ(d.images().sizes(), (std::vector<int64_t>{4, 1, 6, 5}));
   EXPECT_EQ(d.images()[2][0][3][3].item<int>(), 10);
 
+  // Every grey image keeps its own pixels (each once aliased the reader's reused buffer).
+  auto many = temp_dir("folder_many");
+  for (int i = 0; i < 40; ++i) {
+    write_png(many / (i < 20 ? "a" : "b") / (std::to_string(100 + i) + ".png"), 28, 28, CV_8UC1, 3 * i);
+  }
+  auto m = read_image_folder(many.string());
+  for (int64_t i = 0; i < 40; ++i) {
+    EXPECT_EQ(m.images()[i].min().item<int>(), 3 * i) << i;
+    EXPECT_EQ(m.images()[i].max().item<int>(), 3 * i) << i;
+  }
+
   auto colour = temp_dir("folder_rgb");
   cv::Mat bgr(4, 4, CV_8UC3, cv::Scalar(255, 0, 0));  // blue in OpenCV's BGR order
   fs::create_directories(colour / "a");
