@@ -308,7 +308,7 @@ std::vector<SupportMatch> classify_by_support(const torch::Tensor& queries, cons
   return out;
 }
 
-std::string to_json(const EvalReport& r) {
+std::string to_json(const EvalReport& r, bool by_class) {
   nlohmann::ordered_json j;
   j["protocol"] = r.protocol;
   auto put = [&j](const char* key, double v) {
@@ -325,9 +325,9 @@ std::string to_json(const EvalReport& r) {
   put("oneshot_5way_1shot", r.oneshot_5way_1shot);
   put("oneshot_5way_5shot", r.oneshot_5way_5shot);
   put("oneshot_20way_1shot", r.oneshot_20way_1shot);
-  if (!r.recall_at_1_by_class.empty()) {
-    auto& by_class = j["recall_at_1_by_class"] = nlohmann::ordered_json::object();
-    for (const auto& [label, recall] : r.recall_at_1_by_class) by_class[std::to_string(label)] = recall;
+  if (by_class && !r.recall_at_1_by_class.empty()) {
+    auto& classes = j["recall_at_1_by_class"] = nlohmann::ordered_json::object();
+    for (const auto& [label, recall] : r.recall_at_1_by_class) classes[std::to_string(label)] = recall;
   }
   j["test_images"] = r.test_images;
   j["test_pairs"] = r.test_pairs;

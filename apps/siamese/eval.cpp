@@ -45,7 +45,7 @@ void add_eval(CLI::App& app) {
       std::printf("%s\n", to_json(report).c_str());
       return;
     }
-    auto j = nlohmann::ordered_json::parse(to_json(report));
+    auto j = nlohmann::ordered_json::parse(to_json(report, report.recall_at_1_by_class.size() <= 20));
     std::printf("%s on %s\n", report.protocol.c_str(), data.c_str());
     for (auto& [key, value] : j.items()) {
       if (key != "protocol") std::printf("  %-24s %s\n", key.c_str(), value.dump().c_str());

@@ -105,7 +105,8 @@ struct EvalReport {
   int64_t test_images = 0, test_pairs = 0;
 };
 /// One JSON object with the fields of DESIGN §6 (negative fields left out).
-std::string to_json(const EvalReport& report);
+/// by_class: include recall_at_1_by_class (consoles leave it out of long class lists).
+std::string to_json(const EvalReport& report, bool by_class = true);
 
 struct EvalOptions {
   TORCH_ARG(int64_t, test_pairs) = 10000;    ///< balanced test pairs, drawn with pair_seed
