@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
       std::vector<std::set<int64_t>> exact;
       double flat_qps = 0;
       for (const auto& spec : split(specs, ';')) {
+        std::fprintf(stderr, "index_bench: %s on %lld embeddings...\n", spec.c_str(), static_cast<long long>(n));
         auto t0 = std::chrono::steady_clock::now();
         EmbeddingIndex index(IndexOptions().spec(spec).dim(real.size(1)).distance(Distance::Euclidean));
         index.add(base, keys, labels);
