@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "detail/image_files.h"
 #include "siamese/error.h"
 #include "siamese/sampler.h"
 
@@ -162,12 +163,6 @@ ImageDataset read_idx(const std::string& images_path, const std::string& labels_
 
 namespace {
 
-bool is_image(const fs::path& p) {
-  auto ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".pgm";
-}
-
 /// cv::Mat (8-bit, 1 or 3 channels) -> uint8 [C, H, W].
 torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
   mat = cv::imread(path, cv::IMREAD_UNCHANGED);
@@ -206,7 +201,7 @@ ImageDataset read_image_folder(const std::string& root) {
   for (size_t c = 0; c < class_dirs.size(); ++c) {
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(class_dirs[c])) {
-      if (e.is_regular_file() && is_image(e.path())) files.push_back(e.path());
+      if (e.is_regular_file() && detail::is_image_file(e.path())) files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());
     if (files.size() < 2) {
@@ -268,8 +263,8 @@ std::vector<FilePair> read_pairs_file(const std::string& path, const std::string
     } catch (const std::exception&) {
       throw Error(where() + "'" + index + "' is not an image number");
     }
-    for (const char* ext : {"png", "jpg", "jpeg", "bmp", "pgm"}) {
-      std::snprintf(file, sizeof file, "_%04d.%s", i, ext);
+    for (const char* ext : detail::kImageExtensions) {
+      std::snprintf(file, sizeof file, "_%04d%s", i, ext);
       auto p = fs::path(root) / name / (name + file);
       if (fs::exists(p)) return p.string();
     }

@@ -20,6 +20,7 @@
 #include <map>
 
 #include "detail/atomic_file.h"
+#include "detail/fnv1a.h"
 #include "siamese/error.h"
 
 namespace siamese {
@@ -31,12 +32,6 @@ using FaissId = int64_t;
 
 constexpr const char* kFormat = "siamese-index";
 constexpr int kFormatVersion = 1;
-
-uint64_t fnv1a(const uint8_t* data, size_t size) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 1099511628211ull;
-  return h;
-}
 
 std::string utc_now() {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -305,7 +300,7 @@ void EmbeddingIndex::save(const std::string& path) const {
           {"next_id", std::to_string(s.next_id)},
           {"count", std::to_string(s.items.size())},
           {"vectors_bytes", std::to_string(writer.data.size())},
-          {"vectors_fnv1a", std::to_string(fnv1a(writer.data.data(), writer.data.size()))}};
+          {"vectors_fnv1a", std::to_string(detail::fnv1a(writer.data.data(), writer.data.size()))}};
       for (const auto& [k, v] : rows) {
         sqlite3_bind_text(meta.s, 1, k.c_str(), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(meta.s, 2, v.c_str(), -1, SQLITE_TRANSIENT);
@@ -367,7 +362,7 @@ EmbeddingIndex EmbeddingIndex::load(const std::string& path) {
     reader.data.assign(p, p + sqlite3_column_bytes(q.s, 0));
   }
   if (std::to_string(reader.data.size()) != meta["vectors_bytes"] ||
-      std::to_string(fnv1a(reader.data.data(), reader.data.size())) != meta["vectors_fnv1a"]) {
+      std::to_string(detail::fnv1a(reader.data.data(), reader.data.size())) != meta["vectors_fnv1a"]) {
     throw Error(path + ": the vector data is damaged (size or checksum differs from the header)");
   }
   try {

@@ -286,18 +286,20 @@ std::vector<SupportMatch> classify_by_support(const torch::Tensor& queries, cons
   }
   torch::NoGradGuard no_grad;
   auto labels = torch::tensor(support_labels, torch::kInt64);
-  auto d = pairwise_distance(queries.to(torch::kFloat64), support.to(torch::kFloat64), distance);  // [Q, S]
-  std::vector<torch::Tensor> per_class;  // [Q] each
-  for (int64_t c : classes) {
-    auto members = labels.eq(c).nonzero().squeeze(1);
-    if (rule == SupportRule::Nearest) {
-      per_class.push_back(d.index_select(1, members).amin(1));
-    } else {
-      auto mean = support.to(torch::kFloat64).index_select(0, members).mean(0, true);
-      per_class.push_back(pairwise_distance(queries.to(torch::kFloat64), mean, distance).squeeze(1));
-    }
+  auto q = queries.to(torch::kFloat64), s = support.to(torch::kFloat64);
+  std::vector<torch::Tensor> members;  // support rows of each class
+  for (int64_t c : classes) members.push_back(labels.eq(c).nonzero().squeeze(1));
+  torch::Tensor all;  // [Q, classes]
+  if (rule == SupportRule::Nearest) {
+    auto d = pairwise_distance(q, s, distance);  // [Q, S]
+    std::vector<torch::Tensor> nearest;
+    for (const auto& m : members) nearest.push_back(d.index_select(1, m).amin(1));
+    all = torch::stack(nearest, 1);
+  } else {
+    std::vector<torch::Tensor> means;
+    for (const auto& m : members) means.push_back(s.index_select(0, m).mean(0));
+    all = pairwise_distance(q, torch::stack(means), distance);
   }
-  auto all = torch::stack(per_class, 1);  // [Q, classes]
   auto [best, at] = all.min(1);
   std::vector<SupportMatch> out;
   for (int64_t q = 0; q < queries.size(0); ++q) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "detail/atomic_file.h"
+#include "detail/fnv1a.h"
 #include "siamese/error.h"
 
 namespace fs = std::filesystem;
@@ -51,19 +52,14 @@ void write_text_atomically(const std::string& path, const std::string& text) {
 }  // namespace detail
 
 std::string model_fingerprint(SiameseNetwork& network) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](const void* data, size_t size) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    for (size_t i = 0; i < size; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  };
   const std::string config = to_json(network->options);
-  mix(config.data(), config.size());
+  uint64_t h = detail::fnv1a(config.data(), config.size());
   auto tensors = network->named_parameters();
   for (const auto& b : network->named_buffers()) tensors.insert(b.key(), b.value());
   for (const auto& t : tensors) {
-    mix(t.key().data(), t.key().size());
+    h = detail::fnv1a(t.key().data(), t.key().size(), h);
     auto c = t.value().detach().to(torch::kCPU).contiguous();
-    mix(c.data_ptr(), c.nbytes());
+    h = detail::fnv1a(c.data_ptr(), c.nbytes(), h);
   }
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));

@@ -6,6 +6,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "detail/image_files.h"
 #include "siamese/error.h"
 #include "siamese/metrics.h"
 
@@ -14,12 +15,6 @@ namespace fs = std::filesystem;
 namespace siamese::cli {
 
 namespace {
-
-bool is_image(const fs::path& p) {
-  auto ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".pgm";
-}
 
 torch::Tensor to_uint8(const torch::Tensor& unit) { return unit.mul(255.0).round().clamp(0, 255).to(torch::kUInt8); }
 
@@ -46,7 +41,7 @@ Inputs read_inputs(const std::string& what, const SavedModel& model, const std::
   } else if (fs::is_directory(what)) {
     std::vector<fs::path> found;
     for (const auto& e : fs::recursive_directory_iterator(what)) {
-      if (e.is_regular_file() && is_image(e.path())) found.push_back(e.path());
+      if (e.is_regular_file() && detail::is_image_file(e.path())) found.push_back(e.path());
     }
     std::sort(found.begin(), found.end());
     std::map<std::string, int64_t> classes;  // first-level sub-folder -> label

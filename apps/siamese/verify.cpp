@@ -75,14 +75,17 @@ void verify_pairs(const std::string& model_path, const std::string& pairs_path, 
     }
   }
   auto e = embed_inputs(model, read_files(files, model));
-  std::vector<double> d;
+  std::vector<int64_t> a, b, fold;
   std::vector<uint8_t> same;
-  std::vector<int64_t> fold;
   for (const auto& p : pairs) {
-    d.push_back(paired_distance(e[row[p.a]].unsqueeze(0), e[row[p.b]].unsqueeze(0), model.network->options.distance()).item<double>());
+    a.push_back(row[p.a]);
+    b.push_back(row[p.b]);
     same.push_back(p.same);
     fold.push_back(p.fold);
   }
+  auto distances = paired_distance(e.index_select(0, torch::tensor(a)), e.index_select(0, torch::tensor(b)),
+                                   model.network->options.distance()).to(torch::kFloat64).contiguous();
+  const std::vector<double> d(distances.data_ptr<double>(), distances.data_ptr<double>() + distances.numel());
   nlohmann::ordered_json j;
   j["pairs"] = pairs.size();
   j["images"] = files.size();
