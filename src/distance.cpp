@@ -8,7 +8,9 @@ Distance parse_distance(const std::string& name) {
   if (name == "euclidean") return Distance::Euclidean;
   if (name == "sqeuclidean") return Distance::SqEuclidean;
   if (name == "cosine") return Distance::Cosine;
-  throw Error("unknown distance '" + name + "' (expected euclidean, sqeuclidean or cosine)");
+  if (name == "manhattan") return Distance::Manhattan;
+  if (name == "malstm") return Distance::MaLSTM;
+  throw Error("unknown distance '" + name + "' (expected euclidean, sqeuclidean, cosine, manhattan or malstm)");
 }
 
 std::string to_string(Distance distance) {
@@ -16,6 +18,8 @@ std::string to_string(Distance distance) {
     case Distance::Euclidean: return "euclidean";
     case Distance::SqEuclidean: return "sqeuclidean";
     case Distance::Cosine: return "cosine";
+    case Distance::Manhattan: return "manhattan";
+    case Distance::MaLSTM: return "malstm";
   }
   TORCH_INTERNAL_ASSERT(false, "unhandled Distance");
 }
@@ -38,6 +42,10 @@ torch::Tensor pairwise_distance(const torch::Tensor& x, const torch::Tensor& y, 
     auto yn = torch::nn::functional::normalize(y, torch::nn::functional::NormalizeFuncOptions().dim(1));
     return 1 - xn.matmul(yn.t());
   }
+  if (distance == Distance::Manhattan || distance == Distance::MaLSTM) {
+    auto l1 = torch::cdist(x.unsqueeze(0), y.unsqueeze(0), 1).squeeze(0);
+    return distance == Distance::Manhattan ? l1 : 1 - torch::exp(-l1);
+  }
   // ‖x‖² + ‖y‖² − 2 x·y: one matrix product instead of an [N, M, D] difference tensor.
   auto squared = (x.pow(2).sum(1, true) + y.pow(2).sum(1).unsqueeze(0) - 2 * x.matmul(y.t())).clamp_min(0);
   if (distance == Distance::SqEuclidean) return squared;
@@ -52,6 +60,10 @@ torch::Tensor paired_distance(const torch::Tensor& a, const torch::Tensor& b, Di
   }
   if (distance == Distance::Cosine) {
     return 1 - torch::cosine_similarity(a, b, 1);
+  }
+  if (distance == Distance::Manhattan || distance == Distance::MaLSTM) {
+    auto l1 = (a - b).abs().sum(1);
+    return distance == Distance::Manhattan ? l1 : 1 - torch::exp(-l1);
   }
   auto squared = (a - b).pow(2).sum(1);
   if (distance == Distance::SqEuclidean) return squared;

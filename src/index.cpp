@@ -59,7 +59,10 @@ faiss::Index* innermost(faiss::Index* index) {
 /// an IndexIDMap2 (ids, and reconstruction by id for removal by rebuilding).
 std::unique_ptr<faiss::Index> make_faiss(const IndexOptions& o) {
   if (o.dim() <= 0) throw Error("index: embedding dimension must be > 0, got " + std::to_string(o.dim()));
-  const auto metric = o.distance() == Distance::Cosine ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2;
+  const bool l1 = o.distance() == Distance::Manhattan || o.distance() == Distance::MaLSTM;
+  const auto metric = o.distance() == Distance::Cosine ? faiss::METRIC_INNER_PRODUCT
+                      : l1                             ? faiss::METRIC_L1
+                                                       : faiss::METRIC_L2;
   std::unique_ptr<faiss::Index> index;
   try {
     index.reset(faiss::index_factory(static_cast<int>(o.dim()), o.spec().c_str(), metric));
@@ -267,6 +270,7 @@ std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const torch::Tensor& 
       double d = raw;
       if (s.options.distance() == Distance::Euclidean) d = std::sqrt(std::max(raw, 0.0));
       if (s.options.distance() == Distance::Cosine) d = 1.0 - raw;
+      if (s.options.distance() == Distance::MaLSTM) d = 1.0 - std::exp(-raw);
       out[static_cast<size_t>(i)].push_back(SearchHit{it->second, d});
     }
   }

@@ -77,6 +77,26 @@ std::string to_json(const SiameseNetworkOptions& o) {
   j["embedding_dim"] = o.cnn().embedding_dim();
   j["normalize"] = o.cnn().normalize();
   j["distance"] = to_string(o.distance());
+  if (o.encoder() != "cnn") {
+    const auto& r = o.rnn();
+    j["rnn"] = {{"cell", r.cell()},
+                {"vocab_size", r.vocab_size()},
+                {"token_dim", r.token_dim()},
+                {"features", r.features()},
+                {"conv_channels", r.conv_channels()},
+                {"conv_kernel", r.conv_kernel()},
+                {"conv_stride", r.conv_stride()},
+                {"hidden", r.hidden()},
+                {"layers", r.layers()},
+                {"bidirectional", r.bidirectional()},
+                {"dropout", r.dropout()},
+                {"pooling", r.pooling()},
+                {"embedding_dim", r.embedding_dim()},
+                {"normalize", r.normalize()}};
+    j["frames"] = o.frames();
+    j["tokens"] = o.tokens();
+    j["vocabulary"] = o.vocabulary();
+  }
   j["input_mean"] = o.input_mean();
   j["input_std"] = o.input_std();
   return j.dump();
@@ -96,6 +116,27 @@ SiameseNetworkOptions network_options_from_json(const std::string& text) {
               .embedding_dim(j.at("embedding_dim"))
               .normalize(j.at("normalize")));
     o.distance(parse_distance(j.at("distance")));
+    if (j.contains("rnn")) {
+      const auto& r = j.at("rnn");
+      o.rnn(RnnEncoderOptions()
+                .cell(r.at("cell"))
+                .vocab_size(r.at("vocab_size"))
+                .token_dim(r.at("token_dim"))
+                .features(r.at("features"))
+                .conv_channels(r.at("conv_channels"))
+                .conv_kernel(r.at("conv_kernel"))
+                .conv_stride(r.at("conv_stride"))
+                .hidden(r.at("hidden"))
+                .layers(r.at("layers"))
+                .bidirectional(r.at("bidirectional"))
+                .dropout(r.at("dropout"))
+                .pooling(r.at("pooling"))
+                .embedding_dim(r.at("embedding_dim"))
+                .normalize(r.at("normalize")));
+      o.frames(j.at("frames"));
+      o.tokens(j.at("tokens"));
+      o.vocabulary(j.at("vocabulary").get<std::vector<std::string>>());
+    }
     o.input_mean(j.at("input_mean").get<std::vector<double>>());
     o.input_std(j.at("input_std").get<std::vector<double>>());
     return o;

@@ -2,6 +2,8 @@
 
 #include "siamese/error.h"
 
+#include <limits>
+
 namespace siamese {
 
 CnnEncoderImpl::CnnEncoderImpl(CnnEncoderOptions options_) : options(std::move(options_)) { reset(); }
@@ -54,39 +56,216 @@ torch::Tensor CnnEncoderImpl::forward(torch::Tensor x) {
   return e;
 }
 
-SiameseNetworkImpl::SiameseNetworkImpl(SiameseNetworkOptions options_) : options(std::move(options_)) {
-  if (options.encoder() != "cnn") {
-    throw Error("unknown encoder '" + options.encoder() + "' (expected cnn)");
+RnnEncoderImpl::RnnEncoderImpl(RnnEncoderOptions options_) : options(std::move(options_)) { reset(); }
+
+void RnnEncoderImpl::reset() {
+  const auto& o = options;
+  if (o.cell() != "lstm" && o.cell() != "gru") throw Error("rnn encoder: cell '" + o.cell() + "' (expected lstm or gru)");
+  if (o.pooling() != "last" && o.pooling() != "mean" && o.pooling() != "max") {
+    throw Error("rnn encoder: pooling '" + o.pooling() + "' (expected last, mean or max)");
   }
-  encoder = std::make_shared<CnnEncoderImpl>(options.cnn());
+  if (o.hidden() < 1 || o.layers() < 1 || o.embedding_dim() < 1 || o.vocab_size() < 0 ||
+      (o.vocab_size() == 0 && o.features() < 1) || (o.vocab_size() > 0 && o.token_dim() < 1)) {
+    throw Error("rnn encoder: hidden, layers, embedding_dim and features (or token_dim) must be >= 1");
+  }
+  if (o.conv_channels() > 0 && (o.conv_kernel() < 1 || o.conv_kernel() % 2 == 0 || o.conv_stride() < 1)) {
+    throw Error("rnn encoder: conv kernel must be odd and >= 1, stride >= 1");
+  }
+  int64_t width = o.features();
+  if (o.vocab_size() > 0) {
+    embedding = register_module("embedding", torch::nn::Embedding(o.vocab_size(), o.token_dim()));
+    width = o.token_dim();
+  }
+  if (o.conv_channels() > 0) {
+    conv = register_module("conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(width, o.conv_channels(), o.conv_kernel())
+                                                         .padding(o.conv_kernel() / 2)
+                                                         .stride(o.conv_stride())));
+    width = o.conv_channels();
+  }
+  const double dropout = o.layers() > 1 ? o.dropout() : 0.0;
+  if (o.cell() == "lstm") {
+    lstm = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(width, o.hidden())
+                                                       .num_layers(o.layers())
+                                                       .batch_first(true)
+                                                       .bidirectional(o.bidirectional())
+                                                       .dropout(dropout)));
+  } else {
+    gru = register_module("gru", torch::nn::GRU(torch::nn::GRUOptions(width, o.hidden())
+                                                    .num_layers(o.layers())
+                                                    .batch_first(true)
+                                                    .bidirectional(o.bidirectional())
+                                                    .dropout(dropout)));
+  }
+  head = register_module("head", torch::nn::Linear(o.hidden() * (o.bidirectional() ? 2 : 1), o.embedding_dim()));
+}
+
+torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
+  namespace rnn = torch::nn::utils::rnn;
+  const auto& o = options;
+  const int64_t features = o.vocab_size() > 0 ? 1 : o.features();
+  if (x.dim() != 3 || x.size(2) != 1 + features || x.size(1) < 1) {
+    throw Error("rnn encoder: expected a sequence batch [N, T, " + std::to_string(1 + features) +
+                "] (mask column + " + std::to_string(features) + " feature(s)), got " + c10::str(x.sizes()));
+  }
+  auto mask = x.select(2, 0) > 0.5;  // [N, T]
+  auto lengths = mask.sum(1).to(torch::kCPU, torch::kInt64);
+  if ((lengths < 1).any().item<bool>()) throw Error("rnn encoder: a sequence has no steps");
+  torch::Tensor h;
+  if (o.vocab_size() > 0) {
+    auto ids = x.select(2, 1).round().to(torch::kInt64);
+    if ((ids < 0).logical_or(ids >= o.vocab_size()).any().item<bool>()) {
+      throw Error("rnn encoder: token id outside the vocabulary of " + std::to_string(o.vocab_size()));
+    }
+    h = embedding->forward(ids);
+  } else {
+    h = x.narrow(2, 1, features);
+  }
+  h = h * mask.unsqueeze(2).to(h.scalar_type());  // padding is exactly zero, as beyond a lone item's end
+  if (o.conv_channels() > 0) {
+    h = torch::relu(conv->forward(h.transpose(1, 2))).transpose(1, 2);
+    const int64_t k = o.conv_kernel(), s = o.conv_stride();
+    lengths = (lengths + 2 * (k / 2) - k).div(s, "floor") + 1;
+  }
+  auto packed = rnn::pack_padded_sequence(h, lengths, /*batch_first=*/true, /*enforce_sorted=*/false);
+  torch::Tensor last;  // [layers × directions, N, hidden]
+  auto run = [&]() -> rnn::PackedSequence {
+    if (lstm) {
+      auto r = lstm->forward_with_packed_input(packed);
+      last = std::get<0>(std::get<1>(r));
+      return std::get<0>(r);
+    }
+    auto r = gru->forward_with_packed_input(packed);
+    last = std::get<1>(r);
+    return std::get<0>(r);
+  };
+  const auto out = run();
+  torch::Tensor pooled;
+  if (o.pooling() == "last") {
+    pooled = o.bidirectional() ? torch::cat({last[-2], last[-1]}, 1) : last[-1];
+  } else {
+    auto padded = std::get<0>(rnn::pad_packed_sequence(out, /*batch_first=*/true));  // [N, T', H·dirs]
+    auto real = (torch::arange(padded.size(1)).unsqueeze(0) < lengths.unsqueeze(1)).to(padded.device()).unsqueeze(2);
+    if (o.pooling() == "mean") {
+      pooled = (padded * real.to(padded.scalar_type())).sum(1) / lengths.to(padded.device(), padded.scalar_type()).unsqueeze(1);
+    } else {
+      pooled = std::get<0>(padded.masked_fill(real.logical_not(), -std::numeric_limits<double>::infinity()).max(1));
+    }
+  }
+  auto e = head->forward(pooled);
+  if (o.normalize()) e = torch::nn::functional::normalize(e, torch::nn::functional::NormalizeFuncOptions().dim(1));
+  return e;
+}
+
+namespace {
+
+CnnEncoderOptions frame_cnn(CnnEncoderOptions cnn, int64_t frames) {
+  if (frames < 1 || cnn.width() % frames != 0) {
+    throw Error("hybrid encoder: image width " + std::to_string(cnn.width()) + " is not divisible into " +
+                std::to_string(frames) + " frames");
+  }
+  return cnn.width(cnn.width() / frames).normalize(false);
+}
+
+}  // namespace
+
+HybridEncoderImpl::HybridEncoderImpl(CnnEncoderOptions cnn_options, RnnEncoderOptions rnn_options, int64_t frames_)
+    : frames(frames_) {
+  auto frame = frame_cnn(std::move(cnn_options), frames_);
+  cnn = register_module("cnn", CnnEncoder(frame));
+  rnn = register_module("rnn", RnnEncoder(rnn_options.vocab_size(0).features(frame.embedding_dim()).conv_channels(0)));
+}
+
+torch::Tensor HybridEncoderImpl::forward(torch::Tensor x) {
+  const auto& c = cnn->options;
+  if (x.dim() != 4 || x.size(1) != c.in_channels() || x.size(2) != c.height() || x.size(3) != c.width() * frames) {
+    throw Error("hybrid encoder: expected input [N, " + std::to_string(c.in_channels()) + ", " +
+                std::to_string(c.height()) + ", " + std::to_string(c.width() * frames) + "], got " +
+                c10::str(x.sizes()));
+  }
+  const auto n = x.size(0);
+  // [N, C, H, frames · w] -> [N · frames, C, H, w]: column f of image i is row i · frames + f.
+  auto columns = x.reshape({n, c.in_channels(), c.height(), frames, c.width()})
+                     .permute({0, 3, 1, 2, 4})
+                     .reshape({n * frames, c.in_channels(), c.height(), c.width()});
+  auto features = cnn->forward(columns).view({n, frames, -1});
+  return rnn->forward(torch::cat({torch::ones({n, frames, 1}, features.options()), features}, 2));
+}
+
+SiameseNetworkImpl::SiameseNetworkImpl(SiameseNetworkOptions options_) : options(std::move(options_)) {
+  const auto& kind = options.encoder();
+  int64_t channels = options.cnn().in_channels();
+  if (kind == "cnn") {
+    encoder = std::make_shared<CnnEncoderImpl>(options.cnn());
+  } else if (kind == "lstm" || kind == "gru") {
+    auto r = options.rnn().cell(kind);
+    if (!options.vocabulary().empty()) {
+      if (r.vocab_size() != 0 && r.vocab_size() != static_cast<int64_t>(options.vocabulary().size())) {
+        throw Error("network: vocab_size " + std::to_string(r.vocab_size()) + " disagrees with the vocabulary of " +
+                    std::to_string(options.vocabulary().size()) + " tokens");
+      }
+      r.vocab_size(static_cast<int64_t>(options.vocabulary().size()));
+    }
+    options.rnn(r);
+    encoder = std::make_shared<RnnEncoderImpl>(r);
+    channels = r.vocab_size() > 0 ? 1 : r.features();
+  } else if (kind == "hybrid") {
+    encoder = std::make_shared<HybridEncoderImpl>(options.cnn(), options.rnn(), options.frames());
+  } else {
+    throw Error("unknown encoder '" + kind + "' (expected cnn, lstm, gru or hybrid)");
+  }
   register_module("encoder", encoder);
-  const auto channels = options.cnn().in_channels();
-  auto per_channel = [channels](const std::vector<double>& v, const char* what) {
+  const bool tokens = takes_sequences() && options.rnn().vocab_size() > 0;
+  auto per_channel = [&](const std::vector<double>& v, double fill, const char* what) {
     if (v.size() != 1 && static_cast<int64_t>(v.size()) != channels) {
       throw Error(std::string("network: ") + what + " needs 1 or " + std::to_string(channels) + " values");
     }
-    auto t = torch::tensor(v, torch::kFloat32);
-    return (v.size() == 1 ? t.expand({channels}).clone() : t).view({1, channels, 1, 1});
+    auto t = torch::tensor(v, torch::kFloat64).to(torch::kFloat32);
+    t = v.size() == 1 ? t.expand({channels}).clone() : t;
+    if (tokens) t.fill_(fill);  // token ids are never normalised
+    // Sequences: [1, 1, 1 + F], the mask column passing through unchanged.
+    return takes_sequences() ? torch::cat({torch::full({1}, fill), t}).view({1, 1, channels + 1})
+                             : t.view({1, channels, 1, 1});
   };
-  input_mean = register_buffer("input_mean", per_channel(options.input_mean(), "input_mean"));
-  input_std = register_buffer("input_std", per_channel(options.input_std(), "input_std"));
+  input_mean = register_buffer("input_mean", per_channel(options.input_mean(), 0.0, "input_mean"));
+  input_std = register_buffer("input_std", per_channel(options.input_std(), 1.0, "input_std"));
   if ((input_std <= 0).any().item<bool>()) throw Error("network: input_std must be positive");
+}
+
+bool SiameseNetworkImpl::takes_sequences() const {
+  return options.encoder() == "lstm" || options.encoder() == "gru";
 }
 
 torch::Tensor SiameseNetworkImpl::embed(torch::Tensor x) {
   return encoder->forward((x - input_mean) / input_std);
 }
 
+namespace {
+
+/// Stacks input batches along dim 0; sequence batches [n, T, 1 + F] of different T are first
+/// padded (mask 0) to the longest.
+torch::Tensor join(std::vector<torch::Tensor> xs) {
+  if (xs[0].dim() == 3) {
+    int64_t longest = 0;
+    for (const auto& x : xs) longest = std::max(longest, x.size(1));
+    for (auto& x : xs) {
+      if (x.size(1) < longest) x = torch::constant_pad_nd(x, {0, 0, 0, longest - x.size(1)});
+    }
+  }
+  return torch::cat(xs);
+}
+
+}  // namespace
+
 torch::Tensor SiameseNetworkImpl::forward(torch::Tensor a, torch::Tensor b) {
   const auto n = a.size(0);
-  auto e = embed(torch::cat({a, b}));
+  auto e = embed(join({a, b}));
   return paired_distance(e.slice(0, 0, n), e.slice(0, n), options.distance());
 }
 
 std::tuple<torch::Tensor, torch::Tensor> SiameseNetworkImpl::forward(torch::Tensor a, torch::Tensor p,
                                                                      torch::Tensor n) {
   const auto count = a.size(0);
-  auto e = embed(torch::cat({a, p, n}));
+  auto e = embed(join({a, p, n}));
   auto ea = e.slice(0, 0, count);
   return {paired_distance(ea, e.slice(0, count, 2 * count), options.distance()),
           paired_distance(ea, e.slice(0, 2 * count), options.distance())};

@@ -53,6 +53,7 @@ std::string to_json(const TrainOptions& o) {
   j["validation_size"] = o.split.validation_size();
   j["subset"] = o.split.subset();
   j["imbalance"] = to_string(o.split.imbalance());
+  j["max_length"] = o.max_length;
   j["network"] = nlohmann::json::parse(to_json(o.network));
   j["augment"] = to_string(o.augment);
   j["sampler"] = to_string(o.sampler.kind);
@@ -98,6 +99,7 @@ TrainOptions train_options_from_json(const std::string& text) {
         .validation_size(j.at("validation_size"))
         .subset(j.at("subset"))
         .imbalance(parse_imbalance(j.value("imbalance", "")));
+    o.max_length = j.value("max_length", int64_t{0});
     o.network = network_options_from_json(j.at("network").dump());
     o.augment = parse_augment(j.value("augment", "none"));
     o.sampler.kind = parse_sampler(j.at("sampler"));
@@ -309,24 +311,66 @@ HardNegatives from_tensor(const torch::Tensor& t) {
   return hard;
 }
 
+/// The splits a run trains, validates and tests on. Images may be wrapped (RotatedClasses), so
+/// the base data sets are kept alive here too.
+struct TrainingData {
+  std::shared_ptr<const Dataset> train, validation, test;
+  std::shared_ptr<const ImageDataset> images;  ///< image runs: the training split before rotations
+};
+
+/// Opens the data and fits the network options to it: input shape, normalisation, vocabulary.
+TrainingData open_training_data(TrainOptions& o) {
+  TrainingData d;
+  const bool sequences = o.network.encoder() == "lstm" || o.network.encoder() == "gru";
+  if (is_sequence_spec(o.data)) {
+    if (!sequences) throw Error(o.data + " is sequence data: train it with --encoder lstm or gru");
+    if (o.augment.any() || o.class_rotations > 1) {
+      throw Error("--augment and --class-rotations transform images; " + o.data + " holds sequences");
+    }
+    auto s = open_sequences(o.data, o.split.validation_size(), o.max_length, o.network.tokens(), o.network.vocabulary());
+    std::fprintf(stderr, "sequences: %lld train, %lld validation, %lld test (%s)\n", static_cast<long long>(s.train.size()),
+                 static_cast<long long>(s.validation.size()), static_cast<long long>(s.test.size()),
+                 s.summary.to_string().c_str());
+    auto r = o.network.rnn();
+    if (s.train.tokens()) {
+      r.vocab_size(static_cast<int64_t>(s.vocabulary.size()));
+    } else {
+      r.vocab_size(0).features(s.train.features());
+    }
+    auto [mean, std] = s.train.feature_stats();
+    o.network.rnn(r).tokens(s.tokens).vocabulary(s.vocabulary).input_mean(mean).input_std(std);
+    d.train = std::make_shared<SequenceDataset>(std::move(s.train));
+    d.validation = std::make_shared<SequenceDataset>(std::move(s.validation));
+    d.test = std::make_shared<SequenceDataset>(std::move(s.test));
+    return d;
+  }
+  if (sequences) throw Error(o.data + " holds images: train it with --encoder cnn or hybrid");
+  auto splits = make_splits(open_data(o.data), o.split);
+  auto [mean, std] = splits.train.channel_stats();
+  const auto& shape = splits.train.images().sizes();
+  o.network.input_mean(mean).input_std(std);
+  o.network.cnn(o.network.cnn().in_channels(shape[1]).height(shape[2]).width(shape[3]));
+  d.images = std::make_shared<ImageDataset>(std::move(splits.train));
+  d.train = o.class_rotations > 1 ? std::static_pointer_cast<const Dataset>(std::make_shared<RotatedClasses>(*d.images, o.class_rotations))
+                                  : d.images;
+  d.validation = std::make_shared<ImageDataset>(std::move(splits.validation));
+  d.test = std::make_shared<ImageDataset>(std::move(splits.test));
+  return d;
+}
+
 TrainResult run(TrainOptions o, bool resuming) {
   validate(o);
   const fs::path out(o.out);
   at::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 
-  auto source = open_data(o.data);
-  auto splits = make_splits(source, o.split);
-  auto [mean, std] = splits.train.channel_stats();
-  const auto& shape = splits.train.images().sizes();
-  o.network.input_mean(mean).input_std(std);
-  o.network.cnn(o.network.cnn().in_channels(shape[1]).height(shape[2]).width(shape[3]));
+  const auto data = open_training_data(o);
+  const Dataset& train_set = *data.train;
+  const Dataset& validation_set = *data.validation;
   o.sampler.seed = o.seed;
 
   torch::manual_seed(o.seed);
   SiameseNetwork net(o.network);
   auto optimizer = make_optimizer(o, net);
-  RotatedClasses rotated(splits.train, o.class_rotations);
-  const Dataset& train_set = o.class_rotations > 1 ? static_cast<const Dataset&>(rotated) : splits.train;
   if (o.sampler.kind == SamplerKind::PK) {
     // Fewer classes than P (e.g. fmnist-unseen keeps 5): take them all, same images per batch.
     int64_t classes = 0;
@@ -380,7 +424,7 @@ TrainResult run(TrainOptions o, bool resuming) {
 
   std::fprintf(stderr, "training on %lld images (%s), validating on %lld, %lld epochs\n",
                static_cast<long long>(train_set.size()), train_set.source().c_str(),
-               static_cast<long long>(splits.validation.size()), static_cast<long long>(o.epochs));
+               static_cast<long long>(validation_set.size()), static_cast<long long>(o.epochs));
   TrainResult result;
   result.finished = true;
   double train_seconds = 0;
@@ -461,9 +505,9 @@ TrainResult run(TrainOptions o, bool resuming) {
     train_images += images;
 
     // Validation: retrieval on the validation split, ROC AUC on its balanced pairs.
-    auto e = embed_dataset(net, splits.validation);
-    auto retrieval = retrieval_metrics(e, splits.validation.labels(), o.network.distance());
-    auto pairs = balanced_pairs(splits.validation.labels(), 10000, 1);
+    auto e = embed_dataset(net, validation_set);
+    auto retrieval = retrieval_metrics(e, validation_set.labels(), o.network.distance());
+    auto pairs = balanced_pairs(validation_set.labels(), 10000, 1);
     auto d = pair_distances(e, pairs, o.network.distance());
     EpochRecord record{epoch + 1, loss_sum / std::max<int64_t>(1, steps), lr, retrieval.recall_at_1,
                        retrieval.map_at_r, roc_auc(d, pairs.same), images / seconds, seconds, wait,
@@ -489,7 +533,8 @@ TrainResult run(TrainOptions o, bool resuming) {
     if (select_metric(record, o.select_by) > stand.best) {
       nlohmann::ordered_json info;
       info["data"] = o.data;
-      info["protocol"] = to_string(o.split.protocol());
+      info["protocol"] = is_sequence_spec(o.data) ? "sequences" : to_string(o.split.protocol());
+      info["max_length"] = o.max_length;
       info["unseen_classes"] = o.split.unseen_classes();
       info["validation_size"] = o.split.validation_size();
       info["epoch"] = epoch + 1;
@@ -524,9 +569,9 @@ TrainResult run(TrainOptions o, bool resuming) {
   if (!result.finished) return result;
 
   EvalOptions eval;
-  eval.few_shot(o.split.protocol() == Protocol::Unseen);
-  result.test = evaluate(result.model.network, splits.test, result.model.threshold, eval);
-  result.test.protocol = to_string(o.split.protocol());
+  eval.few_shot(o.split.protocol() == Protocol::Unseen || is_sequence_spec(o.data));
+  result.test = evaluate(result.model.network, *data.test, result.model.threshold, eval);
+  result.test.protocol = is_sequence_spec(o.data) ? "sequences" : to_string(o.split.protocol());
   auto metrics = nlohmann::ordered_json::parse(to_json(result.test));
   metrics["train_images_per_second"] = result.images_per_second;
   metrics["train_seconds"] = result.train_seconds;

@@ -10,6 +10,7 @@
 #include "siamese/error.h"
 #include "siamese/metrics.h"
 #include "siamese/model_file.h"
+#include "siamese/sequence.h"
 
 namespace siamese::cli {
 
@@ -54,10 +55,21 @@ void add_embed(CLI::App& app) {
     auto model = load_model(f->model);
     const std::string data = !f->data.empty() ? f->data : nlohmann::json::parse(model.info).value("data", "fashion-mnist");
     if (f->split != "train" && f->split != "test") throw Error("unknown split '" + f->split + "' (train or test)");
-    auto source = open_data(data);
-    const auto& set = f->split == "train" ? source.train : source.test;
-    auto e = embed_dataset(model.network, set).contiguous();
-    auto labels = torch::tensor(set.labels(), torch::kInt64);
+    torch::Tensor e, labels;
+    auto embed_set = [&](const Dataset& set) {
+      e = embed_dataset(model.network, set).contiguous();
+      labels = torch::tensor(set.labels(), torch::kInt64);
+    };
+    if (is_sequence_spec(data)) {  // train: the training file less its validation classes
+      const auto& net = model.network->options;
+      auto info = nlohmann::json::parse(model.info);
+      auto s = open_sequences(data, info.value("validation_size", int64_t{5000}), info.value("max_length", int64_t{0}),
+                              net.tokens(), net.vocabulary());
+      embed_set(f->split == "train" ? s.train : s.test);
+    } else {
+      auto source = open_data(data);
+      embed_set(f->split == "train" ? source.train : source.test);
+    }
     const auto& out = f->out;
     if (out.size() > 4 && out.substr(out.size() - 4) == ".npy") {
       write_npy(out, e);

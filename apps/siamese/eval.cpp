@@ -1,13 +1,25 @@
 // siamese eval: a trained model's protocol metrics on a data set's test split.
 #include <cstdio>
+#include <numeric>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "siamese/data.h"
 #include "siamese/metrics.h"
 #include "siamese/model_file.h"
+#include "siamese/sequence.h"
 
 namespace siamese::cli {
+
+namespace {
+
+std::vector<int64_t> first(int64_t n, int64_t size) {
+  std::vector<int64_t> idx(static_cast<size_t>(std::min(n, size)));
+  std::iota(idx.begin(), idx.end(), 0);
+  return idx;
+}
+
+}  // namespace
 
 void add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "evaluate a model on a protocol's test split");
@@ -32,15 +44,25 @@ void add_eval(CLI::App& app) {
     auto model = load_model(f->model);
     auto info = nlohmann::json::parse(model.info);
     const std::string data = !f->data.empty() ? f->data : info.value("data", "fashion-mnist");
-    const auto protocol = parse_protocol(!f->protocol.empty() ? f->protocol : info.value("protocol", "fmnist-seen"));
-    if (f->unseen.empty()) f->unseen = info.value("unseen_classes", std::vector<int64_t>{5, 6, 7, 8, 9});
-    auto splits = make_splits(open_data(data), SplitOptions().protocol(protocol).unseen_classes(f->unseen)
-                                                   .validation_size(info.value("validation_size", int64_t{5000}))
-                                                   .subset(f->subset));
-    auto report = evaluate(model.network, splits.test, model.threshold,
-                           EvalOptions().test_pairs(f->pairs).episodes(f->episodes)
-                               .few_shot(f->few_shot || protocol == Protocol::Unseen));
-    report.protocol = to_string(protocol);
+    const auto options = EvalOptions().test_pairs(f->pairs).episodes(f->episodes);
+    EvalReport report;
+    if (is_sequence_spec(data)) {  // test = the test file, whose classes training never saw
+      const auto& net = model.network->options;
+      auto splits = open_sequences(data, info.value("validation_size", int64_t{5000}), info.value("max_length", int64_t{0}),
+                                   net.tokens(), net.vocabulary());
+      auto test = f->subset > 0 ? splits.test.subset(first(f->subset, splits.test.size()), "subset") : splits.test;
+      report = evaluate(model.network, test, model.threshold, EvalOptions(options).few_shot(true));
+      report.protocol = "sequences";
+    } else {
+      const auto protocol = parse_protocol(!f->protocol.empty() ? f->protocol : info.value("protocol", "fmnist-seen"));
+      if (f->unseen.empty()) f->unseen = info.value("unseen_classes", std::vector<int64_t>{5, 6, 7, 8, 9});
+      auto splits = make_splits(open_data(data), SplitOptions().protocol(protocol).unseen_classes(f->unseen)
+                                                     .validation_size(info.value("validation_size", int64_t{5000}))
+                                                     .subset(f->subset));
+      report = evaluate(model.network, splits.test, model.threshold,
+                        EvalOptions(options).few_shot(f->few_shot || protocol == Protocol::Unseen));
+      report.protocol = to_string(protocol);
+    }
     if (f->json) {
       std::printf("%s\n", to_json(report).c_str());
       return;

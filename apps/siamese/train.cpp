@@ -18,10 +18,14 @@ void add_train(CLI::App& app) {
     int64_t hidden = o.network.cnn().hidden(), dim = o.network.cnn().embedding_dim(),
             validation = o.split.validation_size(), subset = o.split.subset();
     bool normalize = o.network.cnn().normalize(), quiet = false;
+    RnnEncoderOptions rnn = o.network.rnn();
   };
   auto f = std::make_shared<Flags>();
   auto& o = f->o;
-  cmd->add_option("--data", o.data, "fashion-mnist | idx:DIR | folder:DIR (DIR/train/<class>/, DIR/test/<class>/)")
+  cmd->add_option("--data", o.data,
+                  "fashion-mnist | idx:DIR | folder:DIR (DIR/train/<class>/, DIR/test/<class>/); sequences: "
+                  "text:DIR (train.tsv, test.tsv) | fasta:DIR (train.fasta, test.fasta) | strokes:DIR (train/*.jhf, "
+                  "test/*.jhf) | csv:DIR (train.csv, test.csv)")
       ->capture_default_str();
   cmd->add_option("--protocol", f->protocol, "fmnist-seen | fmnist-unseen: which images train, validate, test")
       ->capture_default_str();
@@ -31,7 +35,23 @@ void add_train(CLI::App& app) {
   cmd->add_option("--imbalance", f->imbalance,
                   "keep only a share of some classes' training images, CLASS:SHARE[,...] (e.g. 0:0.01)");
   cmd->add_option("--subset", f->subset, "keep only the first N images of each split (0 = all)")->capture_default_str();
-  cmd->add_option("--encoder", f->encoder, "encoder kind: cnn")->capture_default_str();
+  cmd->add_option("--encoder", f->encoder, "cnn | hybrid (images); lstm | gru (sequences)")->capture_default_str();
+  auto& r = f->rnn;
+  auto rnn_flag = [&](const std::string& name, auto& value, const std::string& help) {
+    cmd->add_option(name, value, help)->capture_default_str()->group("Sequence encoders (lstm, gru, hybrid)");
+  };
+  rnn_flag("--tokens", o.network.tokens(), "text and fasta: char | word | kmerK (default char)");
+  rnn_flag("--max-length", o.max_length, "cut longer sequences to N steps (0 = no limit); counted in the load summary");
+  rnn_flag("--token-dim", r.token_dim(), "width of the learned token embedding");
+  rnn_flag("--conv1d", r.conv_channels(), "channels of a 1-D convolution over time before the RNN (0 = none)");
+  rnn_flag("--conv1d-kernel", r.conv_kernel(), "its kernel size (odd)");
+  rnn_flag("--conv1d-stride", r.conv_stride(), "its stride (shortens the sequence)");
+  rnn_flag("--rnn-hidden", r.hidden(), "hidden units per direction");
+  rnn_flag("--layers", r.layers(), "stacked recurrent layers");
+  rnn_flag("--bidirectional", r.bidirectional(), "run both directions (true/false)");
+  rnn_flag("--dropout", r.dropout(), "dropout between stacked layers");
+  rnn_flag("--pooling", r.pooling(), "last | mean | max over the steps");
+  rnn_flag("--frames", o.network.frames(), "hybrid: columns each image is cut into");
   cmd->add_option("--conv-channels", f->conv, "one conv-BN-ReLU-pool block per entry")->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--hidden", f->hidden, "dense hidden layer width (0 = none)")->capture_default_str();
@@ -43,7 +63,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--margin", o.margin, "loss margin")->capture_default_str();
   cmd->add_option("--miner", f->miner, "all | batch-hard | semi-hard | hard-pairs | distance-weighted (pk sampler)")
       ->capture_default_str();
-  cmd->add_option("--distance", f->distance, "euclidean | sqeuclidean | cosine")->capture_default_str();
+  cmd->add_option("--distance", f->distance, "euclidean | sqeuclidean | cosine | manhattan | malstm (1 - exp(-L1))")->capture_default_str();
   cmd->add_option("--augment", f->augment,
                   "image transforms, e.g. rotate=15,flip=0.5,scale=0.1,translate=0.1,crop=0.2,noise=0.05@0.5,"
                   "brightness=0.2,contrast=0.2,blur=1 (name=range[@probability]; see docs/augmentation.md)")
@@ -103,6 +123,7 @@ void add_train(CLI::App& app) {
       o.network.encoder(f->encoder);
       o.network.cnn(CnnEncoderOptions().conv_channels(f->conv).hidden(f->hidden).embedding_dim(f->dim)
                         .normalize(f->normalize));
+      o.network.rnn(f->rnn.embedding_dim(f->dim).normalize(f->normalize));
       o.network.distance(parse_distance(f->distance));
       o.augment = parse_augment(f->augment);
       o.sampler.kind = parse_sampler(f->sampler);

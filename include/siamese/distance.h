@@ -7,10 +7,12 @@
 
 namespace siamese {
 
-/// How dissimilarity is measured. Every choice grows with dissimilarity (cosine is 1 − cos).
-enum class Distance { Euclidean, SqEuclidean, Cosine };
+/// How dissimilarity is measured. Every choice grows with dissimilarity: cosine is 1 − cos,
+/// Manhattan is ‖a − b‖₁, and MaLSTM is 1 − exp(−‖a − b‖₁), one minus the Manhattan similarity of
+/// the MaLSTM sentence model (Mueller & Thyagarajan 2016), in [0, 1).
+enum class Distance { Euclidean, SqEuclidean, Cosine, Manhattan, MaLSTM };
 
-/// Parses "euclidean", "sqeuclidean" or "cosine"; throws siamese::Error otherwise.
+/// Parses "euclidean", "sqeuclidean", "cosine", "manhattan" or "malstm"; throws siamese::Error otherwise.
 Distance parse_distance(const std::string& name);
 std::string to_string(Distance distance);
 

@@ -15,6 +15,7 @@
 #include "siamese/model_file.h"
 #include "siamese/network.h"
 #include "siamese/sampler.h"
+#include "siamese/sequence.h"
 
 namespace siamese {
 
@@ -41,8 +42,14 @@ double select_metric(const EpochRecord& record, const std::string& name);
 struct TrainOptions {
   /// Data specification (see open_data) and which images train / validate / test.
   std::string data = "fashion-mnist";
+  /// Image data: which images train / validate / test. Sequence data (sequence.h specs): only
+  /// validation_size counts (whole classes held out of the training file).
   SplitOptions split;
-  /// Network; input_mean / input_std are replaced by the training split's pixel statistics.
+  /// Sequence data: cut longer items to this many steps (0 = no limit); counted in the load
+  /// summary. Default 0.
+  int64_t max_length = 0;
+  /// Network; input_mean / input_std are replaced by the training split's pixel (or numeric step
+  /// feature) statistics, input shapes and the vocabulary by those of the data.
   SiameseNetworkOptions network = SiameseNetworkOptions().cnn(CnnEncoderOptions().normalize(true));
   SamplerOptions sampler;
   /// Transforms applied to every training image in the loader threads (augment.h). Default none.
