@@ -14,35 +14,10 @@
 #include "test_util.h"
 
 using namespace siamese;
-using siamese::testing::temp_dir;
+using namespace siamese::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Run {
-  int code;
-  std::string out;  // stdout and stderr together
-};
-
-Run run(const std::string& args) {
-  const std::string cmd = std::string(SIAMESE_CLI) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  const int status = ::pclose(pipe);
-  return {WEXITSTATUS(status), out};
-}
-
-nlohmann::json last_json_line(const std::string& out) {
-  auto start = out.rfind("\n{");
-  return nlohmann::json::parse(out.substr(start == std::string::npos ? out.find('{') : start + 1));
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 /// One trained model shared by the tests of this file (trained once, on 2,000 images).
 class Cli : public ::testing::Test {

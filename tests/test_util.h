@@ -1,11 +1,15 @@
 #pragma once
 // Helpers shared by the tests: temporary folders and small data sets written to disk.
 
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <array>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -37,6 +41,34 @@ inline std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& shape, const 
   }
   b.insert(b.end(), data.begin(), data.end());
   return b;
+}
+
+/// The CLI's exit code and its stdout and stderr together.
+struct Run {
+  int code;
+  std::string out;
+};
+
+/// Runs the siamese tool (SIAMESE_CLI) with these arguments, as a shell would.
+inline Run run(const std::string& args) {
+  const std::string cmd = std::string(SIAMESE_CLI) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  return {WEXITSTATUS(status), out};
+}
+
+/// The last JSON object printed on a line of its own.
+inline nlohmann::json last_json_line(const std::string& out) {
+  auto start = out.rfind("\n{");
+  return nlohmann::json::parse(out.substr(start == std::string::npos ? out.find('{') : start + 1));
+}
+
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 }  // namespace siamese::testing

@@ -1,0 +1,164 @@
+// The `siamese` tool on sequence data, end to end: train, eval, embed, resume, bad input.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <random>
+#include <sstream>
+
+#include "siamese/metrics.h"
+#include "siamese/model_file.h"
+#include "siamese/sequence.h"
+#include "test_util.h"
+
+using namespace siamese;
+using namespace siamese::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// Text lines "noisy copy of a class template<TAB>class": each class a random string of 20-40
+/// letters, each item that string with 15% of its letters replaced. Test classes are new templates.
+void write_text_set(const fs::path& dir, int train_classes, int test_classes, int per_class) {
+  std::mt19937 rng(4);
+  std::uniform_int_distribution<int> letter('a', 'p'), length(20, 40);
+  std::uniform_real_distribution<double> u(0, 1);
+  auto write = [&](const std::string& name, int classes, const std::string& prefix) {
+    std::ofstream out(dir / name);
+    for (int c = 0; c < classes; ++c) {
+      std::string base(length(rng), ' ');
+      for (auto& ch : base) ch = static_cast<char>(letter(rng));
+      for (int i = 0; i < per_class; ++i) {
+        std::string item = base;
+        for (auto& ch : item) ch = u(rng) < 0.15 ? static_cast<char>(letter(rng)) : ch;
+        out << item << '\t' << prefix << c << '\n';
+      }
+    }
+  };
+  fs::create_directories(dir);
+  write("train.tsv", train_classes, "k");
+  write("test.tsv", test_classes, "t");
+}
+
+/// The epoch, loss, LR and validation columns of a history.csv (not its timings).
+std::string losses_and_metrics(const std::string& csv) {
+  std::string out;
+  std::istringstream lines(csv);
+  for (std::string line; std::getline(lines, line);) {
+    size_t at = 0;
+    for (int field = 0; field < 6 && at != std::string::npos; ++field) at = line.find(',', at + 1);
+    out += line.substr(0, at) + "\n";
+  }
+  return out;
+}
+
+const char* kTrainFlags = "--token-dim 16 --rnn-hidden 32 --embedding-dim 16 --normalize true "
+                          "--sampler pk --p 8 --k 4 --validation-size 36 --quiet";
+
+/// One LSTM trained once on a small text set, shared by the tests of this file.
+class SequenceCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(temp_dir("seqcli"));
+    write_text_set(*dir_ / "text", 60, 12, 6);
+    auto r = run("train --data text:" + (*dir_ / "text").string() + " --encoder lstm " + kTrainFlags + " --epochs 15 --out " +
+                 (*dir_ / "run").string());
+    train_out_ = new std::string(r.out);
+    train_code_ = r.code;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete train_out_;
+  }
+  static std::string data() { return "text:" + (*dir_ / "text").string(); }
+  static fs::path* dir_;
+  static std::string* train_out_;
+  static int train_code_;
+};
+fs::path* SequenceCli::dir_ = nullptr;
+std::string* SequenceCli::train_out_ = nullptr;
+int SequenceCli::train_code_ = 0;
+
+}  // namespace
+
+TEST_F(SequenceCli, TrainsAnLstmOnTextThatRecognisesUnseenClasses) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  auto m = last_json_line(*train_out_);
+  EXPECT_EQ(m["protocol"], "sequences");
+  EXPECT_EQ(m["test_images"], 72);
+  EXPECT_GT(m["recall_at_1"].get<double>(), 0.8) << *train_out_;  // chance: 5 of 71 items, 0.07
+  EXPECT_GT(m["oneshot_5way_1shot"].get<double>(), 0.6);          // chance: 0.2
+  EXPECT_NE(train_out_->find("sequences: 324 train, 36 validation, 72 test"), std::string::npos) << *train_out_;
+  auto model = load_model((*dir_ / "run").string());
+  EXPECT_EQ(model.network->options.tokens(), "char");
+  EXPECT_EQ(model.network->options.vocabulary().size(), 17u);  // <unk> + a..p
+}
+
+TEST_F(SequenceCli, EvalReproducesTrainAndEmbedMatchesTheLibrary) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  auto r = run("eval --model " + (*dir_ / "run").string() + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto e = last_json_line(r.out), t = last_json_line(*train_out_);
+  for (auto key : {"recall_at_1", "map_at_r", "roc_auc", "verification_accuracy", "oneshot_5way_1shot", "threshold"}) {
+    EXPECT_NEAR(e[key].get<double>(), t[key].get<double>(), 1e-6) << key;
+  }
+  const auto out = *dir_ / "emb.npy";
+  r = run("embed --model " + (*dir_ / "run").string() + " --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto bytes = read_file(out);
+  EXPECT_NE(bytes.find("'shape': (72, 16)"), std::string::npos);
+  const size_t header = 10 + static_cast<uint8_t>(bytes[8]) + 256 * static_cast<uint8_t>(bytes[9]);
+  ASSERT_EQ(bytes.size(), header + 72 * 16 * 4);
+  auto from_cli = torch::from_blob(bytes.data() + header, {72, 16}, torch::kFloat32).clone();
+  auto model = load_model((*dir_ / "run").string());
+  auto s = open_sequences(data(), 36, 0, model.network->options.tokens(), model.network->options.vocabulary());
+  auto expected = embed_dataset(model.network, s.test);
+  EXPECT_TRUE(torch::allclose(from_cli, expected, 1e-6, 1e-6));
+}
+
+TEST_F(SequenceCli, ResumedRunEqualsAnUninterruptedOne) {
+  const auto whole = *dir_ / "whole", killed = *dir_ / "killed", pid = *dir_ / "killed.pid";
+  const std::string args = "train --data " + data() + " " + kTrainFlags + " --encoder gru --distance malstm " +
+                           "--loss contrastive --margin 0.5 --epochs 12 --out ";
+  auto r = run(args + whole.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  ASSERT_EQ(std::system((std::string(SIAMESE_CLI) + " " + args + killed.string() + " >/dev/null 2>&1 & echo $! > " +
+                         pid.string()).c_str()), 0);
+  for (int i = 0; i < 3000 && !fs::exists(killed / "checkpoint.pt"); ++i) ::usleep(20000);
+  ASSERT_TRUE(fs::exists(killed / "checkpoint.pt"));
+  ASSERT_EQ(std::system(("kill -9 $(cat " + pid.string() + ")").c_str()), 0);
+  ::usleep(200000);
+  ASSERT_FALSE(fs::exists(killed / "metrics.json")) << "the run ended before it was killed";
+  auto resumed = run("train --resume " + killed.string() + " --quiet");
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  auto a = last_json_line(r.out), b = last_json_line(resumed.out);
+  for (auto key : {"recall_at_1", "roc_auc", "verification_accuracy", "threshold"}) {
+    EXPECT_DOUBLE_EQ(a[key].get<double>(), b[key].get<double>()) << key;
+  }
+  EXPECT_EQ(losses_and_metrics(read_file(whole / "history.csv")), losses_and_metrics(read_file(killed / "history.csv")));
+}
+
+TEST_F(SequenceCli, BadSequenceInputGivesOneClearLineAndTouchesNothing) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  const auto run_dir = *dir_ / "run";
+  const auto model_before = read_file(run_dir / "model.pt");
+  const auto bad = *dir_ / "bad";
+  fs::create_directories(bad);
+  std::ofstream(bad / "train.fasta") << ">a Bacillus\nACGT\n>b Bacillus\n>c Vibrio\nGGCC\n";
+  std::ofstream(bad / "test.fasta") << ">d Vibrio\nACGT\n";
+  auto fasta = run("train --data fasta:" + bad.string() + " --encoder lstm --out " + run_dir.string());
+  EXPECT_NE(fasta.code, 0);
+  EXPECT_NE(fasta.out.find("train.fasta:3: record 'Bacillus' has no sequence"), std::string::npos) << fasta.out;
+  std::ofstream(bad / "train.csv") << "up,1,2,3\ndown,3,,1\n";
+  std::ofstream(bad / "test.csv") << "up,1,2\n";
+  auto csv = run("train --data csv:" + bad.string() + " --encoder gru --out " + (*dir_ / "csv_run").string());
+  EXPECT_NE(csv.code, 0);
+  EXPECT_NE(csv.out.find("train.csv:2: missing value in column 3"), std::string::npos) << csv.out;
+  auto cnn = run("train --data " + data() + " --out " + (*dir_ / "cnn_run").string());
+  EXPECT_NE(cnn.code, 0);
+  EXPECT_NE(cnn.out.find("train it with --encoder lstm or gru"), std::string::npos) << cnn.out;
+  auto images = run("train --encoder lstm --out " + (*dir_ / "img_run").string());
+  EXPECT_NE(images.code, 0);
+  EXPECT_NE(images.out.find("holds images"), std::string::npos) << images.out;
+  EXPECT_EQ(read_file(run_dir / "model.pt"), model_before);
+  for (auto name : {"csv_run", "cnn_run", "img_run"}) EXPECT_FALSE(fs::exists(*dir_ / name)) << name;
+}
