@@ -1,10 +1,12 @@
 #include "siamese/sequence.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -168,29 +170,88 @@ std::pair<std::vector<double>, std::vector<double>> SequenceDataset::feature_sta
   return {m, s};
 }
 
+namespace {
+
+/// Text pairs "a<TAB>b<TAB>same" become labelled items: each distinct text once, labelled by the
+/// group that same = 1 pairs join it to (union-find), "group1", "group2", … in order of first
+/// appearance. A different pair inside one group contradicts the file.
+TextItems pairs_to_items(const std::string& path, const std::vector<std::array<std::string, 3>>& pairs,
+                         const std::vector<int64_t>& line_numbers) {
+  std::map<std::string, size_t> index;
+  std::vector<std::string> texts;
+  std::vector<size_t> parent;
+  auto id = [&](const std::string& t) {
+    auto [it, added] = index.emplace(t, texts.size());
+    if (added) texts.push_back(t), parent.push_back(parent.size());
+    return it->second;
+  };
+  std::function<size_t(size_t)> root = [&](size_t i) { return parent[i] == i ? i : parent[i] = root(parent[i]); };
+  for (const auto& p : pairs) {
+    const auto a = id(p[0]), b = id(p[1]);
+    if (p[2] == "1") parent[root(a)] = root(b);
+  }
+  for (size_t k = 0; k < pairs.size(); ++k) {
+    if (pairs[k][2] == "0" && root(index[pairs[k][0]]) == root(index[pairs[k][1]])) {
+      throw Error(where(path, line_numbers[k]) + "a different pair whose texts other lines make the same");
+    }
+  }
+  TextItems items;
+  items.source = path;
+  std::map<size_t, std::string> group;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto g = group.emplace(root(i), "group" + std::to_string(group.size() + 1)).first->second;
+    items.texts.push_back(texts[i]);
+    items.labels.push_back(g);
+  }
+  return items;
+}
+
+}  // namespace
+
 TextItems read_text_lines(const std::string& path) {
   auto in = open_text(path);
   TextItems items;
   items.source = path;
+  std::vector<std::array<std::string, 3>> pairs;
+  std::vector<int64_t> pair_lines;
   std::string line;
+  int64_t skipped = 0;
+  int mode = 0;  // 1: labelled lines, 2: pairs
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) {
-      ++items.summary.skipped_empty;
+      ++skipped;
       continue;
     }
     const auto tab = line.rfind('\t');
     if (tab == std::string::npos) throw Error(where(path, number) + "expected text<TAB>label, found no tab");
     auto label = line.substr(tab + 1);
-    if (label.find_first_not_of(' ') == std::string::npos) throw Error(where(path, number) + "empty label");
     auto text = line.substr(0, tab);
+    const auto first_tab = text.rfind('\t');
+    const bool pair = first_tab != std::string::npos && (label == "0" || label == "1");
+    if (mode != 0 && mode != (pair ? 2 : 1)) {
+      throw Error(where(path, number) + "mixes labelled lines (text<TAB>label) and pairs (a<TAB>b<TAB>same)");
+    }
+    mode = pair ? 2 : 1;
+    if (pair) {
+      const auto a = text.substr(0, first_tab), b = text.substr(first_tab + 1);
+      if (a.find_first_not_of(' ') == std::string::npos || b.find_first_not_of(' ') == std::string::npos) {
+        throw Error(where(path, number) + "a pair with an empty text");
+      }
+      pairs.push_back({a, b, label});
+      pair_lines.push_back(number);
+      continue;
+    }
+    if (label.find_first_not_of(' ') == std::string::npos) throw Error(where(path, number) + "empty label");
     if (text.find_first_not_of(" \t") == std::string::npos) {
-      ++items.summary.skipped_empty;
+      ++skipped;
       continue;
     }
     items.texts.push_back(std::move(text));
     items.labels.push_back(std::move(label));
   }
+  if (!pairs.empty()) items = pairs_to_items(path, pairs, pair_lines);
+  items.summary.skipped_empty = skipped;
   items.summary.items = static_cast<int64_t>(items.texts.size());
   return items;
 }

@@ -80,6 +80,20 @@ TEST(SequenceFiles, TextLinesSkipBlanksAndNameBadLines) {
   expect_error([&] { read_text_lines((dir / "missing.tsv").string()); }, "missing.tsv", "no such file");
 }
 
+TEST(SequenceFiles, TextPairsBecomeClassesJoinedBySamePairs) {
+  auto dir = temp_dir("pairs");
+  write(dir / "ok.tsv", "in the beginning\tat first\t1\nat first\tat the start\t1\nlight\tat first\t0\n"
+                        "\nlight\tday\t1\nnight\tday\t0\n");
+  auto items = read_text_lines((dir / "ok.tsv").string());
+  EXPECT_EQ(items.texts, (std::vector<std::string>{"in the beginning", "at first", "at the start", "light", "day", "night"}));
+  EXPECT_EQ(items.labels, (std::vector<std::string>{"group1", "group1", "group1", "group2", "group2", "group3"}));
+  EXPECT_EQ(items.summary.skipped_empty, 1);
+  write(dir / "contradiction.tsv", "a\tb\t1\nb\tc\t1\na\tc\t0\n");
+  expect_error([&] { read_text_lines((dir / "contradiction.tsv").string()); }, "contradiction.tsv:3", "different pair");
+  write(dir / "mixed.tsv", "a\tb\t1\nsome text\tlabel\n");
+  expect_error([&] { read_text_lines((dir / "mixed.tsv").string()); }, "mixed.tsv:2", "mixes");
+}
+
 TEST(SequenceFiles, FastaRecordsAndBadRecords) {
   auto dir = temp_dir("fasta");
   write(dir / "ok.fasta", ">r1 Bacillus subtilis\nacgt-\nAC.G\n>r2 Vibrio\nTTTT\n");

@@ -88,8 +88,11 @@ struct TextItems {
   LoadSummary summary;
 };
 
-/// Labelled text lines "text<TAB>label" (a line with an empty text is counted and skipped).
-/// Throws siamese::Error naming the file and line on a line without a tab or with an empty label.
+/// Labelled text lines "text<TAB>label" (a line with an empty text is counted and skipped), or a
+/// file of text pairs "a<TAB>b<TAB>same" (same = 1 or 0): then each distinct text is one item and
+/// the same = 1 pairs join texts into classes ("group1", "group2", … by first appearance).
+/// Throws siamese::Error naming the file and line on a line without a tab, an empty label, a file
+/// mixing both forms, or a different pair whose texts other lines make the same.
 TextItems read_text_lines(const std::string& path);
 /// FASTA: ">ID LABEL [anything]" header, then sequence lines (letters, upper-cased; '-' and '.'
 /// gaps removed). Throws siamese::Error naming file and line on a header without a label, a record
