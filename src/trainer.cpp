@@ -433,7 +433,7 @@ TrainResult run(TrainOptions o, bool resuming) {
     detail::write_text_atomically((out / "config.json").string(), to_json(o));
   }
 
-  std::fprintf(stderr, "training on %lld images (%s), validating on %lld, %lld epochs\n",
+  std::fprintf(stderr, "training on %lld items (%s), validating on %lld, %lld epochs\n",
                static_cast<long long>(train_set.size()), train_set.source().c_str(),
                static_cast<long long>(validation_set.size()), static_cast<long long>(o.epochs));
   TrainResult result;
