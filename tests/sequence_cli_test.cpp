@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <fstream>
 #include <random>
 #include <sstream>
 
@@ -113,6 +114,31 @@ TEST_F(SequenceCli, EvalReproducesTrainAndEmbedMatchesTheLibrary) {
   auto s = open_sequences(data(), 36, 0, model.network->options.tokens(), model.network->options.vocabulary());
   auto expected = embed_dataset(model.network, s.test);
   EXPECT_TRUE(torch::allclose(from_cli, expected, 1e-6, 1e-6));
+}
+
+TEST_F(SequenceCli, VerifyComparesTwoTextsLikeTheLibrary) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  auto model = load_model((*dir_ / "run").string());
+  const auto& net = model.network->options;
+  std::ifstream in(*dir_ / "text" / "test.tsv");
+  std::string line1, line2, line3;
+  for (int i = 0; i < 6; ++i) std::getline(in, line3);  // the first item of the second test class
+  in.seekg(0);
+  std::getline(in, line1);
+  std::getline(in, line2);
+  auto text = [](const std::string& line) { return line.substr(0, line.find('\t')); };
+  TextItems items;
+  items.texts = {text(line1), text(line2), text(line3)};
+  items.labels = {"a", "b", "c"};
+  auto e = embed_dataset(model.network, encode_text(items, Vocabulary(net.vocabulary()), net.tokens(), 0));
+  for (auto [i, j] : {std::pair{0, 1}, std::pair{0, 2}}) {
+    auto r = run("verify --model " + (*dir_ / "run").string() + " " + items.texts[i] + " " + items.texts[j] + " --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto j_out = last_json_line(r.out);
+    const double expected = paired_distance(e[i].unsqueeze(0), e[j].unsqueeze(0), net.distance()).item<double>();
+    EXPECT_NEAR(j_out["distance"].get<double>(), expected, 1e-5);
+    EXPECT_EQ(j_out["same"].get<bool>(), expected <= model.threshold);
+  }
 }
 
 TEST_F(SequenceCli, ResumedRunEqualsAnUninterruptedOne) {

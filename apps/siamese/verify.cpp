@@ -11,6 +11,7 @@
 #include "siamese/error.h"
 #include "siamese/metrics.h"
 #include "siamese/model_file.h"
+#include "siamese/sequence.h"
 
 namespace siamese::cli {
 
@@ -125,8 +126,8 @@ void add_verify(CLI::App& app) {
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "model file or run folder")->required();
-  cmd->add_option("first", f->a, "first image");
-  cmd->add_option("second", f->b, "second image");
+  cmd->add_option("first", f->a, "first image (a text, for a model trained on text:DIR)");
+  cmd->add_option("second", f->b, "second image (or text)");
   cmd->add_option("--pairs", f->pairs, "pairs file in the LFW format (pairs.txt with folds), instead of two images");
   cmd->add_option("--root", f->root, "folder of the pairs file's images: ROOT/name/name_0001.png");
   cmd->add_option("--roc", f->roc, "with --pairs: write the ROC curve to PREFIX.csv and PREFIX.svg");
@@ -139,9 +140,21 @@ void add_verify(CLI::App& app) {
     }
     if (f->a.empty() || f->b.empty()) throw Error("verify: give two images, or --pairs FILE --root DIR");
     auto model = load_model(f->model);
-    const auto& c = model.network->options.cnn();
-    auto a = read_image(f->a, c.in_channels(), c.height(), c.width());
-    auto b = read_image(f->b, c.in_channels(), c.height(), c.width());
+    const auto& net = model.network->options;
+    torch::Tensor a, b;
+    if (model.network->takes_sequences()) {  // a text model compares two texts
+      if (net.tokens().empty()) throw Error("verify: this model reads numeric sequences, not texts; use embed");
+      TextItems items;
+      items.texts = {f->a, f->b};
+      items.labels = {"first", "second"};
+      auto both = encode_text(items, Vocabulary(net.vocabulary()), net.tokens(), 0);
+      a = both.gather({0});
+      b = both.gather({1});
+    } else {
+      const auto& c = net.cnn();
+      a = read_image(f->a, c.in_channels(), c.height(), c.width());
+      b = read_image(f->b, c.in_channels(), c.height(), c.width());
+    }
     torch::NoGradGuard no_grad;
     const double d = model.network->forward(a, b).item<double>();
     const bool same = d <= model.threshold;
