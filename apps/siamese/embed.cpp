@@ -5,12 +5,12 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "inputs.h"
 #include "detail/atomic_file.h"
 #include "siamese/data.h"
 #include "siamese/error.h"
 #include "siamese/metrics.h"
 #include "siamese/model_file.h"
-#include "siamese/sequence.h"
 
 namespace siamese::cli {
 
@@ -61,10 +61,7 @@ void add_embed(CLI::App& app) {
       labels = torch::tensor(set.labels(), torch::kInt64);
     };
     if (is_sequence_spec(data)) {  // train: the training file less its validation classes
-      const auto& net = model.network->options;
-      auto info = nlohmann::json::parse(model.info);
-      auto s = open_sequences(data, info.value("validation_size", int64_t{5000}), info.value("max_length", int64_t{0}),
-                              net.tokens(), net.vocabulary());
+      auto s = open_model_sequences(model, data);
       embed_set(f->split == "train" ? s.train : s.test);
     } else {
       auto source = open_data(data);

@@ -4,10 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "inputs.h"
 #include "siamese/data.h"
 #include "siamese/metrics.h"
 #include "siamese/model_file.h"
-#include "siamese/sequence.h"
 
 namespace siamese::cli {
 
@@ -47,9 +47,7 @@ void add_eval(CLI::App& app) {
     const auto options = EvalOptions().test_pairs(f->pairs).episodes(f->episodes);
     EvalReport report;
     if (is_sequence_spec(data)) {  // test = the test file, whose classes training never saw
-      const auto& net = model.network->options;
-      auto splits = open_sequences(data, info.value("validation_size", int64_t{5000}), info.value("max_length", int64_t{0}),
-                                   net.tokens(), net.vocabulary());
+      auto splits = open_model_sequences(model, data);
       auto test = f->subset > 0 ? splits.test.subset(first(f->subset, splits.test.size()), "subset") : splits.test;
       report = evaluate(model.network, test, model.threshold, EvalOptions(options).few_shot(true));
       report.protocol = "sequences";

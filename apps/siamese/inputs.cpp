@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -80,6 +81,13 @@ Inputs read_files(const std::vector<std::string>& files, const SavedModel& model
 }
 
 torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs) { return embed_dataset(model.network, inputs.images); }
+
+SequenceSplits open_model_sequences(const SavedModel& model, const std::string& spec) {
+  const auto& net = model.network->options;
+  const auto info = nlohmann::json::parse(model.info);
+  return open_sequences(spec, info.value("validation_size", int64_t{5000}), info.value("max_length", int64_t{0}),
+                        net.tokens(), net.vocabulary());
+}
 
 std::vector<unsigned char> png_for_key(const std::string& key) {
   static std::map<std::string, DataSource> opened;  // data sets, opened once per process

@@ -7,6 +7,7 @@
 
 #include "siamese/data.h"
 #include "siamese/model_file.h"
+#include "siamese/sequence.h"
 
 namespace siamese::cli {
 
@@ -29,6 +30,10 @@ Inputs read_files(const std::vector<std::string>& files, const SavedModel& model
 
 /// Embeddings of the inputs [N, D].
 torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs);
+
+/// A sequence spec opened the way `model` was trained on it: its tokenizer, vocabulary,
+/// --max-length and --validation-size (from the model file).
+SequenceSplits open_model_sequences(const SavedModel& model, const std::string& spec);
 
 /// The image a key points to, as PNG bytes (data-set items are taken from the data set).
 std::vector<unsigned char> png_for_key(const std::string& key);
