@@ -179,6 +179,25 @@ torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
   return t.permute({2, 0, 1}).clone();
 }
 
+/// A folder holding one sequence of frames: its images, sorted by name, side by side [C, H, F·W].
+torch::Tensor load_frames(const fs::path& dir, cv::Mat& mat) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.is_regular_file() && detail::is_image_file(e.path())) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw Error(dir.string() + ": a sequence folder without frames (.png .jpg .jpeg .bmp .pgm)");
+  std::vector<torch::Tensor> frames;
+  for (const auto& f : files) {
+    frames.push_back(load_mat(f.string(), mat));
+    if (frames.back().sizes() != frames[0].sizes()) {
+      throw Error(f.string() + ": frame is " + c10::str(frames.back().sizes()) + " (C, H, W) but " + files[0].string() +
+                  " is " + c10::str(frames[0].sizes()) + "; the frames of a sequence must match");
+    }
+  }
+  return torch::cat(frames, 2);
+}
+
 }  // namespace
 
 ImageDataset read_image_folder(const std::string& root) {
@@ -201,7 +220,7 @@ ImageDataset read_image_folder(const std::string& root) {
   for (size_t c = 0; c < class_dirs.size(); ++c) {
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(class_dirs[c])) {
-      if (e.is_regular_file() && detail::is_image_file(e.path())) files.push_back(e.path());
+      if ((e.is_regular_file() && detail::is_image_file(e.path())) || e.is_directory()) files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());
     if (files.size() < 2) {
@@ -209,13 +228,14 @@ ImageDataset read_image_folder(const std::string& root) {
                   " image(s); need at least 2 to form a positive pair");
     }
     for (const auto& f : files) {
-      auto t = load_mat(f.string(), mat);
+      auto t = fs::is_directory(f) ? load_frames(f, mat) : load_mat(f.string(), mat);
       if (shape.empty()) {
         shape = t.sizes().vec();
         first = f.string();
       } else if (t.sizes().vec() != shape) {
         throw Error(f.string() + ": image is " + c10::str(t.sizes()) + " (C, H, W) but " + first +
-                    " is " + c10::str(c10::IntArrayRef(shape)) + "; all images must match");
+                    " is " + c10::str(c10::IntArrayRef(shape)) +
+                    "; all images must match (sequence folders: the same number of frames of one size)");
       }
       images.push_back(t);
       labels.push_back(static_cast<int64_t>(c));

@@ -86,6 +86,7 @@ std::string to_json(const SiameseNetworkOptions& o) {
                 {"conv_channels", r.conv_channels()},
                 {"conv_kernel", r.conv_kernel()},
                 {"conv_stride", r.conv_stride()},
+                {"conv_pool", r.conv_pool()},
                 {"hidden", r.hidden()},
                 {"layers", r.layers()},
                 {"bidirectional", r.bidirectional()},
@@ -126,6 +127,7 @@ SiameseNetworkOptions network_options_from_json(const std::string& text) {
                 .conv_channels(r.at("conv_channels"))
                 .conv_kernel(r.at("conv_kernel"))
                 .conv_stride(r.at("conv_stride"))
+                .conv_pool(r.value("conv_pool", int64_t{1}))
                 .hidden(r.at("hidden"))
                 .layers(r.at("layers"))
                 .bidirectional(r.at("bidirectional"))

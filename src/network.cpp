@@ -68,8 +68,8 @@ void RnnEncoderImpl::reset() {
       (o.vocab_size() == 0 && o.features() < 1) || (o.vocab_size() > 0 && o.token_dim() < 1)) {
     throw Error("rnn encoder: hidden, layers, embedding_dim and features (or token_dim) must be >= 1");
   }
-  if (o.conv_channels() > 0 && (o.conv_kernel() < 1 || o.conv_kernel() % 2 == 0 || o.conv_stride() < 1)) {
-    throw Error("rnn encoder: conv kernel must be odd and >= 1, stride >= 1");
+  if (o.conv_channels() > 0 && (o.conv_kernel() < 1 || o.conv_kernel() % 2 == 0 || o.conv_stride() < 1 || o.conv_pool() < 1)) {
+    throw Error("rnn encoder: conv kernel must be odd and >= 1, stride and pool >= 1");
   }
   int64_t width = o.features();
   if (o.vocab_size() > 0) {
@@ -123,8 +123,18 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
   h = h * mask.unsqueeze(2).to(h.scalar_type());  // padding is exactly zero, as beyond a lone item's end
   if (o.conv_channels() > 0) {
     h = torch::relu(conv->forward(h.transpose(1, 2))).transpose(1, 2);
-    const int64_t k = o.conv_kernel(), s = o.conv_stride();
+    const int64_t k = o.conv_kernel(), s = o.conv_stride(), p = o.conv_pool();
     lengths = (lengths + 2 * (k / 2) - k).div(s, "floor") + 1;
+    if (p > 1) {
+      // Steps past an item's end become 0, which no window's max (of ReLU outputs) can exceed, so a
+      // partial last window sees exactly the item's own steps, batched or alone.
+      auto real = torch::arange(h.size(1)).unsqueeze(0) < lengths.unsqueeze(1);
+      h = h * real.to(h.device(), h.scalar_type()).unsqueeze(2);
+      h = torch::nn::functional::max_pool1d(h.transpose(1, 2),
+                                            torch::nn::functional::MaxPool1dFuncOptions(p).stride(p).ceil_mode(true))
+              .transpose(1, 2);
+      lengths = (lengths + p - 1).div(p, "floor");
+    }
   }
   auto packed = rnn::pack_padded_sequence(h, lengths, /*batch_first=*/true, /*enforce_sorted=*/false);
   torch::Tensor last;  // [layers × directions, N, hidden]

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -114,12 +115,12 @@ int64_t Vocabulary::id(const std::string& token) const {
 }
 
 SequenceDataset::SequenceDataset(std::vector<torch::Tensor> steps, std::vector<int64_t> labels, std::string source,
-                                 std::vector<std::string> class_names, bool tokens)
+                                 std::vector<std::string> class_names, bool tokens, std::vector<std::string> names)
     : steps_(std::move(steps)), labels_(std::move(labels)), source_(std::move(source)),
-      class_names_(std::move(class_names)), tokens_(tokens) {
-  if (steps_.size() != labels_.size()) {
+      class_names_(std::move(class_names)), tokens_(tokens), names_(std::move(names)) {
+  if (steps_.size() != labels_.size() || (!names_.empty() && names_.size() != steps_.size())) {
     throw Error(source_ + ": " + std::to_string(steps_.size()) + " sequences but " + std::to_string(labels_.size()) +
-                " labels");
+                " labels and " + std::to_string(names_.size()) + " names");
   }
   for (size_t i = 0; i < steps_.size(); ++i) {
     const auto& s = steps_[i];
@@ -150,14 +151,21 @@ torch::Tensor SequenceDataset::gather(const std::vector<int64_t>& indices) const
   return out;
 }
 
+std::string SequenceDataset::name(int64_t i) const {
+  return names_.empty() ? source_ + "#" + std::to_string(i) : names_.at(static_cast<size_t>(i));
+}
+
 SequenceDataset SequenceDataset::subset(const std::vector<int64_t>& indices, const std::string& what) const {
   std::vector<torch::Tensor> steps;
   std::vector<int64_t> labels;
+  std::vector<std::string> names;
   for (auto i : indices) {
     steps.push_back(steps_.at(i));
     labels.push_back(labels_.at(i));
+    names.push_back(name(i));
   }
-  return SequenceDataset(std::move(steps), std::move(labels), source_ + " (" + what + ")", class_names_, tokens_);
+  return SequenceDataset(std::move(steps), std::move(labels), source_ + " (" + what + ")", class_names_, tokens_,
+                         std::move(names));
 }
 
 std::pair<std::vector<double>, std::vector<double>> SequenceDataset::feature_stats() const {
@@ -276,6 +284,7 @@ TextItems read_fasta(const std::string& path) {
       if (!(fields >> id >> label)) throw Error(where(path, number) + "header needs '>ID LABEL', got '" + line + "'");
       items.texts.emplace_back();
       items.labels.push_back(label);
+      items.names.push_back(id);
       header_line = number;
       continue;
     }
@@ -317,7 +326,8 @@ SequenceDataset encode_text(const TextItems& items, const Vocabulary& vocabulary
   }
   s.items = static_cast<int64_t>(steps.size());
   if (summary) add(*summary, s);
-  return SequenceDataset(std::move(steps), std::move(labels), items.source, std::move(names), true);
+  return SequenceDataset(std::move(steps), std::move(labels), items.source, std::move(names), true,
+                         items.names.empty() ? items.texts : items.names);
 }
 
 SequenceDataset read_strokes(const std::string& dir, int64_t max_length, LoadSummary* summary) {
@@ -330,7 +340,7 @@ SequenceDataset read_strokes(const std::string& dir, int64_t max_length, LoadSum
   if (files.empty()) throw Error(dir + ": no .jhf files");
   LoadSummary s;
   std::vector<torch::Tensor> steps;
-  std::vector<std::string> numbers;
+  std::vector<std::string> numbers, item_names;
   for (const auto& file : files) {
     auto in = open_text(file.string());
     std::string text, line;
@@ -375,6 +385,7 @@ SequenceDataset read_strokes(const std::string& dir, int64_t max_length, LoadSum
       }
       steps.push_back(t);
       numbers.push_back(std::to_string(id));
+      item_names.push_back(file.filename().string() + ":" + std::to_string(id));
     }
   }
   // Classes by glyph number, in numeric order.
@@ -387,63 +398,137 @@ SequenceDataset read_strokes(const std::string& dir, int64_t max_length, LoadSum
   for (const auto& n : numbers) labels.push_back(ids[std::stol(n)]);
   s.items = static_cast<int64_t>(steps.size());
   if (summary) add(*summary, s);
-  return SequenceDataset(std::move(steps), std::move(labels), dir, std::move(names));
+  return SequenceDataset(std::move(steps), std::move(labels), dir, std::move(names), false, std::move(item_names));
 }
+
+namespace {
+
+/// One CSV row "label,v1,...,vK". Returns false for a header (a first row with no number among
+/// its values); throws naming the file and line on a missing or non-numeric value, an empty label
+/// or no values.
+bool parse_row(const std::string& path, int64_t number, const std::string& line, bool first, std::string* label,
+               std::vector<float>* values) {
+  std::vector<std::string> cells;
+  std::stringstream fields(line);
+  for (std::string c; std::getline(fields, c, ',');) cells.push_back(c);
+  if (line.back() == ',') cells.emplace_back();
+  values->clear();
+  std::string problem;
+  bool any_number = false;
+  for (size_t c = 1; c < cells.size(); ++c) {
+    const char* begin = cells[c].c_str();
+    char* end = nullptr;
+    const double v = std::strtod(begin, &end);
+    while (*end == ' ') ++end;
+    any_number = any_number || end != begin;
+    if (!problem.empty()) continue;
+    if (cells[c].find_first_not_of(' ') == std::string::npos) {
+      problem = "missing value in column " + std::to_string(c + 1);
+    } else if (end == begin || *end != '\0' || !std::isfinite(v)) {
+      problem = "value '" + cells[c] + "' in column " + std::to_string(c + 1) + " is not a finite number";
+    }
+    values->push_back(static_cast<float>(v));
+  }
+  if (first && cells.size() > 1 && !any_number) return false;  // a header, e.g. "label,t0,t1"
+  if (!problem.empty()) throw Error(where(path, number) + problem);
+  if (cells.empty() || cells[0].find_first_not_of(' ') == std::string::npos) {
+    throw Error(where(path, number) + "empty label (expected label,v1,v2,...)");
+  }
+  if (values->empty()) throw Error(where(path, number) + "row has a label but no values");
+  *label = cells[0];
+  return true;
+}
+
+bool blank(const std::string& line) { return line.find_first_not_of(" \t") == std::string::npos; }
+
+}  // namespace
 
 SequenceDataset read_series_csv(const std::string& path, int64_t max_length, LoadSummary* summary) {
   auto in = open_text(path);
   LoadSummary s;
   std::vector<torch::Tensor> steps;
-  std::vector<std::string> label_names;
-  std::string line;
+  std::vector<std::string> label_names, item_names;
+  std::string line, label;
+  std::vector<float> values;
   bool first = true;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) {
+    if (blank(line)) {
       ++s.skipped_empty;
       continue;
     }
-    std::vector<std::string> cells;
-    std::stringstream fields(line);
-    for (std::string c; std::getline(fields, c, ',');) cells.push_back(c);
-    if (line.back() == ',') cells.emplace_back();
-    std::vector<float> values;
-    std::string problem;
-    bool any_number = false;
-    for (size_t c = 1; c < cells.size(); ++c) {
-      const char* begin = cells[c].c_str();
-      char* end = nullptr;
-      const double v = std::strtod(begin, &end);
-      while (*end == ' ') ++end;
-      any_number = any_number || end != begin;
-      if (!problem.empty()) continue;
-      if (cells[c].find_first_not_of(' ') == std::string::npos) {
-        problem = "missing value in column " + std::to_string(c + 1);
-      } else if (end == begin || *end != '\0' || !std::isfinite(v)) {
-        problem = "value '" + cells[c] + "' in column " + std::to_string(c + 1) + " is not a finite number";
-      }
-      values.push_back(static_cast<float>(v));
-    }
-    const bool header = first && cells.size() > 1 && !any_number;  // e.g. "label,t0,t1"
+    const bool row = parse_row(path, number, line, first, &label, &values);
     first = false;
-    if (header) continue;
-    if (!problem.empty()) throw Error(where(path, number) + problem);
-    if (cells.empty() || cells[0].find_first_not_of(' ') == std::string::npos) {
-      throw Error(where(path, number) + "empty label (expected label,v1,v2,...)");
-    }
-    if (values.empty()) throw Error(where(path, number) + "row has a label but no values");
+    if (!row) continue;
     if (max_length > 0 && static_cast<int64_t>(values.size()) > max_length) {
       values.resize(max_length);
       ++s.truncated;
     }
     steps.push_back(torch::tensor(values).view({-1, 1}));
-    label_names.push_back(cells[0]);
+    label_names.push_back(label);
+    item_names.push_back(path + ":" + std::to_string(number));
   }
   std::vector<std::string> names;
   auto labels = class_ids(label_names, &names);
   s.items = static_cast<int64_t>(steps.size());
   if (summary) add(*summary, s);
-  return SequenceDataset(std::move(steps), std::move(labels), path, std::move(names));
+  return SequenceDataset(std::move(steps), std::move(labels), path, std::move(names), false, std::move(item_names));
+}
+
+SequenceDataset read_series_files(const std::string& dir, int64_t max_length, LoadSummary* summary) {
+  if (!fs::is_directory(dir)) throw Error(dir + ": no such folder of .csv series");
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().extension() == ".csv") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw Error(dir + ": no .csv files");
+  LoadSummary s;
+  std::vector<torch::Tensor> steps;
+  std::vector<std::string> label_names, item_names;
+  for (const auto& file : files) {
+    const auto path = file.string();
+    auto in = open_text(path);
+    std::vector<float> series, values;
+    std::string line, label, series_label;
+    size_t features = 0;
+    bool first = true;
+    for (int64_t number = 1; std::getline(in, line); ++number) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (blank(line)) continue;
+      const bool row = parse_row(path, number, line, first, &label, &values);
+      first = false;
+      if (!row) continue;
+      if (series_label.empty()) series_label = label, features = values.size();
+      if (label != series_label) {
+        throw Error(where(path, number) + "label '" + label + "' differs from the first row's '" + series_label +
+                    "' (one series per file)");
+      }
+      if (values.size() != features) {
+        throw Error(where(path, number) + std::to_string(values.size()) + " values, the first row has " +
+                    std::to_string(features));
+      }
+      series.insert(series.end(), values.begin(), values.end());
+    }
+    if (series.empty()) throw Error(path + ": no time steps (expected rows label,f1,...,fF)");
+    if (!steps.empty() && static_cast<int64_t>(features) != steps[0].size(1)) {
+      throw Error(path + ": " + std::to_string(features) + " features per step, " + files[0].string() + " has " +
+                  std::to_string(steps[0].size(1)));
+    }
+    auto t = torch::tensor(series).view({-1, static_cast<int64_t>(features)});
+    if (max_length > 0 && t.size(0) > max_length) {
+      t = t.narrow(0, 0, max_length).clone();
+      ++s.truncated;
+    }
+    steps.push_back(t);
+    label_names.push_back(series_label);
+    item_names.push_back(path);
+  }
+  std::vector<std::string> names;
+  auto labels = class_ids(label_names, &names);
+  s.items = static_cast<int64_t>(steps.size());
+  if (summary) add(*summary, s);
+  return SequenceDataset(std::move(steps), std::move(labels), dir, std::move(names), false, std::move(item_names));
 }
 
 bool is_sequence_spec(const std::string& spec) {
@@ -509,7 +594,11 @@ SequenceSplits open_sequences(const std::string& spec, int64_t validation_size, 
     auto pick = [&](const std::vector<int64_t>& idx, const std::string& what) {
       TextItems t;
       t.source = train_items.source + " (" + what + ")";
-      for (auto i : idx) t.texts.push_back(train_items.texts[i]), t.labels.push_back(train_items.labels[i]);
+      for (auto i : idx) {
+        t.texts.push_back(train_items.texts[i]);
+        t.labels.push_back(train_items.labels[i]);
+        if (!train_items.names.empty()) t.names.push_back(train_items.names[i]);
+      }
       return t;
     };
     const auto train_part = pick(train_idx, "train"), val_part = pick(val_idx, "validation");
@@ -527,10 +616,13 @@ SequenceSplits open_sequences(const std::string& spec, int64_t validation_size, 
     out.test = encode_text(test_items, vocab, out.tokens, max_length, &out.summary);
   } else {
     if (!tokens.empty()) throw Error("--tokens applies to text and fasta data, not " + kind);
-    SequenceDataset train = kind == "strokes" ? read_strokes((dir / "train").string(), max_length, &out.summary)
-                                              : read_series_csv((dir / "train.csv").string(), max_length, &out.summary);
-    out.test = kind == "strokes" ? read_strokes((dir / "test").string(), max_length, &out.summary)
-                                 : read_series_csv((dir / "test.csv").string(), max_length, &out.summary);
+    auto read = [&](const std::string& name) {
+      if (kind == "strokes") return read_strokes((dir / name).string(), max_length, &out.summary);
+      if (fs::is_directory(dir / name)) return read_series_files((dir / name).string(), max_length, &out.summary);
+      return read_series_csv((dir / (name + ".csv")).string(), max_length, &out.summary);
+    };
+    auto train = read("train");
+    out.test = read("test");
     const auto [train_idx, val_idx] = partition(validation_items(train.labels(), validation_size, train.source()));
     out.train = train.subset(train_idx, "train");
     out.validation = train.subset(val_idx, "validation");

@@ -262,16 +262,6 @@ void dump_test_images(const fs::path& root, int64_t first, int64_t count) {
   }
 }
 
-/// The JSON objects printed one per line.
-std::vector<nlohmann::json> json_lines(const std::string& out) {
-  std::vector<nlohmann::json> lines;
-  std::istringstream in(out);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
-  }
-  return lines;
-}
-
 }  // namespace
 
 TEST_F(Cli, IndexSearchEqualsBruteForceAndFollowsAddAndRemove) {

@@ -125,6 +125,29 @@ TEST(ImageFolder, ReadsClassesInNameOrder) {
   EXPECT_EQ(rgb.images()[0][0][0][0].item<int>(), 0);
 }
 
+// A folder in place of an image is a sequence of frames, laid side by side in name order.
+TEST(ImageFolder, SequenceFoldersBecomeFramesSideBySide) {
+  auto dir = temp_dir("frames");
+  for (int f = 0; f < 3; ++f) {
+    write_png(dir / "left" / "s1" / ("f" + std::to_string(f) + ".png"), 4, 2, CV_8UC1, 10 + f);
+    write_png(dir / "left" / "s2" / ("f" + std::to_string(f) + ".png"), 4, 2, CV_8UC1, 20 + f);
+    write_png(dir / "right" / "s3" / ("f" + std::to_string(2 - f) + ".png"), 4, 2, CV_8UC1, 30 + f);
+    write_png(dir / "right" / "s4" / ("f" + std::to_string(f) + ".png"), 4, 2, CV_8UC1, 40 + f);
+  }
+  auto d = read_image_folder(dir.string());
+  EXPECT_EQ(d.labels(), (std::vector<int64_t>{0, 0, 1, 1}));
+  ASSERT_EQ(d.images().sizes(), (std::vector<int64_t>{4, 1, 4, 6}));  // 3 frames of 4×2
+  auto row = d.images()[2][0][1];  // s3: f0.png holds 32, f1.png 31, f2.png 30
+  EXPECT_TRUE(torch::equal(row, torch::tensor({32, 32, 31, 31, 30, 30}, torch::kUInt8)));
+  write_png(dir / "right" / "s4" / "f3.png", 4, 2, CV_8UC1, 0);
+  expect_error([&] { read_image_folder(dir.string()); }, (dir / "right" / "s4").string(), "the same number of frames");
+  write_png(dir / "right" / "s4" / "f3.png", 4, 3, CV_8UC1, 0);
+  expect_error([&] { read_image_folder(dir.string()); }, (dir / "right" / "s4" / "f3.png").string(), "frames of a sequence must match");
+  fs::remove_all(dir / "right" / "s4");
+  fs::create_directories(dir / "right" / "s4");
+  expect_error([&] { read_image_folder(dir.string()); }, (dir / "right" / "s4").string(), "without frames");
+}
+
 TEST(ImageFolder, BadFoldersAreClearErrors) {
   auto one = temp_dir("one_class");
   write_png(one / "only" / "a.png", 4, 4, CV_8UC1, 1);

@@ -141,6 +141,71 @@ TEST_F(SequenceCli, VerifyComparesTwoTextsLikeTheLibrary) {
   }
 }
 
+// index, search and oneshot on a text model: the CLI's neighbours, distances and classes against
+// the library's embeddings of the same texts.
+TEST_F(SequenceCli, SearchAndOneshotOnTextsAgreeWithTheLibrary) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  const auto model_dir = (*dir_ / "run").string(), idx = (*dir_ / "text.idx").string();
+  auto built = run("index build --model " + model_dir + " --data " + data() + " --split test --out " + idx);
+  ASSERT_EQ(built.code, 0) << built.out;
+  auto model = load_model(model_dir);
+  const auto& net = model.network->options;
+  auto s = open_sequences(data(), 36, 0, net.tokens(), net.vocabulary());
+  auto gallery = embed_dataset(model.network, s.test);
+  const std::string query = s.test.name(7);  // a test text, searched for as the text itself
+  EXPECT_EQ(query.find('\t'), std::string::npos);
+  auto r = run("search --index " + idx + " --model " + model_dir + " --query " + query + " -k 3 --json --html " +
+               (*dir_ / "search.html").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto hits = last_json_line(r.out)["hits"];
+  ASSERT_EQ(hits.size(), 3u);
+  auto d = paired_distance(gallery[7].unsqueeze(0).expand_as(gallery), gallery, net.distance());
+  auto order = std::get<1>(d.sort());
+  for (int64_t k = 0; k < 3; ++k) {
+    const auto i = order[k].item<int64_t>();
+    EXPECT_EQ(hits[k]["key"], s.test.name(i)) << k;
+    EXPECT_EQ(hits[k]["label"], s.test.labels()[i]) << k;
+    EXPECT_NEAR(hits[k]["distance"].get<double>(), d[i].item<double>(), 1e-4) << k;
+  }
+  EXPECT_EQ(hits[0]["key"], query);
+  EXPECT_NE(read_file(*dir_ / "search.html").find(query), std::string::npos);
+
+  // oneshot: the first text of each test class as support (a .tsv), the others as queries (plain lines).
+  std::ifstream test(*dir_ / "text" / "test.tsv");
+  std::ofstream support(*dir_ / "support.tsv"), queries(*dir_ / "queries.txt");
+  std::vector<int64_t> support_rows, query_rows;
+  std::string previous;
+  int64_t row = 0;
+  for (std::string line; std::getline(test, line); ++row) {
+    const auto label = line.substr(line.find('\t') + 1);
+    (label != previous ? support : queries) << (label != previous ? line : line.substr(0, line.find('\t'))) << '\n';
+    (label != previous ? support_rows : query_rows).push_back(row);
+    previous = label;
+  }
+  support.close(), queries.close();
+  r = run("oneshot --model " + model_dir + " --support " + (*dir_ / "support.tsv").string() + " --query " +
+          (*dir_ / "queries.txt").string() + " --threshold -1 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto answers = json_lines(r.out);
+  ASSERT_EQ(answers.size(), query_rows.size());
+  std::vector<int64_t> labels;  // s.test keeps the rows of test.tsv in file order
+  for (auto i : support_rows) labels.push_back(s.test.labels()[i]);
+  auto expected = classify_by_support(gallery.index_select(0, torch::tensor(query_rows)),
+                                      gallery.index_select(0, torch::tensor(support_rows)), labels, net.distance(),
+                                      SupportRule::ClassMean, -1);
+  int64_t right = 0;
+  for (size_t q = 0; q < answers.size(); ++q) {
+    EXPECT_EQ(answers[q]["class"], s.test.class_names()[expected[q].label]) << q;
+    EXPECT_NEAR(answers[q]["distance"].get<double>(), expected[q].distance, 1e-4) << q;
+    right += answers[q]["class"] == s.test.class_names()[s.test.labels()[query_rows[q]]];
+  }
+  EXPECT_GT(right, static_cast<int64_t>(answers.size()) / 2);  // 12-way 1-shot; chance 1/12
+
+  auto numeric = run("search --index " + idx + " --model " + model_dir + " --query " + dir_->string());
+  EXPECT_NE(numeric.code, 0);
+  EXPECT_NE(numeric.out.find("a folder; this text model reads"), std::string::npos) << numeric.out;
+}
+
 TEST_F(SequenceCli, ResumedRunEqualsAnUninterruptedOne) {
   const auto whole = *dir_ / "whole", killed = *dir_ / "killed", pid = *dir_ / "killed.pid";
   const std::string args = "train --data " + data() + " " + kTrainFlags + " --encoder gru --distance malstm " +

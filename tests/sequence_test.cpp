@@ -100,6 +100,10 @@ TEST(SequenceFiles, FastaRecordsAndBadRecords) {
   auto items = read_fasta((dir / "ok.fasta").string());
   EXPECT_EQ(items.texts, (std::vector<std::string>{"ACGTACG", "TTTT"}));
   EXPECT_EQ(items.labels, (std::vector<std::string>{"Bacillus", "Vibrio"}));
+  EXPECT_EQ(items.names, (std::vector<std::string>{"r1", "r2"}));
+  auto encoded = encode_text(items, Vocabulary({"<unk>", "A"}), "char", 0);
+  EXPECT_EQ(encoded.name(1), "r2");  // items are named by their IDs, and keep them in a subset
+  EXPECT_EQ(encoded.subset({1}, "part").name(0), "r2");
   write(dir / "empty.fasta", ">r1 A\nACGT\n>r2 B\n>r3 C\nGG\n");
   expect_error([&] { read_fasta((dir / "empty.fasta").string()); }, "empty.fasta:3", "no sequence");
   write(dir / "headless.fasta", "ACGT\n>r1 A\nAC\n");
@@ -150,6 +154,52 @@ TEST(SequenceFiles, CsvSeriesHeaderLengthsAndMissingValues) {
   expect_error([&] { read_series_csv((dir / "nan.csv").string()); }, "nan.csv:1", "finite");
   write(dir / "bare.csv", "up,1\ndown\n");
   expect_error([&] { read_series_csv((dir / "bare.csv").string()); }, "bare.csv:2", "no values");
+  EXPECT_EQ(d.name(0), (dir / "ok.csv").string() + ":2");
+}
+
+TEST(SequenceFiles, CsvSeriesOnePerFileWithSeveralFeatures) {
+  auto dir = temp_dir("csvfiles");
+  std::filesystem::create_directories(dir / "ok");
+  write(dir / "ok" / "b.csv", "label,x,y\nwave,1,2\n\nwave,3,4\nwave,5,6\n");
+  write(dir / "ok" / "a.csv", "step,0.5,-1\n");
+  write(dir / "ok" / "notes.txt", "not a series\n");
+  LoadSummary summary;
+  auto d = read_series_files((dir / "ok").string(), 2, &summary);
+  ASSERT_EQ(d.size(), 2);
+  EXPECT_EQ(d.features(), 2);
+  EXPECT_EQ(d.class_names(), (std::vector<std::string>{"step", "wave"}));
+  EXPECT_EQ(d.labels(), (std::vector<int64_t>{0, 1}));  // a.csv, b.csv
+  EXPECT_TRUE(torch::equal(d.steps()[0], torch::tensor({0.5f, -1.0f}).view({1, 2})));
+  EXPECT_TRUE(torch::equal(d.steps()[1], torch::tensor({1.0f, 2.0f, 3.0f, 4.0f}).view({2, 2})));  // cut to 2 steps
+  EXPECT_EQ(summary.truncated, 1);
+  EXPECT_EQ(d.name(1), (dir / "ok" / "b.csv").string());
+  auto bad = [&](const std::string& name, const std::string& text, const std::string& where, const std::string& what) {
+    std::filesystem::create_directories(dir / name);
+    write(dir / name / "s.csv", text);
+    expect_error([&] { read_series_files((dir / name).string()); }, where, what);
+  };
+  bad("relabel", "up,1\ndown,2\n", "s.csv:2", "differs from the first row's 'up'");
+  bad("ragged", "up,1,2\nup,3\n", "s.csv:2", "1 values, the first row has 2");
+  bad("gap", "up,1,2\nup,,3\n", "s.csv:2", "missing value in column 2");
+  bad("header_only", "label,x\n", "s.csv", "no time steps");
+  write(dir / "relabel" / "t.csv", "up,1,2\n");
+  write(dir / "relabel" / "s.csv", "up,1\n");
+  expect_error([&] { read_series_files((dir / "relabel").string()); }, "t.csv", "2 features per step");
+  expect_error([&] { read_series_files((dir / "none").string()); }, "none", "no such folder");
+  // csv:DIR reads train/ and test/ folders of files in place of train.csv and test.csv.
+  for (const std::string split : {"train", "test"}) {
+    for (int c = 0; c < 4; ++c) {
+      for (int i = 0; i < 2; ++i) {
+        std::filesystem::create_directories(dir / "spec" / split);
+        write(dir / "spec" / split / (split + std::to_string(c) + "_" + std::to_string(i) + ".csv"),
+              "c" + std::to_string(c) + ",1,2\nc" + std::to_string(c) + "," + std::to_string(i) + ",3\n");
+      }
+    }
+  }
+  auto splits = open_sequences("csv:" + (dir / "spec").string(), 4, 0);
+  EXPECT_EQ(splits.train.size() + splits.validation.size(), 8);
+  EXPECT_EQ(splits.test.size(), 8);
+  EXPECT_EQ(splits.test.features(), 2);
 }
 
 TEST(SequenceDataset, GatherPadsWithAMaskColumn) {
@@ -189,16 +239,18 @@ TEST(SequenceSplits, ValidationIsWholeClassesAndTheVocabularyComesFromTrain) {
 TEST(RnnEncoder, SameEmbeddingWhateverTheBatchNeighbours) {
   struct Case {
     std::string cell, pooling;
-    int64_t vocab, conv_channels, conv_stride;
+    int64_t vocab, conv_channels, conv_stride, conv_pool;
     bool bidirectional;
   };
-  for (const auto& c : {Case{"lstm", "last", 0, 0, 1, true}, Case{"lstm", "mean", 20, 0, 1, false},
-                        Case{"gru", "max", 20, 6, 2, true}, Case{"gru", "last", 0, 4, 1, false},
-                        Case{"lstm", "mean", 0, 5, 3, true}}) {
-    SCOPED_TRACE(c.cell + " " + c.pooling + " vocab " + std::to_string(c.vocab) + " conv " + std::to_string(c.conv_channels));
+  for (const auto& c : {Case{"lstm", "last", 0, 0, 1, 1, true}, Case{"lstm", "mean", 20, 0, 1, 1, false},
+                        Case{"gru", "max", 20, 6, 2, 1, true}, Case{"gru", "last", 0, 4, 1, 1, false},
+                        Case{"lstm", "mean", 0, 5, 3, 1, true}, Case{"lstm", "max", 20, 5, 1, 4, true},
+                        Case{"gru", "mean", 0, 3, 2, 3, false}}) {
+    SCOPED_TRACE(c.cell + " " + c.pooling + " vocab " + std::to_string(c.vocab) + " conv " + std::to_string(c.conv_channels) +
+                 " pool " + std::to_string(c.conv_pool));
     torch::manual_seed(3);
     RnnEncoder enc(RnnEncoderOptions().cell(c.cell).pooling(c.pooling).vocab_size(c.vocab).token_dim(5).features(3)
-                       .conv_channels(c.conv_channels).conv_kernel(3).conv_stride(c.conv_stride).hidden(7).layers(2)
+                       .conv_channels(c.conv_channels).conv_kernel(3).conv_stride(c.conv_stride).conv_pool(c.conv_pool).hidden(7).layers(2)
                        .bidirectional(c.bidirectional).embedding_dim(4));
     enc->eval();
     SequenceDataset d(random_items({5, 1, 12, 3, 9}, c.vocab, 3), {0, 0, 1, 1, 2}, "mem", {}, c.vocab > 0);
@@ -225,8 +277,8 @@ TEST(RnnEncoder, GradientsMatchFiniteDifferences) {
   for (const std::string cell : {"lstm", "gru"}) {
     SCOPED_TRACE(cell);
     torch::manual_seed(5);
-    RnnEncoder enc(RnnEncoderOptions().cell(cell).features(2).conv_channels(3).conv_kernel(3).hidden(4).layers(2)
-                       .pooling("mean").embedding_dim(3));
+    RnnEncoder enc(RnnEncoderOptions().cell(cell).features(2).conv_channels(3).conv_kernel(3)
+                       .conv_pool(cell == "gru" ? 2 : 1).hidden(4).layers(2).pooling("mean").embedding_dim(3));
     enc->to(torch::kFloat64);
     SequenceDataset d(random_items({4, 2, 6}, 0, 2), {0, 1, 2}, "mem");
     auto x = d.gather({0, 1, 2}).to(torch::kFloat64);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -64,6 +65,16 @@ inline Run run(const std::string& args) {
 inline nlohmann::json last_json_line(const std::string& out) {
   auto start = out.rfind("\n{");
   return nlohmann::json::parse(out.substr(start == std::string::npos ? out.find('{') : start + 1));
+}
+
+/// The JSON objects printed one per line.
+inline std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
+  }
+  return lines;
 }
 
 inline std::string read_file(const std::filesystem::path& p) {

@@ -62,24 +62,28 @@ std::string html_escape(const std::string& s) {
   return out;
 }
 
-std::string img_tag(const std::string& key) {
+/// An item on the page: its image, or for a sequence model its key (the text, the FASTA ID, ...).
+std::string show(const std::string& key, bool sequences) {
+  if (sequences) return "<div class=\"s\">" + html_escape(key) + "</div>";
   return "<img src=\"data:image/png;base64," + base64(png_for_key(key)) + "\" alt=\"" + html_escape(key) + "\">";
 }
 
 /// One page: each query in a row, followed by its neighbours with their distances.
-std::string search_page(const Inputs& queries, const std::vector<std::vector<SearchHit>>& hits, const std::string& index_path) {
+std::string search_page(const Inputs& queries, const std::vector<std::vector<SearchHit>>& hits, const std::string& index_path,
+                        bool sequences) {
   std::string h =
       "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>siamese search</title><style>"
       "body{font-family:sans-serif}td{text-align:center;vertical-align:top;font-size:12px;padding:4px}"
-      "img{width:96px;image-rendering:pixelated}.q{background:#eef}</style></head><body>\n<h1>Search of " +
+      "img{width:96px;image-rendering:pixelated}.q{background:#eef}.s{max-width:240px;text-align:left}</style></head><body>\n<h1>Search of " +
       html_escape(index_path) + "</h1>\n<table>\n";
   for (size_t i = 0; i < hits.size(); ++i) {
-    h += "<tr><td class=\"q\">" + img_tag(queries.keys[i]) + "<br>query<br>" + html_escape(queries.keys[i]) + "</td>";
+    h += "<tr><td class=\"q\">" + show(queries.keys[i], sequences) + "<br>query" +
+         (sequences ? "" : "<br>" + html_escape(queries.keys[i])) + "</td>";
     for (const auto& hit : hits[i]) {
       char d[32];
       std::snprintf(d, sizeof d, "%.4f", hit.distance);
-      h += "<td>" + img_tag(hit.item.key) + "<br>" + d + "<br>label " + std::to_string(hit.item.label) + "<br>" +
-           html_escape(hit.item.key) + "</td>";
+      h += "<td>" + show(hit.item.key, sequences) + "<br>" + d + "<br>label " + std::to_string(hit.item.label) +
+           (sequences ? "" : "<br>" + html_escape(hit.item.key)) + "</td>";
     }
     h += "</tr>\n";
   }
@@ -101,7 +105,8 @@ void add_index(CLI::App& app) {
 
   auto* build = cmd->add_subcommand("build", "embed images with a model and write a new index");
   build->add_option("--model", f->model, "model file or run folder")->required();
-  build->add_option("--data", f->data, "image file, folder of images (sub-folders = labels), or data set spec")->required();
+  build->add_option("--data", f->data, "image file, folder of images (sub-folders = labels), or data set spec; "
+                                     "sequence models: a sequence spec, file or folder (see README)")->required();
   build->add_option("--split", f->split, "split of a data set spec: train | test")->capture_default_str();
   build->add_option("--out", f->out, "index file to write")->required();
   build->add_option("--index", f->spec, "FAISS factory string: Flat | IVF1024,Flat | HNSW32 | IVF1024,PQ16 ...")->capture_default_str();
@@ -127,7 +132,7 @@ void add_index(CLI::App& app) {
   auto* add = cmd->add_subcommand("add", "embed more images into an existing index");
   add->add_option("--index", f->index, "index file")->required();
   add->add_option("--model", f->model, "the model the index was built with")->required();
-  add->add_option("--data", f->data, "image file, folder of images, or data set spec")->required();
+  add->add_option("--data", f->data, "image file, folder of images, or data set spec (sequence models: as build)")->required();
   add->add_option("--split", f->split, "split of a data set spec: train | test")->capture_default_str();
   add->callback([f]() {
     auto index = EmbeddingIndex::load(f->index);
@@ -152,14 +157,16 @@ void add_index(CLI::App& app) {
 void add_search(CLI::App& app) {
   auto* cmd = app.add_subcommand("search", "the k most similar indexed items of each query image");
   struct Flags {
-    std::string index, model, query, html;
+    std::string index, model, query, html, split = "train";
     int64_t k = 10, nprobe = -1, ef_search = -1;
     bool json = false;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--index", f->index, "index file")->required();
   cmd->add_option("--model", f->model, "the model the index was built with")->required();
-  cmd->add_option("--query", f->query, "image file or folder of images")->required();
+  cmd->add_option("--query", f->query, "image file or folder of images; sequence models: a sequence file, folder or "
+                                       "spec (--split), or a text for a text model")->required();
+  cmd->add_option("--split", f->split, "split of a data set spec: train | test")->capture_default_str();
   cmd->add_option("-k", f->k, "neighbours per query")->capture_default_str();
   cmd->add_option("--nprobe", f->nprobe, "IVF: lists visited per query (default: the index's)");
   cmd->add_option("--ef-search", f->ef_search, "HNSW: search beam (default: the index's)");
@@ -171,7 +178,7 @@ void add_search(CLI::App& app) {
     check_model(index, model, f->index, f->model);
     index.set_search_parameters(f->nprobe > 0 ? f->nprobe : index.options().nprobe(),
                                 f->ef_search > 0 ? f->ef_search : index.options().ef_search());
-    auto queries = read_inputs(f->query, model);
+    auto queries = read_inputs(f->query, model, f->split);
     auto hits = index.search(embed_inputs(model, queries), f->k);
     for (size_t i = 0; i < hits.size(); ++i) {
       if (f->json) {
@@ -191,7 +198,7 @@ void add_search(CLI::App& app) {
       }
     }
     if (!f->html.empty()) {
-      detail::write_text_atomically(f->html, search_page(queries, hits, f->index));
+      detail::write_text_atomically(f->html, search_page(queries, hits, f->index, model.network->takes_sequences()));
       std::fprintf(stderr, "wrote %s\n", f->html.c_str());
     }
   });

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -26,14 +27,91 @@ Inputs read_files_as(const std::vector<std::string>& files, Inputs in, const Sav
   for (const auto& f : files) images.push_back(to_uint8(read_image(f, c.in_channels(), c.height(), c.width())));
   std::vector<int64_t> dataset_labels;
   for (auto l : in.labels) dataset_labels.push_back(std::max<int64_t>(l, 0));
-  in.images = ImageDataset(torch::cat(images), dataset_labels, files.empty() ? "" : files[0], in.class_names);
+  in.items = std::make_shared<ImageDataset>(torch::cat(images), dataset_labels, files.empty() ? "" : files[0], in.class_names);
   in.keys = files;
+  return in;
+}
+
+void check_split(const std::string& split) {
+  if (split != "train" && split != "test") throw Error("unknown split '" + split + "' (train or test)");
+}
+
+/// One text per non-blank line, unlabelled.
+TextItems read_plain_lines(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw Error(path + ": cannot read");
+  TextItems items;
+  items.source = path;
+  for (std::string line; std::getline(file, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    items.texts.push_back(line);
+    items.labels.emplace_back();
+  }
+  if (items.texts.empty()) throw Error(path + ": no text lines");
+  return items;
+}
+
+Inputs read_sequence_inputs(const std::string& what, const SavedModel& model, const std::string& split) {
+  const auto& net = model.network->options;
+  const bool text = !net.tokens().empty();
+  const auto max_length = nlohmann::json::parse(model.info).value("max_length", int64_t{0});
+  const auto ext = fs::path(what).extension().string();
+  bool labelled = true;
+  SequenceDataset data;
+  if (is_sequence_spec(what)) {
+    check_split(split);
+    auto s = open_model_sequences(model, what);
+    data = split == "train" ? std::move(s.train) : std::move(s.test);
+  } else if (text && !fs::is_directory(what)) {
+    TextItems items;
+    if (!fs::exists(what)) {  // the text itself
+      items.texts = {what};
+      items.labels = {""};
+      labelled = false;
+    } else if (ext == ".fasta" || ext == ".fa" || ext == ".fna") {
+      items = read_fasta(what);
+    } else if (ext == ".tsv") {
+      items = read_text_lines(what);
+    } else {
+      items = read_plain_lines(what);
+      labelled = false;
+    }
+    if (items.texts.empty()) throw Error(what + ": no sequences");
+    data = encode_text(items, Vocabulary(net.vocabulary()), net.tokens(), max_length);
+  } else if (text) {
+    throw Error(what + ": a folder; this text model reads a .fasta, .tsv or text file, a spec, or a text");
+  } else if (fs::is_regular_file(what) && ext == ".csv") {
+    data = read_series_csv(what, max_length);
+  } else if (fs::is_directory(what)) {
+    bool strokes = false;
+    for (const auto& e : fs::directory_iterator(what)) strokes = strokes || e.path().extension() == ".jhf";
+    data = strokes ? read_strokes(what, max_length) : read_series_files(what, max_length);
+  } else {
+    throw Error(what + (fs::exists(what) ? ": this numeric sequence model reads a .csv file (a series per row), a "
+                                           "folder of .csv files (a series each) or a folder of .jhf strokes"
+                                         : ": no such file or folder"));
+  }
+  if (!text && data.features() != net.rnn().features()) {
+    throw Error(what + ": " + std::to_string(data.features()) + " feature(s) per step; the model reads " +
+                std::to_string(net.rnn().features()));
+  }
+  Inputs in;
+  for (int64_t i = 0; i < data.size(); ++i) in.keys.push_back(data.name(i));
+  in.labels = data.labels();
+  if (labelled) {
+    in.class_names = data.class_names();
+  } else {
+    in.labels.assign(in.labels.size(), -1);
+  }
+  in.items = std::make_shared<SequenceDataset>(std::move(data));
   return in;
 }
 
 }  // namespace
 
 Inputs read_inputs(const std::string& what, const SavedModel& model, const std::string& split) {
+  if (model.network->takes_sequences()) return read_sequence_inputs(what, model, split);
   Inputs in;
   std::vector<std::string> files;
   if (fs::is_regular_file(what)) {
@@ -61,12 +139,13 @@ Inputs read_inputs(const std::string& what, const SavedModel& model, const std::
     }
     if (files.empty()) throw Error(what + ": no images (.png .jpg .jpeg .bmp .pgm) in this folder");
   } else if (what.find(':') != std::string::npos || what == "fashion-mnist") {
-    if (split != "train" && split != "test") throw Error("unknown split '" + split + "' (train or test)");
+    check_split(split);
     auto source = open_data(what);
-    in.images = split == "train" ? std::move(source.train) : std::move(source.test);
-    in.labels = in.images.labels();
-    in.class_names = in.images.class_names();
-    for (int64_t i = 0; i < in.images.size(); ++i) in.keys.push_back(what + ":" + split + "#" + std::to_string(i));
+    auto images = std::make_shared<ImageDataset>(split == "train" ? std::move(source.train) : std::move(source.test));
+    in.labels = images->labels();
+    in.class_names = images->class_names();
+    for (int64_t i = 0; i < images->size(); ++i) in.keys.push_back(what + ":" + split + "#" + std::to_string(i));
+    in.items = images;
     return in;
   } else {
     throw Error(what + ": no such file or folder");
@@ -80,7 +159,7 @@ Inputs read_files(const std::vector<std::string>& files, const SavedModel& model
   return read_files_as(files, std::move(in), model);
 }
 
-torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs) { return embed_dataset(model.network, inputs.images); }
+torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs) { return embed_dataset(model.network, *inputs.items); }
 
 SequenceSplits open_model_sequences(const SavedModel& model, const std::string& spec) {
   const auto& net = model.network->options;

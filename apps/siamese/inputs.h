@@ -2,6 +2,7 @@
 // Inputs of the commands that use a trained model on a user's images: a single image file, a
 // folder of images, or a data set specification; embedded with the model.
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,18 +12,24 @@
 
 namespace siamese::cli {
 
-/// Images with a key each (file path, or "SPEC:SPLIT#N" for item N of a data set) and a label
-/// (-1 when unknown). Labels of a folder come from its first-level sub-folders, sorted by name.
+/// Items with a key each (file path, "SPEC:SPLIT#N" for item N of an image data set; for
+/// sequences the reader's name: the text, the FASTA ID, "file:line") and a label (-1 when
+/// unknown). Labels of a folder come from its first-level sub-folders, sorted by name.
 struct Inputs {
-  ImageDataset images;
+  std::shared_ptr<const Dataset> items;  ///< an ImageDataset, or a SequenceDataset for lstm/gru models
   std::vector<std::string> keys;
   std::vector<int64_t> labels;
   std::vector<std::string> class_names;  ///< by label; empty for unlabelled inputs
 };
 
-/// `what`: an image file, a folder (searched recursively for .png/.jpg/.jpeg/.bmp/.pgm), or a data
-/// specification (fashion-mnist, idx:DIR, folder:DIR; `split` train | test). Images must have
-/// the model's input shape. Throws siamese::Error naming the file on a bad or empty input.
+/// Image models: `what` is an image file, a folder (searched recursively for
+/// .png/.jpg/.jpeg/.bmp/.pgm) or a data specification (fashion-mnist, idx:DIR, folder:DIR;
+/// `split` train | test); images must have the model's input shape.
+/// Sequence models (lstm, gru): a sequence spec (text:, fasta:, strokes:, csv:; `split`), a file
+/// (.fasta/.fa/.fna; .tsv "text<TAB>label"; any other file: one text per line, unlabelled; .csv
+/// one series per row), a folder (.jhf strokes, or .csv files of one series each), or, for a
+/// text model, the text itself when `what` names no file. Tokenised with the model's vocabulary.
+/// Throws siamese::Error naming the file on a bad or empty input.
 Inputs read_inputs(const std::string& what, const SavedModel& model, const std::string& split = "train");
 
 /// These image files, unlabelled, keyed by their paths.

@@ -21,8 +21,8 @@ void add_oneshot(CLI::App& app) {
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "model file or run folder")->required();
-  cmd->add_option("--support", f->support, "folder with one sub-folder of example images per class")->required();
-  cmd->add_option("--query", f->query, "image file or folder of images")->required();
+  cmd->add_option("--support", f->support, "folder with one sub-folder of example images per class (sequence models: a labelled file or spec)")->required();
+  cmd->add_option("--query", f->query, "image file or folder of images (sequence models: see search --query)")->required();
   cmd->add_option("--k-shot", f->k_shot, "use the first K images (by name) of each class (0 = all)")->capture_default_str();
   cmd->add_option("--rule", f->rule, "mean: nearest class mean | nearest: nearest single example")->capture_default_str();
   cmd->add_option("--threshold", f->threshold,
@@ -32,14 +32,14 @@ void add_oneshot(CLI::App& app) {
     auto model = load_model(f->model);
     auto support = read_inputs(f->support, model);
     if (support.class_names.size() < 2) {
-      throw Error(f->support + ": needs one sub-folder per class and at least 2 classes, found " +
+      throw Error(f->support + ": needs labelled examples of at least 2 classes (images: one sub-folder per class), found " +
                   std::to_string(support.class_names.size()));
     }
     std::vector<int64_t> rows;
     std::map<int64_t, int64_t> taken;
     for (size_t i = 0; i < support.labels.size(); ++i) {
       const auto label = support.labels[i];
-      if (label < 0) throw Error(support.keys[i] + ": support images must sit in a class sub-folder");
+      if (label < 0) throw Error(support.keys[i] + ": support examples need a class (images: a class sub-folder)");
       if (f->k_shot <= 0 || taken[label]++ < f->k_shot) rows.push_back(static_cast<int64_t>(i));
     }
     std::vector<int64_t> labels;

@@ -46,6 +46,7 @@ void add_train(CLI::App& app) {
   rnn_flag("--conv1d", r.conv_channels(), "channels of a 1-D convolution over time before the RNN (0 = none)");
   rnn_flag("--conv1d-kernel", r.conv_kernel(), "its kernel size (odd)");
   rnn_flag("--conv1d-stride", r.conv_stride(), "its stride (shortens the sequence)");
+  rnn_flag("--conv1d-pool", r.conv_pool(), "max-pool its output over windows of this many steps (1 = none)");
   rnn_flag("--rnn-hidden", r.hidden(), "hidden units per direction");
   rnn_flag("--layers", r.layers(), "stacked recurrent layers");
   rnn_flag("--bidirectional", r.bidirectional(), "run both directions (true/false)");

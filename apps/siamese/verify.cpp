@@ -126,7 +126,7 @@ void add_verify(CLI::App& app) {
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "model file or run folder")->required();
-  cmd->add_option("first", f->a, "first image (a text, for a model trained on text:DIR)");
+  cmd->add_option("first", f->a, "first image (sequence models: a file of one sequence, or a text)");
   cmd->add_option("second", f->b, "second image (or text)");
   cmd->add_option("--pairs", f->pairs, "pairs file in the LFW format (pairs.txt with folds), instead of two images");
   cmd->add_option("--root", f->root, "folder of the pairs file's images: ROOT/name/name_0001.png");
@@ -142,14 +142,16 @@ void add_verify(CLI::App& app) {
     auto model = load_model(f->model);
     const auto& net = model.network->options;
     torch::Tensor a, b;
-    if (model.network->takes_sequences()) {  // a text model compares two texts
-      if (net.tokens().empty()) throw Error("verify: this model reads numeric sequences, not texts; use embed");
-      TextItems items;
-      items.texts = {f->a, f->b};
-      items.labels = {"first", "second"};
-      auto both = encode_text(items, Vocabulary(net.vocabulary()), net.tokens(), 0);
-      a = both.gather({0});
-      b = both.gather({1});
+    if (model.network->takes_sequences()) {  // two texts, or two files of one sequence each
+      auto one = [&](const std::string& what) {
+        auto in = read_inputs(what, model);
+        if (in.keys.size() != 1) {
+          throw Error("verify: " + what + " holds " + std::to_string(in.keys.size()) + " sequences; give one each");
+        }
+        return in.items->gather({0});
+      };
+      a = one(f->a);
+      b = one(f->b);
     } else {
       const auto& c = net.cnn();
       a = read_image(f->a, c.in_channels(), c.height(), c.width());

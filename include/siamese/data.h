@@ -86,6 +86,9 @@ class RotatedClasses : public Dataset {
 ImageDataset read_idx(const std::string& images_path, const std::string& labels_path);
 
 /// Reads root/<class>/<image>.{png,jpg,jpeg,bmp,pgm}: one class per sub-folder, sorted by name.
+/// A folder in place of an image is one sequence of frames (root/<class>/<sequence>/<frame>): its
+/// frames, sorted by name, are laid side by side into one image, which the hybrid encoder
+/// (--frames = frames per sequence) cuts back into frames.
 /// All images must share size and channel count (1 or 3). Throws siamese::Error naming the file
 /// on an unreadable image, a size or channel mismatch, fewer than 2 classes, or a class with
 /// fewer than 2 images (it could give no positive pair).

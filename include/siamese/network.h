@@ -65,11 +65,12 @@ struct RnnEncoderOptions {
   TORCH_ARG(int64_t, token_dim) = 32;
   /// Numeric features per step F (vocab_size == 0). Default 1.
   TORCH_ARG(int64_t, features) = 1;
-  /// Convolution front end: output channels (0 = none), kernel size (odd) and stride over time.
-  /// Defaults 0, 5, 1.
+  /// Convolution front end: output channels (0 = none), kernel size (odd) and stride over time,
+  /// then a max-pool over windows of conv_pool steps (1 = none). Defaults 0, 5, 1, 1.
   TORCH_ARG(int64_t, conv_channels) = 0;
   TORCH_ARG(int64_t, conv_kernel) = 5;
   TORCH_ARG(int64_t, conv_stride) = 1;
+  TORCH_ARG(int64_t, conv_pool) = 1;
   /// Hidden units per direction, stacked layers, bidirectional, dropout between layers.
   /// Defaults 128, 1, true, 0.
   TORCH_ARG(int64_t, hidden) = 128;

@@ -54,9 +54,10 @@ class SequenceDataset : public Dataset {
  public:
   SequenceDataset() = default;
   /// steps: one float [T_i, F] tensor per item, T_i >= 1, the same F for all; labels >= 0.
-  /// tokens: true when F = 1 holds token ids. Throws siamese::Error on a mismatch.
+  /// tokens: true when F = 1 holds token ids. names: one per item for people to read (the text,
+  /// the FASTA ID, "file:line"), or empty. Throws siamese::Error on a mismatch.
   SequenceDataset(std::vector<torch::Tensor> steps, std::vector<int64_t> labels, std::string source,
-                  std::vector<std::string> class_names = {}, bool tokens = false);
+                  std::vector<std::string> class_names = {}, bool tokens = false, std::vector<std::string> names = {});
   int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
   const std::vector<int64_t>& labels() const override { return labels_; }
   /// [n, T, 1 + F] float, T = the longest of the items asked for.
@@ -66,6 +67,8 @@ class SequenceDataset : public Dataset {
   int64_t features() const { return features_; }  ///< F
   bool tokens() const { return tokens_; }
   const std::vector<torch::Tensor>& steps() const { return steps_; }
+  /// Item i's name, or "SOURCE#i" when the reader gave none.
+  std::string name(int64_t i) const;
   SequenceDataset subset(const std::vector<int64_t>& indices, const std::string& what) const;
   /// Mean and standard deviation of each feature over every step of every item ([F] each; std
   /// at least 1e-6). Token sets give 0 and 1.
@@ -78,12 +81,14 @@ class SequenceDataset : public Dataset {
   std::vector<std::string> class_names_;
   int64_t features_ = 0;
   bool tokens_ = false;
+  std::vector<std::string> names_;
 };
 
 /// Labelled raw items as a reader returns them, before tokens become ids.
 struct TextItems {
   std::vector<std::string> texts;   ///< one per item
   std::vector<std::string> labels;  ///< one per item
+  std::vector<std::string> names;   ///< one per item (FASTA: the record ID), or empty: the text
   std::string source;
   LoadSummary summary;
 };
@@ -114,11 +119,18 @@ SequenceDataset read_strokes(const std::string& dir, int64_t max_length = 0, Loa
 /// file and line on a missing or non-numeric value or a row without values.
 SequenceDataset read_series_csv(const std::string& path, int64_t max_length = 0, LoadSummary* summary = nullptr);
 
+/// Numeric time series, one per file: every *.csv in `dir` (sorted by name) holds one series, a
+/// row per time step "label,f1,...,fF" (F >= 1 features, the same in every file; the label the
+/// same on every row; an optional header row). Throws siamese::Error naming the file and line on a
+/// missing or non-numeric value, a changing label or feature count, or a file without steps.
+SequenceDataset read_series_files(const std::string& dir, int64_t max_length = 0, LoadSummary* summary = nullptr);
+
 /// A sequence data specification (the sequence counterpart of open_data):
 ///   "text:DIR"     DIR/train.tsv, DIR/test.tsv      (read_text_lines; tokens default "char")
 ///   "fasta:DIR"    DIR/train.fasta, DIR/test.fasta  (read_fasta; tokens default "char")
 ///   "strokes:DIR"  DIR/train/*.jhf, DIR/test/*.jhf  (read_strokes)
-///   "csv:DIR"      DIR/train.csv, DIR/test.csv      (read_series_csv)
+///   "csv:DIR"      DIR/train.csv, DIR/test.csv      (read_series_csv), or
+///                  DIR/train/*.csv, DIR/test/*.csv  (read_series_files: one series per file)
 bool is_sequence_spec(const std::string& spec);
 
 struct SequenceSplits {
