@@ -264,7 +264,7 @@ TextItems read_text_lines(const std::string& path) {
   return items;
 }
 
-TextItems read_fasta(const std::string& path) {
+TextItems read_fasta(const std::string& path, bool require_labels) {
   auto in = open_text(path);
   TextItems items;
   items.source = path;
@@ -272,7 +272,7 @@ TextItems read_fasta(const std::string& path) {
   int64_t header_line = 0;
   auto close_record = [&] {
     if (header_line > 0 && items.texts.back().empty()) {
-      throw Error(where(path, header_line) + "record '" + items.labels.back() + "' has no sequence");
+      throw Error(where(path, header_line) + "record '" + items.names.back() + "' has no sequence");
     }
   };
   for (int64_t number = 1; std::getline(in, line); ++number) {
@@ -281,7 +281,9 @@ TextItems read_fasta(const std::string& path) {
       close_record();
       std::istringstream fields(line.substr(1));
       std::string id, label;
-      if (!(fields >> id >> label)) throw Error(where(path, number) + "header needs '>ID LABEL', got '" + line + "'");
+      if (!(fields >> id) || (!(fields >> label) && require_labels)) {
+        throw Error(where(path, number) + "header needs '>ID LABEL', got '" + line + "'");
+      }
       items.texts.emplace_back();
       items.labels.push_back(label);
       items.names.push_back(id);

@@ -105,11 +105,14 @@ TEST(SequenceFiles, FastaRecordsAndBadRecords) {
   EXPECT_EQ(encoded.name(1), "r2");  // items are named by their IDs, and keep them in a subset
   EXPECT_EQ(encoded.subset({1}, "part").name(0), "r2");
   write(dir / "empty.fasta", ">r1 A\nACGT\n>r2 B\n>r3 C\nGG\n");
-  expect_error([&] { read_fasta((dir / "empty.fasta").string()); }, "empty.fasta:3", "no sequence");
+  expect_error([&] { read_fasta((dir / "empty.fasta").string()); }, "empty.fasta:3", "record 'r2' has no sequence");
   write(dir / "headless.fasta", "ACGT\n>r1 A\nAC\n");
   expect_error([&] { read_fasta((dir / "headless.fasta").string()); }, "headless.fasta:1", "before the first");
   write(dir / "nolabel.fasta", ">r1\nACGT\n");
   expect_error([&] { read_fasta((dir / "nolabel.fasta").string()); }, "nolabel.fasta:1", "ID LABEL");
+  auto queries = read_fasta((dir / "nolabel.fasta").string(), /*require_labels=*/false);  // e.g. search queries
+  EXPECT_EQ(queries.labels, (std::vector<std::string>{""}));
+  EXPECT_EQ(queries.names, (std::vector<std::string>{"r1"}));
 }
 
 TEST(SequenceFiles, HersheyStrokesAsStepsWithPenUps) {

@@ -70,7 +70,13 @@ Inputs read_sequence_inputs(const std::string& what, const SavedModel& model, co
       items.labels = {""};
       labelled = false;
     } else if (ext == ".fasta" || ext == ".fa" || ext == ".fna") {
-      items = read_fasta(what);
+      items = read_fasta(what, /*require_labels=*/false);
+      const auto unlabelled = std::count(items.labels.begin(), items.labels.end(), "");
+      if (unlabelled > 0 && unlabelled < static_cast<int64_t>(items.labels.size())) {
+        throw Error(what + ": " + std::to_string(unlabelled) + " of " + std::to_string(items.labels.size()) +
+                    " records have no label ('>ID LABEL'); label all or none");
+      }
+      labelled = unlabelled == 0;
     } else if (ext == ".tsv") {
       items = read_text_lines(what);
     } else {

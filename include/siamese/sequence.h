@@ -100,9 +100,10 @@ struct TextItems {
 /// mixing both forms, or a different pair whose texts other lines make the same.
 TextItems read_text_lines(const std::string& path);
 /// FASTA: ">ID LABEL [anything]" header, then sequence lines (letters, upper-cased; '-' and '.'
-/// gaps removed). Throws siamese::Error naming file and line on a header without a label, a record
-/// without a sequence, or a sequence line before the first header.
-TextItems read_fasta(const std::string& path);
+/// gaps removed). Throws siamese::Error naming file and line on a header without a label (unless
+/// require_labels is false: its label is then ""), a record without a sequence, or a sequence
+/// line before the first header.
+TextItems read_fasta(const std::string& path, bool require_labels = true);
 /// Turns raw items into token-id sequences: labels become classes (sorted names), items longer
 /// than max_length tokens (0 = no limit) are cut and counted, unknown tokens counted.
 SequenceDataset encode_text(const TextItems& items, const Vocabulary& vocabulary, const std::string& tokens,
