@@ -7,9 +7,7 @@
 #include "commands.h"
 #include "inputs.h"
 #include "detail/atomic_file.h"
-#include "siamese/data.h"
 #include "siamese/error.h"
-#include "siamese/metrics.h"
 #include "siamese/model_file.h"
 
 namespace siamese::cli {
@@ -45,28 +43,20 @@ void add_embed(CLI::App& app) {
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "model file or run folder")->required();
-  cmd->add_option("--data", f->data, "data set (default: the one the model was trained on)");
+  cmd->add_option("--data", f->data, "data set spec, or files and folders as index build --data takes them "
+                                     "(default: the data set the model was trained on)");
   cmd->add_option("--split", f->split, "train | test")->capture_default_str();
   cmd->add_option("--out", f->out,
-                  "FILE.npy (float32 [N, D], labels in FILE.labels.npy as int64 [N]) or FILE.bin: "
+                  "FILE.npy (float32 [N, D], labels in FILE.labels.npy as int64 [N], -1 = unlabelled) or FILE.bin: "
                   "'SIAMEMB1', int64 N, int64 D, N*D float32, N int64 labels (little-endian)")
       ->required();
   cmd->callback([f]() {
     auto model = load_model(f->model);
     const std::string data = !f->data.empty() ? f->data : nlohmann::json::parse(model.info).value("data", "fashion-mnist");
-    if (f->split != "train" && f->split != "test") throw Error("unknown split '" + f->split + "' (train or test)");
-    torch::Tensor e, labels;
-    auto embed_set = [&](const Dataset& set) {
-      e = embed_dataset(model.network, set).contiguous();
-      labels = torch::tensor(set.labels(), torch::kInt64);
-    };
-    if (is_sequence_spec(data)) {  // train: the training file less its validation classes
-      auto s = open_model_sequences(model, data);
-      embed_set(f->split == "train" ? s.train : s.test);
-    } else {
-      auto source = open_data(data);
-      embed_set(f->split == "train" ? source.train : source.test);
-    }
+    // A sequence spec's train split is the training file less its validation classes.
+    const auto in = read_inputs(data, model, f->split);
+    const auto e = embed_inputs(model, in).contiguous();
+    const auto labels = torch::tensor(in.labels, torch::kInt64);
     const auto& out = f->out;
     if (out.size() > 4 && out.substr(out.size() - 4) == ".npy") {
       write_npy(out, e);
