@@ -1,5 +1,6 @@
 // Throughput of the default CNN Siamese network on 2 cores: training steps (forward + backward +
-// Adam step, P×K batch, all-pairs contrastive loss) and embedding (inference). Each siamese
+// Adam step, P×K batch, all-pairs contrastive loss) and embedding (inference); and of the LSTM
+// encoder on variable-length sequences (BM_Rnn*, argument: the longest length T). Each siamese
 // benchmark has a reference: the same architecture written directly with torch::nn and the same
 // loss written with torch::cdist, run in the same process, so the ratio shows the library's cost.
 #include <benchmark/benchmark.h>
@@ -93,7 +94,57 @@ void BM_Embed_Reference(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kEmbedBatch);
 }
 
+// The recurrent encoder on variable-length sequences: a training step (forward + backward) of a
+// bidirectional LSTM (8 features per step, hidden 128, mean pooling, 64 items of T/2 to T steps).
+// The reference runs the same torch::nn::LSTM over packed sequences (pack_padded_sequence), the
+// usual way to keep padding out, with the same pooling and head.
+constexpr int64_t kRnnBatch = 64;
+
+std::pair<torch::Tensor, torch::Tensor> rnn_batch(int64_t steps) {
+  torch::manual_seed(0);
+  auto lengths = torch::randint(steps / 2, steps + 1, {kRnnBatch}, torch::kInt64);
+  auto x = torch::randn({kRnnBatch, steps, 8});
+  auto real = torch::arange(steps).unsqueeze(0) < lengths.unsqueeze(1);
+  return {torch::cat({real.unsqueeze(2).to(torch::kFloat32), x * real.unsqueeze(2)}, 2), lengths};
+}
+
+siamese::RnnEncoder make_rnn() {
+  torch::manual_seed(0);
+  return siamese::RnnEncoder(siamese::RnnEncoderOptions().features(8).hidden(128).embedding_dim(64));
+}
+
+void BM_RnnTrainStep_Siamese(benchmark::State& state) {
+  at::set_num_threads(2);
+  auto enc = make_rnn();
+  auto [x, lengths] = rnn_batch(state.range(0));
+  for (auto _ : state) {
+    enc->zero_grad();
+    enc->forward(x).pow(2).sum().backward();
+  }
+  state.SetItemsProcessed(state.iterations() * kRnnBatch);
+}
+
+void BM_RnnTrainStep_Reference(benchmark::State& state) {
+  namespace rnn = torch::nn::utils::rnn;
+  at::set_num_threads(2);
+  auto enc = make_rnn();  // its lstm and head modules, run the packed way
+  auto [x, lengths] = rnn_batch(state.range(0));
+  auto steps = x.narrow(2, 1, 8);
+  auto real = x.select(2, 0).unsqueeze(2);
+  for (auto _ : state) {
+    enc->zero_grad();
+    auto packed = rnn::pack_padded_sequence(steps, lengths, /*batch_first=*/true, /*enforce_sorted=*/false);
+    auto out = std::get<0>(rnn::pad_packed_sequence(std::get<0>(enc->lstm->forward_with_packed_input(packed)), true));
+    auto pooled = (out * real.narrow(1, 0, out.size(1))).sum(1) / lengths.to(torch::kFloat32).unsqueeze(1);
+    enc->head->forward(pooled).pow(2).sum().backward();
+  }
+  state.SetItemsProcessed(state.iterations() * kRnnBatch);
+}
+
 }  // namespace
+
+BENCHMARK(BM_RnnTrainStep_Siamese)->Arg(94)->Arg(376)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+BENCHMARK(BM_RnnTrainStep_Reference)->Arg(94)->Arg(376)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
 
 // Argument: intra-op threads. Run with --benchmark_enable_random_interleaving=true and several
 // --benchmark_repetitions so that each siamese/reference pair sees the same machine conditions

@@ -99,8 +99,41 @@ void RnnEncoderImpl::reset() {
   head = register_module("head", torch::nn::Linear(o.hidden() * (o.bidirectional() ? 2 : 1), o.embedding_dim()));
 }
 
+std::pair<torch::Tensor, torch::Tensor> RnnEncoderImpl::recurrent_layers(torch::Tensor x, const torch::Tensor& lengths) {
+  const auto& o = options;
+  const int64_t n = x.size(0), steps = x.size(1);
+  // Item i's steps in reverse order, its padding left at the end: a permutation of each row.
+  auto t = torch::arange(steps, lengths.options()).unsqueeze(0);
+  auto last_step = (lengths - 1).unsqueeze(1);
+  auto reversed_order = torch::where(t <= last_step, last_step - t, t);
+  auto reverse = [&](const torch::Tensor& y) { return y.gather(1, reversed_order.unsqueeze(2).expand_as(y)); };
+  auto params = lstm ? lstm->named_parameters() : gru->named_parameters();
+  auto direction = [&](const torch::Tensor& input, int64_t layer, const std::string& suffix) {
+    const auto l = std::to_string(layer) + suffix;
+    std::vector<torch::Tensor> w{params["weight_ih_l" + l], params["weight_hh_l" + l], params["bias_ih_l" + l],
+                                 params["bias_hh_l" + l]};
+    auto h0 = torch::zeros({1, n, o.hidden()}, input.options());
+    if (lstm) return std::get<0>(torch::lstm(input, {h0, h0}, w, true, 1, 0.0, is_training(), false, true));
+    return std::get<0>(torch::gru(input, h0, w, true, 1, 0.0, is_training(), false, true));
+  };
+  torch::Tensor forward_out, backward_out;
+  for (int64_t layer = 0; layer < o.layers(); ++layer) {
+    if (layer > 0 && o.dropout() > 0) x = torch::dropout(x, o.dropout(), is_training());
+    forward_out = direction(x, layer, "");
+    if (o.bidirectional()) {
+      backward_out = reverse(direction(reverse(x), layer, "_reverse"));
+      x = torch::cat({forward_out, backward_out}, 2);
+    } else {
+      x = forward_out;
+    }
+  }
+  // The final state of each direction: the forward pass at the last real step, the backward pass at step 0.
+  auto last = forward_out.gather(1, last_step.view({n, 1, 1}).expand({n, 1, o.hidden()})).squeeze(1);
+  if (o.bidirectional()) last = torch::cat({last, backward_out.select(1, 0)}, 1);
+  return {x, last};
+}
+
 torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
-  namespace rnn = torch::nn::utils::rnn;
   const auto& o = options;
   const int64_t features = o.vocab_size() > 0 ? 1 : o.features();
   if (x.dim() != 3 || x.size(2) != 1 + features || x.size(1) < 1) {
@@ -136,29 +169,16 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
       lengths = (lengths + p - 1).div(p, "floor");
     }
   }
-  auto packed = rnn::pack_padded_sequence(h, lengths, /*batch_first=*/true, /*enforce_sorted=*/false);
-  torch::Tensor last;  // [layers × directions, N, hidden]
-  auto run = [&]() -> rnn::PackedSequence {
-    if (lstm) {
-      auto r = lstm->forward_with_packed_input(packed);
-      last = std::get<0>(std::get<1>(r));
-      return std::get<0>(r);
-    }
-    auto r = gru->forward_with_packed_input(packed);
-    last = std::get<1>(r);
-    return std::get<0>(r);
-  };
-  const auto out = run();
+  auto [out, last] = recurrent_layers(h, lengths.to(h.device()));
   torch::Tensor pooled;
   if (o.pooling() == "last") {
-    pooled = o.bidirectional() ? torch::cat({last[-2], last[-1]}, 1) : last[-1];
+    pooled = last;
   } else {
-    auto padded = std::get<0>(rnn::pad_packed_sequence(out, /*batch_first=*/true));  // [N, T', H·dirs]
-    auto real = (torch::arange(padded.size(1)).unsqueeze(0) < lengths.unsqueeze(1)).to(padded.device()).unsqueeze(2);
+    auto real = (torch::arange(out.size(1), lengths.options()).unsqueeze(0) < lengths.unsqueeze(1)).to(out.device()).unsqueeze(2);
     if (o.pooling() == "mean") {
-      pooled = (padded * real.to(padded.scalar_type())).sum(1) / lengths.to(padded.device(), padded.scalar_type()).unsqueeze(1);
+      pooled = (out * real.to(out.scalar_type())).sum(1) / lengths.to(out.device(), out.scalar_type()).unsqueeze(1);
     } else {
-      pooled = std::get<0>(padded.masked_fill(real.logical_not(), -std::numeric_limits<double>::infinity()).max(1));
+      pooled = std::get<0>(out.masked_fill(real.logical_not(), -std::numeric_limits<double>::infinity()).max(1));
     }
   }
   auto e = head->forward(pooled);

@@ -275,7 +275,32 @@ TEST(RnnEncoder, SameEmbeddingWhateverTheBatchNeighbours) {
   expect_error([&] { tokens->forward(torch::tensor({1.0f, 9.0f}).view({1, 1, 2})); }, "token id", "5");
 }
 
-// Backpropagation through packed recurrent layers against central differences, in float64.
+// The per-direction recurrent layers against torch::nn's own bidirectional LSTM/GRU forward on
+// an item alone (no padding): the same weights must give the same states.
+TEST(RnnEncoder, EqualsTheModulesOwnBidirectionalForward) {
+  for (const std::string cell : {"lstm", "gru"}) {
+    for (const std::string pooling : {"last", "mean"}) {
+      SCOPED_TRACE(cell + " " + pooling);
+      torch::manual_seed(11);
+      RnnEncoder enc(RnnEncoderOptions().cell(cell).features(3).hidden(5).layers(2).pooling(pooling).embedding_dim(4));
+      enc->eval();
+      auto steps = torch::randn({7, 3});
+      auto got = enc->forward(SequenceDataset({steps}, {0}, "mem").gather({0}));
+      torch::Tensor out, states;  // [1, 7, 10], [layers · 2, 1, 5]
+      if (cell == "lstm") {
+        auto r = enc->lstm->forward(steps.unsqueeze(0));
+        out = std::get<0>(r), states = std::get<0>(std::get<1>(r));
+      } else {
+        auto r = enc->gru->forward(steps.unsqueeze(0));
+        out = std::get<0>(r), states = std::get<1>(r);
+      }
+      auto pooled = pooling == "last" ? torch::cat({states[-2], states[-1]}, 1) : out.mean(1);
+      EXPECT_TRUE(torch::allclose(got, enc->head->forward(pooled), 1e-5, 1e-6));
+    }
+  }
+}
+
+// Backpropagation through the recurrent layers against central differences, in float64.
 TEST(RnnEncoder, GradientsMatchFiniteDifferences) {
   for (const std::string cell : {"lstm", "gru"}) {
     SCOPED_TRACE(cell);

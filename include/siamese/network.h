@@ -55,7 +55,7 @@ TORCH_MODULE(CnnEncoder);
 /// Options of the recurrent encoder (LSTM or GRU) over sequence batches [N, T, 1 + F] (the
 /// layout of sequence.h: column 0 marks real steps). Steps are token ids (vocab_size > 0, looked
 /// up in a learned embedding) or F numeric features; an optional 1-D convolution runs over time
-/// first; the recurrent layers see packed sequences, so padding never reaches the result.
+/// first; the recurrent layers run per direction so that padding never reaches the result.
 struct RnnEncoderOptions {
   /// "lstm" or "gru". Default "lstm".
   TORCH_ARG(std::string, cell) = "lstm";
@@ -101,6 +101,15 @@ class RnnEncoderImpl : public EncoderImpl {
   torch::nn::LSTM lstm{nullptr};
   torch::nn::GRU gru{nullptr};
   torch::nn::Linear head{nullptr};
+
+ private:
+  /// The recurrent layers over right-padded steps x [N, T, W] with `lengths` real steps each,
+  /// unpacked (LibTorch's packed sequences cost time growing faster than T): the forward direction
+  /// runs as is, since real steps never see the padding after them; the reverse direction runs
+  /// over each item's steps reversed in place, its padding left at the end. Returns the top
+  /// layer's outputs [N, T, hidden · directions] (garbage on padding) and the final state of each
+  /// direction at the item's real ends [N, hidden · directions].
+  std::pair<torch::Tensor, torch::Tensor> recurrent_layers(torch::Tensor x, const torch::Tensor& lengths);
 };
 TORCH_MODULE(RnnEncoder);
 
