@@ -5,7 +5,7 @@
 /// A sequence batch is float [N, T, 1 + F]: column 0 is 1 for a real step and 0 for padding (the
 /// real steps of each item come first), columns 1..F hold the step's features. For token
 /// sequences F = 1 and the column holds the token id (0 = "<unk>"). T is the longest item of the
-/// batch, so an item embeds the same whatever its neighbours (the encoder packs by length).
+/// batch, so an item embeds the same whatever its neighbours (the encoder reads only the real steps).
 #include <torch/torch.h>
 
 #include <cstdint>
