@@ -154,6 +154,10 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
     h = x.narrow(2, 1, features);
   }
   h = h * mask.unsqueeze(2).to(h.scalar_type());  // padding is exactly zero, as beyond a lone item's end
+  // 1 on each item's first `lengths` steps of y [N, T, C], else 0: [N, T, 1] in y's type.
+  auto real_steps = [&lengths](const torch::Tensor& y) {
+    return (torch::arange(y.size(1)).unsqueeze(0) < lengths.unsqueeze(1)).to(y.device(), y.scalar_type()).unsqueeze(2);
+  };
   if (o.conv_channels() > 0) {
     h = torch::relu(conv->forward(h.transpose(1, 2))).transpose(1, 2);
     const int64_t k = o.conv_kernel(), s = o.conv_stride(), p = o.conv_pool();
@@ -161,8 +165,7 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
     if (p > 1) {
       // Steps past an item's end become 0, which no window's max (of ReLU outputs) can exceed, so a
       // partial last window sees exactly the item's own steps, batched or alone.
-      auto real = torch::arange(h.size(1)).unsqueeze(0) < lengths.unsqueeze(1);
-      h = h * real.to(h.device(), h.scalar_type()).unsqueeze(2);
+      h = h * real_steps(h);
       h = torch::nn::functional::max_pool1d(h.transpose(1, 2),
                                             torch::nn::functional::MaxPool1dFuncOptions(p).stride(p).ceil_mode(true))
               .transpose(1, 2);
@@ -174,11 +177,11 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
   if (o.pooling() == "last") {
     pooled = last;
   } else {
-    auto real = (torch::arange(out.size(1), lengths.options()).unsqueeze(0) < lengths.unsqueeze(1)).to(out.device()).unsqueeze(2);
+    auto real = real_steps(out);
     if (o.pooling() == "mean") {
-      pooled = (out * real.to(out.scalar_type())).sum(1) / lengths.to(out.device(), out.scalar_type()).unsqueeze(1);
+      pooled = (out * real).sum(1) / lengths.to(out.device(), out.scalar_type()).unsqueeze(1);
     } else {
-      pooled = std::get<0>(out.masked_fill(real.logical_not(), -std::numeric_limits<double>::infinity()).max(1));
+      pooled = std::get<0>(out.masked_fill(real == 0, -std::numeric_limits<double>::infinity()).max(1));
     }
   }
   auto e = head->forward(pooled);

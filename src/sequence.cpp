@@ -56,6 +56,19 @@ std::ifstream open_text(const std::string& path) {
   return in;
 }
 
+/// The files of `dir` ending in `ext`, sorted by name. Throws naming the folder when it is missing
+/// or holds none.
+std::vector<fs::path> files_in(const std::string& dir, const std::string& ext, const std::string& what) {
+  if (!fs::is_directory(dir)) throw Error(dir + ": no such folder of " + ext + " " + what);
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().extension() == ext) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw Error(dir + ": no " + ext + " files");
+  return files;
+}
+
 std::string where(const std::string& path, int64_t line) { return path + ":" + std::to_string(line) + ": "; }
 
 /// Class ids from names: the index of each name among the sorted distinct names.
@@ -333,13 +346,7 @@ SequenceDataset encode_text(const TextItems& items, const Vocabulary& vocabulary
 }
 
 SequenceDataset read_strokes(const std::string& dir, int64_t max_length, LoadSummary* summary) {
-  if (!fs::is_directory(dir)) throw Error(dir + ": no such folder of .jhf stroke files");
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".jhf") files.push_back(e.path());
-  }
-  std::sort(files.begin(), files.end());
-  if (files.empty()) throw Error(dir + ": no .jhf files");
+  const auto files = files_in(dir, ".jhf", "stroke files");
   LoadSummary s;
   std::vector<torch::Tensor> steps;
   std::vector<std::string> numbers, item_names;
@@ -478,13 +485,7 @@ SequenceDataset read_series_csv(const std::string& path, int64_t max_length, Loa
 }
 
 SequenceDataset read_series_files(const std::string& dir, int64_t max_length, LoadSummary* summary) {
-  if (!fs::is_directory(dir)) throw Error(dir + ": no such folder of .csv series");
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.is_regular_file() && e.path().extension() == ".csv") files.push_back(e.path());
-  }
-  std::sort(files.begin(), files.end());
-  if (files.empty()) throw Error(dir + ": no .csv files");
+  const auto files = files_in(dir, ".csv", "series");
   LoadSummary s;
   std::vector<torch::Tensor> steps;
   std::vector<std::string> label_names, item_names;

@@ -48,7 +48,6 @@ TextItems read_plain_lines(const std::string& path) {
     items.texts.push_back(line);
     items.labels.emplace_back();
   }
-  if (items.texts.empty()) throw Error(path + ": no text lines");
   return items;
 }
 

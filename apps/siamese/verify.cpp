@@ -140,7 +140,6 @@ void add_verify(CLI::App& app) {
     }
     if (f->a.empty() || f->b.empty()) throw Error("verify: give two images, or --pairs FILE --root DIR");
     auto model = load_model(f->model);
-    const auto& net = model.network->options;
     torch::Tensor a, b;
     if (model.network->takes_sequences()) {  // two texts, or two files of one sequence each
       auto one = [&](const std::string& what) {
@@ -153,7 +152,7 @@ void add_verify(CLI::App& app) {
       a = one(f->a);
       b = one(f->b);
     } else {
-      const auto& c = net.cnn();
+      const auto& c = model.network->options.cnn();
       a = read_image(f->a, c.in_channels(), c.height(), c.width());
       b = read_image(f->b, c.in_channels(), c.height(), c.width());
     }
