@@ -46,6 +46,16 @@ double select_metric(const EpochRecord& r, const std::string& name) {
   throw Error("unknown --select-by '" + name + "' (expected map_at_r, recall_at_1 or roc_auc)");
 }
 
+TrainOptions image_recipe(TrainOptions o) {
+  o.miner = MinerKind::BatchHard;
+  o.augment = parse_augment("rotate=15,scale=0.15,translate=0.1,crop=0.3,flip=0.5,noise=0.05@0.5,contrast=0.3");
+  o.sampler.views = 2;
+  o.sampler.k = 8;
+  o.instance_weight = 10;
+  o.schedule = Schedule::Plateau;
+  return o;
+}
+
 std::string to_json(const TrainOptions& o) {
   nlohmann::ordered_json j;
   j["data"] = o.data;

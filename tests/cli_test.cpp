@@ -11,6 +11,7 @@
 #include "siamese/data.h"
 #include "siamese/metrics.h"
 #include "siamese/model_file.h"
+#include "siamese/trainer.h"
 #include "test_util.h"
 
 using namespace siamese;
@@ -247,6 +248,41 @@ TEST_F(Cli, StrategyFlagsReachTheRunAndItsLog) {
   auto history = read_file(out / "history.csv");
   EXPECT_NE(history.find("min_class_share,max_class_share,positive_share"), std::string::npos);
   EXPECT_GT(last_json_line(r.out)["recall_at_1"].get<double>(), 0.4);
+}
+
+TEST_F(Cli, UnseenClassTrainingStartsFromTheAblationsBestConfigurationWhereNoFlagSaysOtherwise) {
+  const TrainOptions defaults, best = image_recipe(TrainOptions{});
+  ASSERT_NE(best.miner, defaults.miner);
+  ASSERT_NE(best.schedule, defaults.schedule);
+  // fmnist-seen (the fixture's run) keeps the defaults.
+  auto seen = nlohmann::json::parse(read_file(*dir_ / "run" / "config.json"));
+  EXPECT_EQ(seen["miner"], to_string(defaults.miner));
+  EXPECT_EQ(seen["augment"], "none");
+  EXPECT_EQ(seen["schedule"], to_string(defaults.schedule));
+
+  auto train_unseen = [&](const std::string& name, const std::string& flags) {
+    const auto out = *dir_ / name;
+    auto r = run("train --protocol fmnist-unseen --subset 600 --validation-size 100 --epochs 1 --p 5 --conv-channels 8 "
+                 "--hidden 0 --quiet " + flags + " --out " + out.string());
+    EXPECT_EQ(r.code, 0) << r.out;
+    return nlohmann::json::parse(read_file(out / "config.json"));
+  };
+  auto unseen = train_unseen("unseen", "--k 4");  // a flag given wins over the recipe
+  EXPECT_EQ(unseen["miner"], to_string(best.miner));
+  EXPECT_EQ(unseen["augment"], to_string(best.augment));
+  EXPECT_EQ(unseen["schedule"], to_string(best.schedule));
+  EXPECT_EQ(unseen["views"], best.sampler.views);
+  EXPECT_DOUBLE_EQ(unseen["instance_weight"].get<double>(), best.instance_weight);
+  EXPECT_EQ(unseen["k"], 4);
+
+  // Without augmentation the views and the instance term stay off; ntxent keeps every pair.
+  auto plain = train_unseen("unseen_plain", "--augment none --loss ntxent");
+  EXPECT_EQ(plain["augment"], "none");
+  EXPECT_EQ(plain["miner"], "all");
+  EXPECT_EQ(plain["views"], 1);
+  EXPECT_EQ(plain["k"], defaults.sampler.k);
+  EXPECT_DOUBLE_EQ(plain["instance_weight"].get<double>(), 0);
+  EXPECT_EQ(plain["schedule"], to_string(best.schedule));
 }
 
 namespace {

@@ -1,14 +1,34 @@
 // siamese train: flags (or a config file) -> TrainOptions -> train() -> metrics on stdout.
 #include <cstdio>
+#include <functional>
 
 #include "commands.h"
 #include "siamese/trainer.h"
 
 namespace siamese::cli {
+namespace {
+
+/// fmnist-unseen training starts from the ablation's best configuration (image_recipe): each part of
+/// it that the flags given leave open and the other options allow.
+void apply_image_recipe(TrainOptions& o, const std::function<bool(const char*)>& given) {
+  const TrainOptions best = image_recipe(o);
+  if (!given("--augment")) o.augment = best.augment;
+  if (!given("--schedule")) o.schedule = best.schedule;
+  if (o.sampler.kind != SamplerKind::PK) return;  // mining and views work on pk batches
+  if (!given("--miner") && o.loss != LossKind::NTXent) o.miner = best.miner;
+  if (!o.augment.any()) return;  // views of one image differ only when augmented
+  if (!given("--views")) o.sampler.views = best.sampler.views;
+  if (!given("--k")) o.sampler.k = best.sampler.k;
+  if (!given("--instance-weight") && o.sampler.views >= 2) o.instance_weight = best.instance_weight;
+}
+
+}  // namespace
 
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "train a Siamese network; writes model, history, metrics into --out");
-  struct Flags {  // every default comes from TrainOptions
+  // Every default comes from TrainOptions; fmnist-unseen training of the cnn encoder then takes
+  // image_recipe's values for the flags not given (apply_image_recipe).
+  struct Flags {
     TrainOptions o;
     std::string protocol = to_string(o.split.protocol()), sampler = to_string(o.sampler.kind),
                 loss = to_string(o.loss), miner = to_string(o.miner), distance = to_string(o.network.distance()),
@@ -62,12 +82,14 @@ void add_train(CLI::App& app) {
   cmd->add_option("--temperature", o.temperature, "ntxent loss: temperature of the cosine similarities")
       ->capture_default_str();
   cmd->add_option("--margin", o.margin, "loss margin")->capture_default_str();
-  cmd->add_option("--miner", f->miner, "all | batch-hard | semi-hard | hard-pairs | distance-weighted (pk sampler)")
+  cmd->add_option("--miner", f->miner,
+                  "all | batch-hard | semi-hard | hard-pairs | distance-weighted (pk sampler; fmnist-unseen: batch-hard)")
       ->capture_default_str();
   cmd->add_option("--distance", f->distance, "euclidean | sqeuclidean | cosine | manhattan | malstm (1 - exp(-L1))")->capture_default_str();
   cmd->add_option("--augment", f->augment,
                   "image transforms, e.g. rotate=15,flip=0.5,scale=0.1,translate=0.1,crop=0.2,noise=0.05@0.5,"
-                  "brightness=0.2,contrast=0.2,blur=1 (name=range[@probability]; see docs/augmentation.md)")
+                  "brightness=0.2,contrast=0.2,blur=1 (name=range[@probability]; see docs/augmentation.md; fmnist-unseen: "
+                  "rotate=15,scale=0.15,translate=0.1,crop=0.3,flip=0.5,noise=0.05@0.5,contrast=0.3)")
       ->capture_default_str();
   cmd->add_option("--sampler", f->sampler, "pairs | triplets | pk")->capture_default_str();
   cmd->add_option("--pos-fraction", o.sampler.pos_fraction, "positive pairs per batch (pairs sampler)")
@@ -76,14 +98,17 @@ void add_train(CLI::App& app) {
                   "class-balanced sampling (true) or items drawn uniformly, classes by their size (false)")
       ->capture_default_str();
   cmd->add_option("--p", o.sampler.p, "classes per batch (pk sampler)")->capture_default_str();
-  cmd->add_option("--k", o.sampler.k, "images per class (pk sampler)")->capture_default_str();
+  cmd->add_option("--k", o.sampler.k, "images per class (pk sampler; fmnist-unseen with augmentation: 8)")
+      ->capture_default_str();
   cmd->add_option("--class-rotations", o.class_rotations,
                   "1 | 2 | 4: add the training images turned by 180° (2) or 90°, 180°, 270° (4) as new classes")
       ->capture_default_str();
-  cmd->add_option("--views", o.sampler.views, "copies of each image per pk batch, each augmented apart")
+  cmd->add_option("--views", o.sampler.views,
+                  "copies of each image per pk batch, each augmented apart (fmnist-unseen with augmentation: 2)")
       ->capture_default_str();
   cmd->add_option("--instance-weight", o.instance_weight,
-                  "weight of the loss term whose positives are views of one image (needs --views 2+, --augment)")
+                  "weight of the loss term whose positives are views of one image (needs --views 2+, --augment; "
+                  "fmnist-unseen with augmentation and 2+ views: 10)")
       ->capture_default_str();
   cmd->add_option("--batch-size", o.sampler.batch_size, "pairs or triplets per batch (pairs/triplets samplers)")
       ->capture_default_str();
@@ -91,7 +116,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--optimizer", o.optimizer, "adam | sgd")->capture_default_str();
   cmd->add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
   cmd->add_option("--weight-decay", o.weight_decay, "L2 weight decay")->capture_default_str();
-  cmd->add_option("--schedule", f->schedule, "none | step | cosine | plateau (LR x gamma after --patience flat epochs)")
+  cmd->add_option("--schedule", f->schedule,
+                  "none | step | cosine | plateau (LR x gamma after --patience flat epochs; fmnist-unseen: plateau)")
       ->capture_default_str();
   cmd->add_option("--patience", o.patience, "plateau schedule: epochs without a better --select-by metric")
       ->capture_default_str();
@@ -113,7 +139,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--resume", f->resume, "continue the interrupted run in DIR (its own flags are used)");
   cmd->add_flag("--quiet", f->quiet, "no progress output");
 
-  cmd->callback([f]() {
+  cmd->callback([f, cmd]() {
     auto& o = f->o;
     TrainResult result;
     if (!f->resume.empty()) {
@@ -131,6 +157,9 @@ void add_train(CLI::App& app) {
       o.loss = parse_loss(f->loss);
       o.miner = parse_miner(f->miner);
       o.schedule = parse_schedule(f->schedule);
+      if (o.split.protocol() == Protocol::Unseen && o.network.encoder() == "cnn" && !is_sequence_spec(o.data)) {
+        apply_image_recipe(o, [cmd](const char* flag) { return cmd->count(flag) > 0; });
+      }
       o.progress = !f->quiet;
       result = train(o);
     }
