@@ -176,6 +176,12 @@ double tar_at_far(const std::vector<double>& distance, const std::vector<uint8_t
   return best;
 }
 
+bool all_at_one_distance(const std::vector<double>& distance) {
+  if (distance.empty()) return false;
+  const auto [lo, hi] = std::minmax_element(distance.begin(), distance.end());
+  return *hi - *lo <= 1e-6 * std::max(1.0, std::abs(*hi));
+}
+
 double calibrate_threshold(const std::vector<double>& distance, const std::vector<uint8_t>& same) {
   check_scores(distance, same);
   auto order = ascending(distance);

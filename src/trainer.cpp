@@ -530,6 +530,12 @@ TrainResult run(TrainOptions o, bool resuming) {
     auto retrieval = retrieval_metrics(e, validation_set.labels(), o.network.distance());
     auto pairs = balanced_pairs(validation_set.labels(), 10000, 1);
     auto d = pair_distances(e, pairs, o.network.distance());
+    if (all_at_one_distance(d)) {
+      std::fprintf(stderr, "%swarning: epoch %lld: every validation pair is at the same distance, so the embeddings carry "
+                   "no information: the network has collapsed to one point and rarely recovers. Start again with a "
+                   "lower --lr, --normalize true or another --miner.\n", ::isatty(2) ? "\n" : "",
+                   static_cast<long long>(epoch + 1));
+    }
     EpochRecord record{epoch + 1, loss_sum / std::max<int64_t>(1, steps), lr, retrieval.recall_at_1,
                        retrieval.map_at_r, roc_auc(d, pairs.same), images / seconds, seconds, wait,
                        selected > 0 ? static_cast<double>(active) / selected : 0.0};

@@ -100,6 +100,22 @@ TEST(Verification, PerfectSeparationAndBadInput) {
   EXPECT_THROW(roc_auc({0.1, std::nan("")}, {1, 0}), Error);
 }
 
+TEST(Verification, EmbeddingsCollapsedToOnePointAreAllAtOneDistance) {
+  const auto point = torch::tensor({0.3, -1.2, 2.0}, torch::kFloat32);
+  const auto collapsed = point.repeat({6, 1});
+  const auto spread = collapsed + torch::arange(6, torch::kFloat32).unsqueeze(1) * 0.01;
+  const auto pairs = balanced_pairs({0, 0, 0, 1, 1, 1}, 20, 3);
+  for (auto distance : {Distance::Euclidean, Distance::Cosine, Distance::Manhattan}) {
+    EXPECT_TRUE(all_at_one_distance(pair_distances(collapsed, pairs, distance)));
+    EXPECT_FALSE(all_at_one_distance(pair_distances(spread, pairs, distance)));
+  }
+  // Within a millionth of the largest distance (or of 1 below it) counts as one distance.
+  EXPECT_TRUE(all_at_one_distance({5.0, 5.0 + 4e-6}));
+  EXPECT_FALSE(all_at_one_distance({5.0, 5.0 + 6e-6}));
+  EXPECT_FALSE(all_at_one_distance({0.1, 0.2}));
+  EXPECT_FALSE(all_at_one_distance({}));
+}
+
 TEST(Pairs, BalancedAndSeeded) {
   std::vector<int64_t> labels;
   for (int i = 0; i < 100; ++i) labels.push_back(i % 7);

@@ -54,6 +54,9 @@ double roc_auc(const std::vector<double>& distance, const std::vector<uint8_t>& 
 double equal_error_rate(const std::vector<double>& distance, const std::vector<uint8_t>& same);
 /// Largest true accept rate whose false accept rate is <= far.
 double tar_at_far(const std::vector<double>& distance, const std::vector<uint8_t>& same, double far);
+/// True when every pair lies at one distance (within a millionth of it): the embeddings carry no
+/// information, as when a network has collapsed to a single point.
+bool all_at_one_distance(const std::vector<double>& distance);
 /// The threshold with the best accuracy: midway between the two distances it separates.
 double calibrate_threshold(const std::vector<double>& distance, const std::vector<uint8_t>& same);
 double accuracy_at(const std::vector<double>& distance, const std::vector<uint8_t>& same, double threshold);
