@@ -64,9 +64,12 @@ void RnnEncoderImpl::reset() {
   if (o.pooling() != "last" && o.pooling() != "mean" && o.pooling() != "max") {
     throw Error("rnn encoder: pooling '" + o.pooling() + "' (expected last, mean or max)");
   }
-  if (o.hidden() < 1 || o.layers() < 1 || o.embedding_dim() < 1 || o.vocab_size() < 0 ||
+  if (o.hidden() < 1 || o.layers() < 0 || o.embedding_dim() < 1 || o.vocab_size() < 0 ||
       (o.vocab_size() == 0 && o.features() < 1) || (o.vocab_size() > 0 && o.token_dim() < 1)) {
-    throw Error("rnn encoder: hidden, layers, embedding_dim and features (or token_dim) must be >= 1");
+    throw Error("rnn encoder: hidden, embedding_dim and features (or token_dim) must be >= 1, layers >= 0");
+  }
+  if (o.layers() == 0 && o.pooling() == "last") {
+    throw Error("rnn encoder: with 0 recurrent layers there is no final state; use pooling mean or max");
   }
   if (o.conv_channels() > 0 && (o.conv_kernel() < 1 || o.conv_kernel() % 2 == 0 || o.conv_stride() < 1 || o.conv_pool() < 1)) {
     throw Error("rnn encoder: conv kernel must be odd and >= 1, stride and pool >= 1");
@@ -83,6 +86,10 @@ void RnnEncoderImpl::reset() {
     width = o.conv_channels();
   }
   const double dropout = o.layers() > 1 ? o.dropout() : 0.0;
+  if (o.layers() == 0) {
+    head = register_module("head", torch::nn::Linear(width, o.embedding_dim()));
+    return;
+  }
   if (o.cell() == "lstm") {
     lstm = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(width, o.hidden())
                                                        .num_layers(o.layers())
@@ -172,7 +179,8 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
       lengths = (lengths + p - 1).div(p, "floor");
     }
   }
-  auto [out, last] = recurrent_layers(h, lengths.to(h.device()));
+  // With no recurrent layers the token (or convolution) features are pooled directly: a bag of tokens.
+  auto [out, last] = o.layers() > 0 ? recurrent_layers(h, lengths.to(h.device())) : std::make_pair(h, torch::Tensor());
   torch::Tensor pooled;
   if (o.pooling() == "last") {
     pooled = last;

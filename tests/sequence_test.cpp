@@ -300,6 +300,28 @@ TEST(RnnEncoder, EqualsTheModulesOwnBidirectionalForward) {
   }
 }
 
+// With 0 layers the encoder is a bag of tokens: the head applied to the mean (or max) of the
+// token embeddings of the item's own steps, whatever it is batched with.
+TEST(RnnEncoder, NoLayersPoolsTheTokenEmbeddingsDirectly) {
+  for (const std::string pooling : {"mean", "max"}) {
+    SCOPED_TRACE(pooling);
+    torch::manual_seed(13);
+    RnnEncoder enc(RnnEncoderOptions().vocab_size(20).token_dim(6).layers(0).pooling(pooling).embedding_dim(4));
+    enc->eval();
+    EXPECT_FALSE(enc->lstm);
+    EXPECT_FALSE(enc->gru);
+    auto items = random_items({5, 1, 12}, 20, 1);
+    auto batched = enc->forward(SequenceDataset(items, {0, 1, 2}, "mem", {}, true).gather({0, 1, 2}));
+    for (int64_t i = 0; i < 3; ++i) {
+      auto vectors = enc->embedding->weight.index_select(0, items[i].view(-1).to(torch::kInt64));
+      auto pooled = pooling == "mean" ? vectors.mean(0) : std::get<0>(vectors.max(0));
+      EXPECT_TRUE(torch::allclose(batched[i], enc->head->forward(pooled.unsqueeze(0))[0], 1e-5, 1e-6)) << "item " << i;
+    }
+  }
+  expect_error([] { RnnEncoder(RnnEncoderOptions().layers(0).pooling("last")); }, "0 recurrent layers", "mean or max");
+  expect_error([] { RnnEncoder(RnnEncoderOptions().layers(-1)); }, "rnn encoder", "layers >= 0");
+}
+
 // Backpropagation through the recurrent layers against central differences, in float64.
 TEST(RnnEncoder, GradientsMatchFiniteDifferences) {
   for (const std::string cell : {"lstm", "gru"}) {

@@ -68,7 +68,7 @@ void add_train(CLI::App& app) {
   rnn_flag("--conv1d-stride", r.conv_stride(), "its stride (shortens the sequence)");
   rnn_flag("--conv1d-pool", r.conv_pool(), "max-pool its output over windows of this many steps (1 = none)");
   rnn_flag("--rnn-hidden", r.hidden(), "hidden units per direction");
-  rnn_flag("--layers", r.layers(), "stacked recurrent layers");
+  rnn_flag("--layers", r.layers(), "stacked recurrent layers (0: none, the token vectors are pooled directly)");
   rnn_flag("--bidirectional", r.bidirectional(), "run both directions (true/false)");
   rnn_flag("--dropout", r.dropout(), "dropout between stacked layers");
   rnn_flag("--pooling", r.pooling(), "last | mean | max over the steps");

@@ -72,7 +72,8 @@ struct RnnEncoderOptions {
   TORCH_ARG(int64_t, conv_stride) = 1;
   TORCH_ARG(int64_t, conv_pool) = 1;
   /// Hidden units per direction, stacked layers, bidirectional, dropout between layers.
-  /// Defaults 128, 1, true, 0.
+  /// Defaults 128, 1, true, 0. layers = 0: no recurrence, the token (or convolution) features
+  /// are pooled directly ("mean" or "max"), a bag-of-tokens encoder.
   TORCH_ARG(int64_t, hidden) = 128;
   TORCH_ARG(int64_t, layers) = 1;
   TORCH_ARG(bool, bidirectional) = true;
