@@ -147,6 +147,12 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
     throw Error("rnn encoder: expected a sequence batch [N, T, " + std::to_string(1 + features) +
                 "] (mask column + " + std::to_string(features) + " feature(s)), got " + c10::str(x.sizes()));
   }
+  // The pooled features [N, width] through the head, normalised if asked: the embedding [N, embedding_dim].
+  auto project = [&](const torch::Tensor& pooled) {
+    auto e = head->forward(pooled);
+    if (o.normalize()) e = torch::nn::functional::normalize(e, torch::nn::functional::NormalizeFuncOptions().dim(1));
+    return e;
+  };
   auto mask = x.select(2, 0) > 0.5;  // [N, T]
   auto lengths = mask.sum(1).to(torch::kCPU, torch::kInt64);
   if ((lengths < 1).any().item<bool>()) throw Error("rnn encoder: a sequence has no steps");
@@ -155,6 +161,13 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
     auto ids = x.select(2, 1).round().to(torch::kInt64);
     if ((ids < 0).logical_or(ids >= o.vocab_size()).any().item<bool>()) {
       throw Error("rnn encoder: token id outside the vocabulary of " + std::to_string(o.vocab_size()));
+    }
+    if (o.layers() == 0 && o.conv_channels() == 0 && o.pooling() == "mean") {
+      // A bag of tokens averaged is the item's token counts times the embedding table: one matrix product
+      // instead of an [N, T, token_dim] gather, the same numbers, many times faster for long sequences.
+      const auto& table = embedding->weight;
+      auto counts = torch::zeros({x.size(0), o.vocab_size()}, table.options()).scatter_add_(1, ids, mask.to(table.dtype()));
+      return project(counts.mm(table) / lengths.to(table.device(), table.scalar_type()).unsqueeze(1));
     }
     h = embedding->forward(ids);
   } else {
@@ -192,9 +205,7 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
       pooled = std::get<0>(out.masked_fill(real == 0, -std::numeric_limits<double>::infinity()).max(1));
     }
   }
-  auto e = head->forward(pooled);
-  if (o.normalize()) e = torch::nn::functional::normalize(e, torch::nn::functional::NormalizeFuncOptions().dim(1));
-  return e;
+  return project(pooled);
 }
 
 namespace {

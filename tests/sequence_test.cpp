@@ -312,11 +312,21 @@ TEST(RnnEncoder, NoLayersPoolsTheTokenEmbeddingsDirectly) {
     EXPECT_FALSE(enc->gru);
     auto items = random_items({5, 1, 12}, 20, 1);
     auto batched = enc->forward(SequenceDataset(items, {0, 1, 2}, "mem", {}, true).gather({0, 1, 2}));
+    std::vector<torch::Tensor> by_hand;
     for (int64_t i = 0; i < 3; ++i) {
       auto vectors = enc->embedding->weight.index_select(0, items[i].view(-1).to(torch::kInt64));
       auto pooled = pooling == "mean" ? vectors.mean(0) : std::get<0>(vectors.max(0));
-      EXPECT_TRUE(torch::allclose(batched[i], enc->head->forward(pooled.unsqueeze(0))[0], 1e-5, 1e-6)) << "item " << i;
+      by_hand.push_back(enc->head->forward(pooled.unsqueeze(0))[0]);
+      EXPECT_TRUE(torch::allclose(batched[i], by_hand.back(), 1e-5, 1e-6)) << "item " << i;
     }
+    // The same gradient for the token table, whichever way the forward pass computed the pooling.
+    auto weights = torch::randn({3, 4});
+    auto table_grad = [&](const torch::Tensor& embeddings) {
+      enc->zero_grad();
+      (embeddings * weights).sum().backward({}, true);
+      return enc->embedding->weight.grad().clone();
+    };
+    EXPECT_TRUE(torch::allclose(table_grad(batched), table_grad(torch::stack(by_hand)), 1e-5, 1e-6));
   }
   expect_error([] { RnnEncoder(RnnEncoderOptions().layers(0).pooling("last")); }, "0 recurrent layers", "mean or max");
   expect_error([] { RnnEncoder(RnnEncoderOptions().layers(-1)); }, "rnn encoder", "layers >= 0");
