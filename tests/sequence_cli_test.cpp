@@ -231,6 +231,18 @@ TEST_F(SequenceCli, ResumedRunEqualsAnUninterruptedOne) {
   EXPECT_EQ(losses_and_metrics(read_file(whole / "history.csv")), losses_and_metrics(read_file(killed / "history.csv")));
 }
 
+// A bag of characters (no recurrent layer) trains from the CLI; the recurrent-layer flags given are named as ignored.
+TEST_F(SequenceCli, NoRecurrentLayersWarnsOfTheFlagsItIgnores) {
+  auto r = run("train --data " + data() + " --encoder lstm " + kTrainFlags + " --layers 0 --pooling mean " +
+               "--bidirectional true --epochs 1 --out " + (*dir_ / "bag").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: --rnn-hidden is ignored: --layers 0 has no recurrent layer"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("warning: --bidirectional is ignored"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("--dropout is ignored"), std::string::npos) << r.out;  // not given
+  auto model = load_model((*dir_ / "bag").string());
+  EXPECT_EQ(model.network->options.rnn().layers(), 0);
+}
+
 TEST_F(SequenceCli, BadSequenceInputGivesOneClearLineAndTouchesNothing) {
   ASSERT_EQ(train_code_, 0) << *train_out_;
   const auto run_dir = *dir_ / "run";

@@ -151,6 +151,11 @@ void add_train(CLI::App& app) {
       o.network.cnn(CnnEncoderOptions().conv_channels(f->conv).hidden(f->hidden).embedding_dim(f->dim)
                         .normalize(f->normalize));
       o.network.rnn(f->rnn.embedding_dim(f->dim).normalize(f->normalize));
+      for (const char* flag : {"--rnn-hidden", "--bidirectional", "--dropout"}) {
+        if (f->rnn.layers() == 0 && cmd->count(flag) > 0) {
+          std::fprintf(stderr, "warning: %s is ignored: --layers 0 has no recurrent layer\n", flag);
+        }
+      }
       o.network.distance(parse_distance(f->distance));
       o.augment = parse_augment(f->augment);
       o.sampler.kind = parse_sampler(f->sampler);
