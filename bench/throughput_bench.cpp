@@ -1,6 +1,6 @@
 // Throughput of the default CNN Siamese network on 2 cores: training steps (forward + backward +
 // Adam step, P×K batch, all-pairs contrastive loss) and embedding (inference); and of the LSTM
-// encoder on variable-length sequences (BM_Rnn*, argument: the longest length T). Each siamese
+// encoder on variable-length sequences (BM_Rnn*, BM_Bag*, argument: the longest length T). Each siamese
 // benchmark has a reference: the same architecture written directly with torch::nn and the same
 // loss written with torch::cdist, run in the same process, so the ratio shows the library's cost.
 #include <benchmark/benchmark.h>
@@ -141,10 +141,56 @@ void BM_RnnTrainStep_Reference(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kRnnBatch);
 }
 
+// A bag of tokens (--layers 0, mean pooling) over 16S-like inputs: 64 items of T/2 to T tokens out of
+// 4,096 (6-mers), 1,024-wide token vectors, a training step (forward, backward). siamese computes the
+// mean as token counts times the table; the reference gathers every token's vector and averages them.
+constexpr int64_t kVocab = 4096;
+
+std::pair<torch::Tensor, torch::Tensor> token_batch(int64_t steps) {
+  torch::manual_seed(0);
+  auto lengths = torch::randint(steps / 2, steps + 1, {kRnnBatch}, torch::kInt64);
+  auto real = torch::arange(steps).unsqueeze(0) < lengths.unsqueeze(1);
+  auto ids = torch::randint(0, kVocab, {kRnnBatch, steps}, torch::kInt64) * real;
+  return {torch::stack({real.to(torch::kFloat32), ids.to(torch::kFloat32)}, 2), lengths};
+}
+
+siamese::RnnEncoder make_bag() {
+  torch::manual_seed(0);
+  return siamese::RnnEncoder(
+      siamese::RnnEncoderOptions().vocab_size(kVocab).token_dim(1024).layers(0).embedding_dim(1024));
+}
+
+void BM_BagTrainStep_Siamese(benchmark::State& state) {
+  at::set_num_threads(2);
+  auto enc = make_bag();
+  auto x = token_batch(state.range(0)).first;
+  for (auto _ : state) {
+    enc->zero_grad();
+    enc->forward(x).pow(2).sum().backward();
+  }
+  state.SetItemsProcessed(state.iterations() * kRnnBatch);
+}
+
+void BM_BagTrainStep_Reference(benchmark::State& state) {
+  at::set_num_threads(2);
+  auto enc = make_bag();
+  auto [x, lengths] = token_batch(state.range(0));
+  auto ids = x.select(2, 1).to(torch::kInt64);
+  auto real = x.select(2, 0).unsqueeze(2);
+  for (auto _ : state) {
+    enc->zero_grad();
+    auto pooled = (enc->embedding->forward(ids) * real).sum(1) / lengths.to(torch::kFloat32).unsqueeze(1);
+    enc->head->forward(pooled).pow(2).sum().backward();
+  }
+  state.SetItemsProcessed(state.iterations() * kRnnBatch);
+}
+
 }  // namespace
 
 BENCHMARK(BM_RnnTrainStep_Siamese)->Arg(94)->Arg(376)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
 BENCHMARK(BM_RnnTrainStep_Reference)->Arg(94)->Arg(376)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+BENCHMARK(BM_BagTrainStep_Siamese)->Arg(1500)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+BENCHMARK(BM_BagTrainStep_Reference)->Arg(1500)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
 
 // Argument: intra-op threads. Run with --benchmark_enable_random_interleaving=true and several
 // --benchmark_repetitions so that each siamese/reference pair sees the same machine conditions
