@@ -237,7 +237,7 @@ TEST_F(Cli, StrategyFlagsReachTheRunAndItsLog) {
                "--out " + out.string());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("offline mining: the 10 nearest other-class images"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("sampled: 10 classes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sampled: 10 of 10 classes"), std::string::npos) << r.out;
   auto saved = nlohmann::json::parse(read_file(out / "config.json"));
   EXPECT_EQ(saved["augment"], "rotate=10,noise=0.05");
   EXPECT_EQ(saved["imbalance"], "3:0.1");

@@ -303,10 +303,11 @@ TEST(RnnEncoder, EqualsTheModulesOwnBidirectionalForward) {
 // With 0 layers the encoder is a bag of tokens: the head applied to the mean (or max) of the
 // token embeddings of the item's own steps, whatever it is batched with.
 TEST(RnnEncoder, NoLayersPoolsTheTokenEmbeddingsDirectly) {
-  for (const std::string pooling : {"mean", "max"}) {
-    SCOPED_TRACE(pooling);
+  // Mean pooling over 20 tokens is computed from the token counts, over 1,000 (> 64 x 12 steps) by a gather.
+  for (const auto& [pooling, vocab] : std::vector<std::pair<std::string, int64_t>>{{"mean", 20}, {"mean", 1000}, {"max", 20}}) {
+    SCOPED_TRACE(pooling + " over " + std::to_string(vocab) + " tokens");
     torch::manual_seed(13);
-    RnnEncoder enc(RnnEncoderOptions().vocab_size(20).token_dim(6).layers(0).pooling(pooling).embedding_dim(4));
+    RnnEncoder enc(RnnEncoderOptions().vocab_size(vocab).token_dim(6).layers(0).pooling(pooling).embedding_dim(4));
     enc->eval();
     EXPECT_FALSE(enc->lstm);
     EXPECT_FALSE(enc->gru);
