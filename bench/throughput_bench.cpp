@@ -1,8 +1,9 @@
 // Throughput of the default CNN Siamese network on 2 cores: training steps (forward + backward +
 // Adam step, P×K batch, all-pairs contrastive loss) and embedding (inference); and of the LSTM
-// encoder on variable-length sequences (BM_Rnn*, BM_Bag*, argument: the longest length T). Each siamese
-// benchmark has a reference: the same architecture written directly with torch::nn and the same
-// loss written with torch::cdist, run in the same process, so the ratio shows the library's cost.
+// and bag-of-tokens encoders on variable-length sequences (BM_Rnn*, BM_Bag*; first argument: the
+// longest length T). Each siamese benchmark has a reference: the same architecture written directly
+// with torch::nn and the same loss written with torch::cdist, run in the same process, so the ratio
+// shows the library's cost.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
