@@ -94,6 +94,20 @@ PlanBalance plan_balance(const std::vector<BatchPlan>& plan, SamplerKind kind, c
   }
   for (auto& share : b.class_share) share /= std::max(1.0, images);
   b.positive_share = positives / std::max(1.0, pairs);
+  std::vector<bool> has_items;
+  for (auto c : labels) {
+    if (static_cast<size_t>(c) >= has_items.size()) has_items.resize(c + 1, false);
+    has_items[c] = true;
+  }
+  b.class_share.resize(std::max(b.class_share.size(), has_items.size()), 0.0);
+  b.min_class_share = 1;
+  for (size_t c = 0; c < has_items.size(); ++c) {
+    if (!has_items[c]) continue;
+    const double share = b.class_share[c];
+    b.min_class_share = std::min(b.min_class_share, share), b.max_class_share = std::max(b.max_class_share, share);
+    ++b.classes, b.classes_drawn += share > 0;
+  }
+  if (b.classes == 0) b.min_class_share = 0;
   return b;
 }
 

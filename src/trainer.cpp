@@ -3,7 +3,6 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -455,10 +454,6 @@ TrainResult run(TrainOptions o, bool resuming) {
     train_seconds += r.seconds;
     train_images += static_cast<int64_t>(r.images_per_second * r.seconds);
   }
-  // Labels that have training items: the classes whose sampled share each epoch reports (0 if never drawn).
-  std::vector<int64_t> training_classes = train_set.labels();
-  std::sort(training_classes.begin(), training_classes.end());
-  training_classes.erase(std::unique(training_classes.begin(), training_classes.end()), training_classes.end());
   for (int64_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
     const auto stand = standing(history, o);
     if (o.early_stop > 0 && stand.since_best >= o.early_stop) {
@@ -544,14 +539,8 @@ TrainResult run(TrainOptions o, bool resuming) {
     EpochRecord record{epoch + 1, loss_sum / std::max<int64_t>(1, steps), lr, retrieval.recall_at_1,
                        retrieval.map_at_r, roc_auc(d, pairs.same), images / seconds, seconds, wait,
                        selected > 0 ? static_cast<double>(active) / selected : 0.0};
-    double lo = 1, hi = 0;
-    int64_t drawn = 0;
-    for (auto c : training_classes) {
-      const double share = static_cast<size_t>(c) < balance.class_share.size() ? balance.class_share[c] : 0.0;
-      lo = std::min(lo, share), hi = std::max(hi, share), drawn += share > 0;
-    }
-    record.min_class_share = lo;
-    record.max_class_share = hi;
+    record.min_class_share = balance.min_class_share;
+    record.max_class_share = balance.max_class_share;
     record.positive_share = balance.positive_share;
     history.push_back(record);
     if (o.progress) {
@@ -560,8 +549,8 @@ TrainResult run(TrainOptions o, bool resuming) {
                    record.loss, lr, record.val_recall_at_1, record.val_map_at_r, record.val_roc_auc,
                    record.images_per_second, seconds, wait, record.active_fraction);
       std::fprintf(stderr, "  sampled: %lld of %lld classes, %.1f%%-%.1f%% of the images each; %.1f%% of pairs positive\n",
-                   static_cast<long long>(drawn), static_cast<long long>(training_classes.size()), 100 * lo, 100 * hi,
-                   100 * balance.positive_share);
+                   static_cast<long long>(balance.classes_drawn), static_cast<long long>(balance.classes),
+                   100 * balance.min_class_share, 100 * balance.max_class_share, 100 * balance.positive_share);
     }
     if (select_metric(record, o.select_by) > stand.best) {
       nlohmann::ordered_json info;

@@ -148,6 +148,17 @@ TEST(Sampler, PlanBalanceCountsByHand) {
   b = plan_balance({BatchPlan{{0, 1, 2, 3, 4}, {}}}, SamplerKind::PK, labels);
   EXPECT_DOUBLE_EQ(b.positive_share, 0.2);
   EXPECT_DOUBLE_EQ(b.class_share[2], 0.2);
+  EXPECT_DOUBLE_EQ(b.min_class_share, 0.2);
+  EXPECT_DOUBLE_EQ(b.max_class_share, 0.4);
+  // A class the plan never draws counts 0, even the largest label; a label with no items does not count.
+  labels = {0, 0, 1, 1, 3, 3};
+  b = plan_balance({BatchPlan{{0, 1, 1, 2}, {}}}, SamplerKind::PK, labels);
+  ASSERT_EQ(b.class_share.size(), 4u);
+  EXPECT_DOUBLE_EQ(b.class_share[3], 0.0);
+  EXPECT_DOUBLE_EQ(b.min_class_share, 0.0);
+  EXPECT_DOUBLE_EQ(b.max_class_share, 0.75);
+  EXPECT_EQ(b.classes, 3);
+  EXPECT_EQ(b.classes_drawn, 2);
 }
 
 TEST(Sampler, MinedNegativesAreTheOnesDrawn) {

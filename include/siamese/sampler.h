@@ -58,7 +58,11 @@ struct HardNegatives {
 /// What a plan actually samples: the share of the images of each class and of positive pairs
 /// (pairs: planned positives; triplets: 1 in 2; pk: same-class pairs among the batch's pairs).
 struct PlanBalance {
-  std::vector<double> class_share;  ///< by label; classes never sampled get 0
+  std::vector<double> class_share;  ///< by label, up to the largest of `labels`; classes never sampled get 0
+  /// Over the classes that have items in `labels`, drawn or not: smallest and largest share, how many
+  /// classes, how many of them the plan draws.
+  double min_class_share = 0, max_class_share = 0;
+  int64_t classes = 0, classes_drawn = 0;
   double positive_share = 0;
 };
 PlanBalance plan_balance(const std::vector<BatchPlan>& plan, SamplerKind kind, const std::vector<int64_t>& labels);
