@@ -165,7 +165,8 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
     if (o.layers() == 0 && o.conv_channels() == 0 && o.pooling() == "mean" && o.vocab_size() <= 64 * x.size(1)) {
       // A bag of tokens averaged is the item's token counts times the embedding table: one matrix product
       // instead of an [N, T, token_dim] gather, the same numbers. Its cost grows with the vocabulary, the
-      // gather's with T: on 2 cores the product is the faster up to a vocabulary of ~100 T (bench/, BM_Bag*).
+      // gather's with T: on 2 cores the two break even near a vocabulary of ~100 T (bench/, BM_Bag*), so
+      // the product is used up to 64 T, where it is still the faster.
       const auto& table = embedding->weight;
       auto counts = torch::zeros({x.size(0), o.vocab_size()}, table.options()).scatter_add_(1, ids, mask.to(table.dtype()));
       return project(counts.mm(table) / lengths.to(table.device(), table.scalar_type()).unsqueeze(1));
