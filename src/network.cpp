@@ -157,19 +157,25 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
   auto lengths = mask.sum(1).to(torch::kCPU, torch::kInt64);
   if ((lengths < 1).any().item<bool>()) throw Error("rnn encoder: a sequence has no steps");
   torch::Tensor h;
+  torch::Tensor bag;  // a bag of tokens: the steps it pools, [N, T] bool
   if (o.vocab_size() > 0) {
     auto ids = x.select(2, 1).round().to(torch::kInt64);
     if ((ids < 0).logical_or(ids >= o.vocab_size()).any().item<bool>()) {
       throw Error("rnn encoder: token id outside the vocabulary of " + std::to_string(o.vocab_size()));
     }
-    if (o.layers() == 0 && o.conv_channels() == 0 && o.pooling() == "mean" && o.vocab_size() <= 64 * x.size(1)) {
-      // A bag of tokens averaged is the item's token counts times the embedding table: one matrix product
-      // instead of an [N, T, token_dim] gather, the same numbers. Its cost grows with the vocabulary, the
-      // gather's with T: on 2 cores the two break even near a vocabulary of ~100 T (bench/, BM_Bag*), so
-      // the product is used up to 64 T, where it is still the faster.
-      const auto& table = embedding->weight;
-      auto counts = torch::zeros({x.size(0), o.vocab_size()}, table.options()).scatter_add_(1, ids, mask.to(table.dtype()));
-      return project(counts.mm(table) / lengths.to(table.device(), table.scalar_type()).unsqueeze(1));
+    if (o.layers() == 0 && o.conv_channels() == 0) {
+      // The known tokens (id 0 is <unk>); all of the item's steps when it has none.
+      bag = mask.logical_and(ids != 0);
+      bag = torch::where(bag.any(1, true), bag, mask);
+      if (o.pooling() == "mean" && o.vocab_size() <= 64 * x.size(1)) {
+        // A bag of tokens averaged is the item's token counts times the embedding table: one matrix product
+        // instead of an [N, T, token_dim] gather, the same numbers. Its cost grows with the vocabulary, the
+        // gather's with T: on 2 cores the two break even near a vocabulary of ~100 T (bench/, BM_Bag*), so
+        // the product is used up to 64 T, where it is still the faster.
+        const auto& table = embedding->weight;
+        auto counts = torch::zeros({x.size(0), o.vocab_size()}, table.options()).scatter_add_(1, ids, bag.to(table.dtype()));
+        return project(counts.mm(table) / counts.sum(1, true));
+      }
     }
     h = embedding->forward(ids);
   } else {
@@ -200,9 +206,9 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
   if (o.pooling() == "last") {
     pooled = last;
   } else {
-    auto real = real_steps(out);
+    auto real = bag.defined() ? bag.unsqueeze(2).to(out.scalar_type()) : real_steps(out);
     if (o.pooling() == "mean") {
-      pooled = (out * real).sum(1) / lengths.to(out.device(), out.scalar_type()).unsqueeze(1);
+      pooled = (out * real).sum(1) / real.sum(1);
     } else {
       pooled = std::get<0>(out.masked_fill(real == 0, -std::numeric_limits<double>::infinity()).max(1));
     }

@@ -333,6 +333,29 @@ TEST(RnnEncoder, NoLayersPoolsTheTokenEmbeddingsDirectly) {
   expect_error([] { RnnEncoder(RnnEncoderOptions().layers(-1)); }, "rnn encoder", "layers >= 0");
 }
 
+// A bag of tokens leaves <unk> (id 0) out: it stands for tokens training never had, so its vector
+// learned nothing. An item of <unk> alone embeds as <unk>.
+TEST(RnnEncoder, BagOfTokensLeavesUnknownTokensOut) {
+  for (const auto& [pooling, vocab] : std::vector<std::pair<std::string, int64_t>>{{"mean", 20}, {"mean", 1000}, {"max", 20}}) {
+    SCOPED_TRACE(pooling + " over " + std::to_string(vocab) + " tokens");
+    torch::manual_seed(17);
+    RnnEncoder enc(RnnEncoderOptions().vocab_size(vocab).token_dim(6).layers(0).pooling(pooling).embedding_dim(4));
+    enc->eval();
+    auto ids = [](std::vector<float> v) { return torch::tensor(v).view({-1, 1}); };
+    std::vector<torch::Tensor> items{ids({3, 0, 7, 0, 0, 3, 9, 0, 0, 0, 0, 0}), ids({3, 7, 3, 9}), ids({0, 0}), ids({0})};
+    auto e = enc->forward(SequenceDataset(items, {0, 0, 1, 1}, "mem", {}, true).gather({0, 1, 2, 3}));
+    EXPECT_TRUE(torch::allclose(e[0], e[1], 1e-5, 1e-6));
+    auto unk = enc->head->forward(enc->embedding->weight.narrow(0, 0, 1))[0];
+    EXPECT_TRUE(torch::allclose(e[2], unk, 1e-5, 1e-6));
+    EXPECT_TRUE(torch::allclose(e[3], unk, 1e-5, 1e-6));
+    // Nothing flows back to <unk> from an item that has known tokens.
+    enc->zero_grad();
+    e[0].sum().backward();
+    EXPECT_EQ(enc->embedding->weight.grad()[0].abs().sum().item<float>(), 0.0f);
+    EXPECT_GT(enc->embedding->weight.grad()[3].abs().sum().item<float>(), 0.0f);
+  }
+}
+
 // Backpropagation through the recurrent layers against central differences, in float64.
 TEST(RnnEncoder, GradientsMatchFiniteDifferences) {
   for (const std::string cell : {"lstm", "gru"}) {

@@ -73,7 +73,9 @@ struct RnnEncoderOptions {
   TORCH_ARG(int64_t, conv_pool) = 1;
   /// Hidden units per direction, stacked layers, bidirectional, dropout between layers.
   /// Defaults 128, 1, true, 0. layers = 0: no recurrence, the token (or convolution) features
-  /// are pooled directly ("mean" or "max"), a bag-of-tokens encoder.
+  /// are pooled directly ("mean" or "max"), a bag-of-tokens encoder. A bag of tokens (no
+  /// convolution either) pools the known tokens only: <unk> stands for tokens the training data
+  /// never had, so its vector never learns anything; an item of <unk> alone embeds as <unk>.
   TORCH_ARG(int64_t, hidden) = 128;
   TORCH_ARG(int64_t, layers) = 1;
   TORCH_ARG(bool, bidirectional) = true;
