@@ -149,7 +149,7 @@ std::pair<torch::Tensor, torch::Tensor> token_batch(int64_t steps, int64_t vocab
   torch::manual_seed(0);
   auto lengths = torch::randint(steps / 2, steps + 1, {kRnnBatch}, torch::kInt64);
   auto real = torch::arange(steps).unsqueeze(0) < lengths.unsqueeze(1);
-  auto ids = torch::randint(0, vocab, {kRnnBatch, steps}, torch::kInt64) * real;
+  auto ids = torch::randint(1, vocab, {kRnnBatch, steps}, torch::kInt64) * real;  // no <unk>, which a bag leaves out
   return {torch::stack({real.to(torch::kFloat32), ids.to(torch::kFloat32)}, 2), lengths};
 }
 
