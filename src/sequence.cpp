@@ -24,6 +24,7 @@ std::string LoadSummary::to_string() const {
   if (skipped_empty > 0) s << ", " << skipped_empty << " empty skipped";
   if (truncated > 0) s << ", " << truncated << " truncated to --max-length";
   if (unknown_tokens > 0) s << ", " << unknown_tokens << " unknown tokens as <unk>";
+  if (only_unknown > 0) s << ", " << only_unknown << " items with no known token";
   return s.str();
 }
 
@@ -34,6 +35,7 @@ void add(LoadSummary& to, const LoadSummary& from) {
   to.skipped_empty += from.skipped_empty;
   to.truncated += from.truncated;
   to.unknown_tokens += from.unknown_tokens;
+  to.only_unknown += from.only_unknown;
 }
 
 /// Splits one UTF-8 string into code points (a malformed byte counts as one character).
@@ -337,6 +339,7 @@ SequenceDataset encode_text(const TextItems& items, const Vocabulary& vocabulary
       ids.push_back(static_cast<float>(id));
     }
     if (ids.empty()) ids.push_back(0);  // only white space under "word": one <unk>
+    s.only_unknown += std::all_of(ids.begin(), ids.end(), [](float id) { return id == 0; }) ? 1 : 0;
     steps.push_back(torch::tensor(ids).view({-1, 1}));
   }
   s.items = static_cast<int64_t>(steps.size());

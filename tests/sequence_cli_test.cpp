@@ -141,7 +141,14 @@ TEST_F(SequenceCli, VerifyComparesTwoTextsLikeTheLibrary) {
     const double expected = paired_distance(e[i].unsqueeze(0), e[j].unsqueeze(0), net.distance()).item<double>();
     EXPECT_NEAR(j_out["distance"].get<double>(), expected, 1e-5);
     EXPECT_EQ(j_out["same"].get<bool>(), expected <= model.threshold);
+    EXPECT_EQ(r.out.find("warning"), std::string::npos) << r.out;
   }
+  // Training saw the letters a-p only: two texts of other letters, as long, both read as 5 <unk>.
+  auto r = run("verify --model " + (*dir_ / "run").string() + " xyzzy wvuts --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: 'xyzzy' has no token the model knows"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("warning: 'wvuts' has no token"), std::string::npos) << r.out;
+  EXPECT_NEAR(last_json_line(r.out)["distance"].get<double>(), 0.0, 1e-4);
 }
 
 // index, search and oneshot on a text model: the CLI's neighbours, distances and classes against

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -83,7 +84,18 @@ Inputs read_sequence_inputs(const std::string& what, const SavedModel& model, co
       labelled = false;
     }
     if (items.texts.empty()) throw Error(what + ": no sequences");
-    data = encode_text(items, Vocabulary(net.vocabulary()), net.tokens(), max_length);
+    LoadSummary summary;
+    data = encode_text(items, Vocabulary(net.vocabulary()), net.tokens(), max_length, &summary);
+    if (summary.only_unknown > 0) {  // all <unk>: two such items of one length embed alike, say what they may
+      if (fs::exists(what)) {
+        std::cerr << "warning: " << what << ": " << summary.only_unknown << " of " << summary.items
+                  << " items have no token the model knows (all read as <unk>): their embeddings tell nothing of "
+                     "their content\n";
+      } else {
+        std::cerr << "warning: '" << what << "' has no token the model knows (all read as <unk>): its embedding "
+                     "tells nothing of its content\n";
+      }
+    }
   } else if (text) {
     throw Error(what + ": a folder; this text model reads a .fasta, .tsv or text file, a spec, or a text");
   } else if (fs::is_regular_file(what) && ext == ".csv") {

@@ -24,6 +24,7 @@ struct LoadSummary {
   int64_t skipped_empty = 0;   ///< blank lines / records with no steps (skipped, not an error)
   int64_t truncated = 0;       ///< items cut to max_length
   int64_t unknown_tokens = 0;  ///< tokens not in the vocabulary, mapped to "<unk>" (id 0)
+  int64_t only_unknown = 0;    ///< items with no token in the vocabulary: they all embed alike
   std::string to_string() const;
 };
 
