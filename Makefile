@@ -1,5 +1,6 @@
 # make demo: install what is missing, build, train on Fashion-MNIST (fmnist-seen), print the metrics.
-# make test: install what is missing, build, run the whole test suite through CTest.
+# make test: install what is missing, build everything, run the whole test suite through CTest.
+# make demo builds only the command-line tool; make test also the tests, benchmarks and examples.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
@@ -17,7 +18,8 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-demo: build
+demo: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target siamese_cli
 	$(BUILD)/siamese train --out $(RUN)
 	$(BUILD)/siamese eval --model $(RUN)
 

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "siamese/error.h"
-#include "siamese/index.h"
+#include "siamese/core/error.h"
+#include "siamese/index/index.h"
 
 using namespace siamese;
 

@@ -7,8 +7,8 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include "siamese/loss.h"
-#include "siamese/network.h"
+#include "siamese/train/loss.h"
+#include "siamese/model/network.h"
 
 namespace {
 

@@ -5,10 +5,10 @@
 #include <opencv2/imgproc.hpp>
 
 #include "commands.h"
-#include "detail/atomic_file.h"
-#include "siamese/augment.h"
-#include "siamese/data.h"
-#include "siamese/error.h"
+#include "siamese/core/atomic_file.h"
+#include "siamese/data/augment.h"
+#include "siamese/data/data.h"
+#include "siamese/core/error.h"
 
 namespace siamese::cli {
 
@@ -45,7 +45,7 @@ void add_augment_preview(CLI::App& app) {
     if (mat.channels() == 3) cv::cvtColor(mat, mat, cv::COLOR_RGB2BGR);
     std::vector<uchar> png;
     if (!cv::imencode(".png", mat, png)) throw Error(f->out + ": cannot encode the grid as PNG");
-    detail::write_atomically(f->out, [&png](const std::string& tmp) {
+    write_atomically(f->out, [&png](const std::string& tmp) {
       std::ofstream file(tmp, std::ios::binary);
       file.write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
       file.close();

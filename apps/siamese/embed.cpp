@@ -6,9 +6,9 @@
 
 #include "commands.h"
 #include "inputs.h"
-#include "detail/atomic_file.h"
-#include "siamese/error.h"
-#include "siamese/model_file.h"
+#include "siamese/core/atomic_file.h"
+#include "siamese/core/error.h"
+#include "siamese/model/model_file.h"
 
 namespace siamese::cli {
 
@@ -22,7 +22,7 @@ void write_npy(const std::string& path, const torch::Tensor& t) {
                        "', 'fortran_order': False, 'shape': " + shape + ", }";
   header.append(64 - (10 + header.size() + 1) % 64, ' ');
   header += '\n';
-  detail::write_atomically(path, [&](const std::string& tmp) {
+  write_atomically(path, [&](const std::string& tmp) {
     std::ofstream out(tmp, std::ios::binary);
     const uint16_t len = static_cast<uint16_t>(header.size());
     out.write("\x93NUMPY\x01\x00", 8);
@@ -62,7 +62,7 @@ void add_embed(CLI::App& app) {
       write_npy(out, e);
       write_npy(out.substr(0, out.size() - 4) + ".labels.npy", labels);
     } else {
-      detail::write_atomically(out, [&](const std::string& tmp) {
+      write_atomically(out, [&](const std::string& tmp) {
         std::ofstream s(tmp, std::ios::binary);
         const int64_t dims[2] = {e.size(0), e.size(1)};
         s.write("SIAMEMB1", 8);

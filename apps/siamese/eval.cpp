@@ -5,9 +5,9 @@
 
 #include "commands.h"
 #include "inputs.h"
-#include "siamese/data.h"
-#include "siamese/metrics.h"
-#include "siamese/model_file.h"
+#include "siamese/data/data.h"
+#include "siamese/eval/metrics.h"
+#include "siamese/model/model_file.h"
 
 namespace siamese::cli {
 

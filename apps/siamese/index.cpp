@@ -1,5 +1,5 @@
 // siamese index build|add|remove and siamese search: a persistent similarity-search index.
-#include "siamese/index.h"
+#include "siamese/index/index.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "detail/atomic_file.h"
+#include "siamese/core/atomic_file.h"
 #include "inputs.h"
-#include "siamese/error.h"
-#include "siamese/model_file.h"
+#include "siamese/core/error.h"
+#include "siamese/model/model_file.h"
 
 namespace fs = std::filesystem;
 
@@ -198,7 +198,7 @@ void add_search(CLI::App& app) {
       }
     }
     if (!f->html.empty()) {
-      detail::write_text_atomically(f->html, search_page(queries, hits, f->index, model.network->takes_sequences()));
+      write_text_atomically(f->html, search_page(queries, hits, f->index, model.network->takes_sequences()));
       std::fprintf(stderr, "wrote %s\n", f->html.c_str());
     }
   });

@@ -9,9 +9,9 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "detail/image_files.h"
-#include "siamese/error.h"
-#include "siamese/metrics.h"
+#include "siamese/data/image_files.h"
+#include "siamese/core/error.h"
+#include "siamese/eval/metrics.h"
 
 namespace fs = std::filesystem;
 
@@ -137,7 +137,7 @@ Inputs read_inputs(const std::string& what, const SavedModel& model, const std::
   } else if (fs::is_directory(what)) {
     std::vector<fs::path> found;
     for (const auto& e : fs::recursive_directory_iterator(what)) {
-      if (e.is_regular_file() && detail::is_image_file(e.path())) found.push_back(e.path());
+      if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path());
     }
     std::sort(found.begin(), found.end());
     std::map<std::string, int64_t> classes;  // first-level sub-folder -> label

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "siamese/data.h"
-#include "siamese/model_file.h"
-#include "siamese/sequence.h"
+#include "siamese/data/data.h"
+#include "siamese/model/model_file.h"
+#include "siamese/data/sequence.h"
 
 namespace siamese::cli {
 

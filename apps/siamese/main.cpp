@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "siamese/error.h"
+#include "siamese/core/error.h"
 
 int main(int argc, char** argv) {
   // Training frees and reallocates the same large buffers every step. With glibc's defaults the

@@ -6,8 +6,8 @@
 
 #include "commands.h"
 #include "inputs.h"
-#include "siamese/error.h"
-#include "siamese/metrics.h"
+#include "siamese/core/error.h"
+#include "siamese/eval/metrics.h"
 
 namespace siamese::cli {
 

@@ -3,7 +3,8 @@
 #include <functional>
 
 #include "commands.h"
-#include "siamese/trainer.h"
+#include "console.h"
+#include "siamese/train/trainer.h"
 
 namespace siamese::cli {
 namespace {
@@ -141,9 +142,10 @@ void add_train(CLI::App& app) {
 
   cmd->callback([f, cmd]() {
     auto& o = f->o;
+    Console console(f->quiet);
     TrainResult result;
     if (!f->resume.empty()) {
-      result = resume(f->resume);
+      result = resume(f->resume, console, &console);
     } else {
       o.split.protocol(parse_protocol(f->protocol)).unseen_classes(f->unseen).validation_size(f->validation)
           .subset(f->subset).imbalance(parse_imbalance(f->imbalance));
@@ -153,7 +155,7 @@ void add_train(CLI::App& app) {
       o.network.rnn(f->rnn.embedding_dim(f->dim).normalize(f->normalize));
       for (const char* flag : {"--rnn-hidden", "--bidirectional", "--dropout"}) {
         if (f->rnn.layers() == 0 && cmd->count(flag) > 0) {
-          std::fprintf(stderr, "warning: %s is ignored: --layers 0 has no recurrent layer\n", flag);
+          console.warning(std::string(flag) + " is ignored: --layers 0 has no recurrent layer");
         }
       }
       o.network.distance(parse_distance(f->distance));
@@ -165,8 +167,7 @@ void add_train(CLI::App& app) {
       if (o.split.protocol() == Protocol::Unseen && o.network.encoder() == "cnn" && !is_sequence_spec(o.data)) {
         apply_image_recipe(o, [cmd](const char* flag) { return cmd->count(flag) > 0; });
       }
-      o.progress = !f->quiet;
-      result = train(o);
+      result = train(o, console, &console);
     }
     // Per-class Recall@1 of many classes stays in metrics.json, out of the console.
     std::printf("%s\n", to_json(result.test, result.test.recall_at_1_by_class.size() <= 20).c_str());

@@ -5,13 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "detail/atomic_file.h"
+#include "siamese/core/atomic_file.h"
 #include "inputs.h"
-#include "siamese/data.h"
-#include "siamese/error.h"
-#include "siamese/metrics.h"
-#include "siamese/model_file.h"
-#include "siamese/sequence.h"
+#include "siamese/data/data.h"
+#include "siamese/core/error.h"
+#include "siamese/eval/metrics.h"
+#include "siamese/model/model_file.h"
+#include "siamese/data/sequence.h"
 
 namespace siamese::cli {
 
@@ -104,8 +104,8 @@ void verify_pairs(const std::string& model_path, const std::string& pairs_path, 
   j["tar_at_far_1e-3"] = tar_at_far(d, same, 1e-3);
   if (!roc_prefix.empty()) {
     auto roc = roc_curve(d, same);
-    detail::write_text_atomically(roc_prefix + ".csv", roc_csv(roc));
-    detail::write_text_atomically(roc_prefix + ".svg", roc_svg(roc, j["roc_auc"].get<double>(), pairs_path));
+    write_text_atomically(roc_prefix + ".csv", roc_csv(roc));
+    write_text_atomically(roc_prefix + ".svg", roc_svg(roc, j["roc_auc"].get<double>(), pairs_path));
     std::fprintf(stderr, "wrote %s.csv and %s.svg\n", roc_prefix.c_str(), roc_prefix.c_str());
   }
   if (json) {

@@ -1,0 +1,40 @@
+#include "console.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+namespace siamese::cli {
+
+namespace {
+std::string duration(double seconds) {
+  const auto s = static_cast<long long>(std::max(0.0, seconds));
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+  return buf;
+}
+}  // namespace
+
+Console::Console(bool quiet) : quiet_(quiet), tty_(::isatty(2) != 0) {}
+
+void Console::log(LogLevel level, const std::string& message) {
+  if (quiet_ && level == LogLevel::Progress) return;
+  if (bar_shown_) std::fputs("\r\033[K", stderr);
+  bar_shown_ = false;
+  std::fprintf(stderr, "%s%s\n", level == LogLevel::Warning ? "warning: " : "", message.c_str());
+}
+
+void Console::on_step(const StepProgress& p) {
+  if (quiet_ || !tty_) return;
+  const int width = 24;
+  const int filled = static_cast<int>(width * p.step / std::max<int64_t>(1, p.steps));
+  std::fprintf(stderr, "\repoch %lld/%lld [%s%s] %lld/%lld loss %.4f %6.0f img/s ETA %s  ",
+               static_cast<long long>(p.epoch), static_cast<long long>(p.epochs), std::string(filled, '=').c_str(),
+               std::string(width - filled, ' ').c_str(), static_cast<long long>(p.step),
+               static_cast<long long>(p.steps), p.mean_loss, p.images_per_second, duration(p.eta_seconds).c_str());
+  bar_shown_ = true;
+}
+
+}  // namespace siamese::cli

@@ -1,0 +1,23 @@
+#pragma once
+// The CLI's side of the library's Logger and TrainObserver: messages on stderr, and on a terminal
+// a one-line progress bar that each message first clears.
+
+#include "siamese/core/log.h"
+#include "siamese/train/loop.h"
+
+namespace siamese::cli {
+
+class Console : public Logger, public TrainObserver {
+ public:
+  /// quiet: drop LogLevel::Progress messages and the bar (info and warnings still print).
+  explicit Console(bool quiet);
+  void log(LogLevel level, const std::string& message) override;
+  void on_step(const StepProgress& progress) override;
+
+ private:
+  bool quiet_;
+  bool tty_;
+  bool bar_shown_ = false;
+};
+
+}  // namespace siamese::cli

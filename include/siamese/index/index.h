@@ -1,0 +1,93 @@
+#pragma once
+/// \file index.h  A persistent index of embeddings for similarity search: FAISS underneath (chosen
+/// by a factory string), metadata (key, label, time added) beside the vectors, both saved together
+/// in one SQLite file written atomically. No FAISS or SQLite type appears here.
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "siamese/core/distance.h"
+
+namespace siamese {
+
+struct IndexOptions {
+  /// FAISS index factory string: "Flat" (exact), "IVF1024,Flat", "HNSW32", "IVF1024,PQ16", ...
+  /// Default "Flat".
+  TORCH_ARG(std::string, spec) = "Flat";
+  /// Embedding size D. Required (> 0).
+  TORCH_ARG(int64_t, dim) = 0;
+  /// The model's distance: Euclidean and squared Euclidean search by L2, cosine by inner product
+  /// of L2-normalised vectors. Hits report distances in this measure. Default Euclidean.
+  TORCH_ARG(Distance, distance) = Distance::Euclidean;
+  /// Fingerprint of the model that made the embeddings (model_fingerprint()); queries must come
+  /// from the same model. Default "" (no check).
+  TORCH_ARG(std::string, fingerprint) = "";
+  /// IVF indexes: inverted lists visited per query (more = slower, closer to exact). Default 16.
+  TORCH_ARG(int64_t, nprobe) = 16;
+  /// HNSW indexes: size of the search beam (more = slower, closer to exact). Default 64.
+  TORCH_ARG(int64_t, ef_search) = 64;
+};
+
+/// What the index knows about one stored embedding.
+struct IndexItem {
+  int64_t id = -1;
+  std::string key;    ///< where it came from: a file path, or "FILE#N" for item N of a data file
+  int64_t label = -1; ///< class label, -1 when unknown
+  std::string added;  ///< UTC time of adding, ISO 8601
+};
+
+/// One search result: the stored item and its distance to the query (the index's Distance).
+struct SearchHit {
+  IndexItem item;
+  double distance = 0;
+};
+
+/// Embeddings with ids and metadata. add / remove / search / save / load; every id in the
+/// metadata is in the vector index and vice versa, in memory and on disk.
+class EmbeddingIndex {
+ public:
+  /// An empty index. Throws siamese::Error on dim <= 0 or a spec FAISS does not understand.
+  explicit EmbeddingIndex(IndexOptions options);
+  ~EmbeddingIndex();
+  EmbeddingIndex(EmbeddingIndex&&) noexcept;
+  EmbeddingIndex& operator=(EmbeddingIndex&&) noexcept;
+
+  /// Loads an index saved by save(). Throws siamese::Error naming the file when it is missing,
+  /// truncated or corrupt, not a siamese index, or its vectors and metadata disagree.
+  static EmbeddingIndex load(const std::string& path);
+
+  /// Writes vectors and metadata to one file atomically (temporary file, then rename): a crash
+  /// mid-write leaves the previous file as it was.
+  void save(const std::string& path) const;
+
+  /// Adds embeddings [N, D] (float, any device) with their keys and labels (N each); returns the
+  /// ids given to them (consecutive, never reused). Indexes that need training (IVF, PQ) train on
+  /// the first vectors added: throws siamese::Error when there are too few for the spec.
+  std::vector<int64_t> add(const torch::Tensor& embeddings, const std::vector<std::string>& keys,
+                           const std::vector<int64_t>& labels);
+
+  /// Removes the items with these ids; unknown ids are ignored. Returns how many were removed.
+  int64_t remove(const std::vector<int64_t>& ids);
+
+  /// The k nearest stored items of each query, nearest first: queries [Q, D] -> Q lists of at most
+  /// min(k, size()) hits. Throws siamese::Error on an empty index, k < 1 or a dimension mismatch.
+  std::vector<std::vector<SearchHit>> search(const torch::Tensor& queries, int64_t k) const;
+
+  int64_t size() const;
+  const IndexOptions& options() const;
+  /// Sets the search-time parameters (IVF nprobe, HNSW ef_search) kept in options().
+  void set_search_parameters(int64_t nprobe, int64_t ef_search);
+  /// Metadata of every stored item, by ascending id.
+  std::vector<IndexItem> items() const;
+
+ private:
+  struct State;
+  explicit EmbeddingIndex(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace siamese

@@ -1,0 +1,163 @@
+#include "siamese/model/model_file.h"
+
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "siamese/core/atomic_file.h"
+#include "siamese/core/checksum.h"
+#include "siamese/core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace siamese {
+
+std::string model_fingerprint(SiameseNetwork& network) {
+  const std::string config = to_json(network->options);
+  uint64_t h = fnv1a(config.data(), config.size());
+  auto tensors = network->named_parameters();
+  for (const auto& b : network->named_buffers()) tensors.insert(b.key(), b.value());
+  for (const auto& t : tensors) {
+    h = fnv1a(t.key().data(), t.key().size(), h);
+    auto c = t.value().detach().to(torch::kCPU).contiguous();
+    h = fnv1a(c.data_ptr(), c.nbytes(), h);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+std::string to_json(const SiameseNetworkOptions& o) {
+  nlohmann::ordered_json j;
+  j["encoder"] = o.encoder();
+  j["in_channels"] = o.cnn().in_channels();
+  j["height"] = o.cnn().height();
+  j["width"] = o.cnn().width();
+  j["conv_channels"] = o.cnn().conv_channels();
+  j["hidden"] = o.cnn().hidden();
+  j["embedding_dim"] = o.cnn().embedding_dim();
+  j["normalize"] = o.cnn().normalize();
+  j["distance"] = to_string(o.distance());
+  if (o.encoder() != "cnn") {
+    const auto& r = o.rnn();
+    j["rnn"] = {{"cell", r.cell()},
+                {"vocab_size", r.vocab_size()},
+                {"token_dim", r.token_dim()},
+                {"features", r.features()},
+                {"conv_channels", r.conv_channels()},
+                {"conv_kernel", r.conv_kernel()},
+                {"conv_stride", r.conv_stride()},
+                {"conv_pool", r.conv_pool()},
+                {"hidden", r.hidden()},
+                {"layers", r.layers()},
+                {"bidirectional", r.bidirectional()},
+                {"dropout", r.dropout()},
+                {"pooling", r.pooling()},
+                {"embedding_dim", r.embedding_dim()},
+                {"normalize", r.normalize()}};
+    j["frames"] = o.frames();
+    j["tokens"] = o.tokens();
+    j["vocabulary"] = o.vocabulary();
+  }
+  j["input_mean"] = o.input_mean();
+  j["input_std"] = o.input_std();
+  return j.dump();
+}
+
+SiameseNetworkOptions network_options_from_json(const std::string& text) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    SiameseNetworkOptions o;
+    o.encoder(j.at("encoder").get<std::string>());
+    o.cnn(CnnEncoderOptions()
+              .in_channels(j.at("in_channels"))
+              .height(j.at("height"))
+              .width(j.at("width"))
+              .conv_channels(j.at("conv_channels").get<std::vector<int64_t>>())
+              .hidden(j.at("hidden"))
+              .embedding_dim(j.at("embedding_dim"))
+              .normalize(j.at("normalize")));
+    o.distance(parse_distance(j.at("distance")));
+    if (j.contains("rnn")) {
+      const auto& r = j.at("rnn");
+      o.rnn(RnnEncoderOptions()
+                .cell(r.at("cell"))
+                .vocab_size(r.at("vocab_size"))
+                .token_dim(r.at("token_dim"))
+                .features(r.at("features"))
+                .conv_channels(r.at("conv_channels"))
+                .conv_kernel(r.at("conv_kernel"))
+                .conv_stride(r.at("conv_stride"))
+                .conv_pool(r.value("conv_pool", int64_t{1}))
+                .hidden(r.at("hidden"))
+                .layers(r.at("layers"))
+                .bidirectional(r.at("bidirectional"))
+                .dropout(r.at("dropout"))
+                .pooling(r.at("pooling"))
+                .embedding_dim(r.at("embedding_dim"))
+                .normalize(r.at("normalize")));
+      o.frames(j.at("frames"));
+      o.tokens(j.at("tokens"));
+      o.vocabulary(j.at("vocabulary").get<std::vector<std::string>>());
+    }
+    o.input_mean(j.at("input_mean").get<std::vector<double>>());
+    o.input_std(j.at("input_std").get<std::vector<double>>());
+    return o;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("bad network configuration: ") + e.what());
+  }
+}
+
+void save_model(const std::string& path, SiameseNetwork& network, double threshold, const std::string& info) {
+  write_atomically(path, [&](const std::string& tmp) {
+    torch::serialize::OutputArchive archive;
+    archive.write("format", c10::IValue(std::string("siamese-model")));
+    archive.write("version", c10::IValue(kModelFormatVersion));
+    archive.write("config", c10::IValue(to_json(network->options)));
+    archive.write("threshold", c10::IValue(threshold));
+    archive.write("info", c10::IValue(info));
+    torch::serialize::OutputArchive weights;
+    network->save(weights);
+    archive.write("network", weights);
+    archive.save_to(tmp);
+  });
+}
+
+SavedModel load_model(const std::string& path_in) {
+  std::string path = path_in;
+  if (fs::is_directory(path)) path = (fs::path(path) / "model.pt").string();
+  if (!fs::exists(path)) throw Error(path + ": no such model file");
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    c10::IValue v;
+    if (!archive.try_read("format", v) || !v.isString() || v.toStringRef() != "siamese-model") {
+      throw Error(path + ": not a siamese model file");
+    }
+    archive.read("version", v);
+    if (v.toInt() != kModelFormatVersion) {
+      throw Error(path + ": model format version " + std::to_string(v.toInt()) + ", this build reads version " +
+                  std::to_string(kModelFormatVersion));
+    }
+    SavedModel model;
+    archive.read("config", v);
+    model.network = SiameseNetwork(network_options_from_json(v.toStringRef()));
+    archive.read("threshold", v);
+    model.threshold = v.toDouble();
+    archive.read("info", v);
+    model.info = v.toStringRef();
+    torch::serialize::InputArchive weights;
+    archive.read("network", weights);
+    model.network->load(weights);
+    model.network->eval();
+    return model;
+  } catch (const c10::Error& e) {
+    throw Error(path + ": corrupt or unreadable model file (" + e.what_without_backtrace() + ")");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
+  }
+}
+
+}  // namespace siamese

@@ -1,0 +1,287 @@
+#include "siamese/train/loop.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "siamese/core/atomic_file.h"
+#include "siamese/core/error.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace siamese {
+
+Schedule parse_schedule(const std::string& name) {
+  if (name == "none") return Schedule::None;
+  if (name == "step") return Schedule::Step;
+  if (name == "cosine") return Schedule::Cosine;
+  if (name == "plateau") return Schedule::Plateau;
+  throw Error("unknown schedule '" + name + "' (expected none, step, cosine or plateau)");
+}
+
+std::string to_string(Schedule schedule) {
+  switch (schedule) {
+    case Schedule::None: return "none";
+    case Schedule::Step: return "step";
+    case Schedule::Cosine: return "cosine";
+    case Schedule::Plateau: return "plateau";
+  }
+  return "?";
+}
+
+double select_metric(const EpochRecord& r, const std::string& name) {
+  if (name == "map_at_r") return r.val_map_at_r;
+  if (name == "recall_at_1") return r.val_recall_at_1;
+  if (name == "roc_auc") return r.val_roc_auc;
+  throw Error("unknown --select-by '" + name + "' (expected map_at_r, recall_at_1 or roc_auc)");
+}
+
+double learning_rate(const LoopOptions& o, int64_t step, int64_t steps_per_epoch) {
+  double lr = o.lr;
+  if (o.warmup_steps > 0 && step < o.warmup_steps) lr *= static_cast<double>(step + 1) / o.warmup_steps;
+  const int64_t total = std::max<int64_t>(1, o.epochs * steps_per_epoch);
+  if (o.schedule == Schedule::Step) {
+    lr *= std::pow(o.gamma, static_cast<double>(step / steps_per_epoch / std::max<int64_t>(1, o.step_size)));
+  } else if (o.schedule == Schedule::Cosine) {
+    lr *= 0.5 * (1 + std::cos(M_PI * static_cast<double>(std::min(step, total)) / total));
+  }
+  return lr;
+}
+
+Standing standing(const std::vector<EpochRecord>& history, const LoopOptions& o) {
+  Standing s;
+  int64_t flat = 0;
+  for (const auto& r : history) {
+    const double m = select_metric(r, o.select_by);
+    if (m > s.best) {
+      s.best = m;
+      s.since_best = flat = 0;
+    } else {
+      ++s.since_best;
+      if (o.schedule == Schedule::Plateau && ++flat >= o.patience) {
+        s.lr_scale *= o.gamma;
+        flat = 0;
+      }
+    }
+  }
+  return s;
+}
+
+namespace {
+
+std::string history_csv(const std::vector<EpochRecord>& history) {
+  std::ostringstream s;
+  s << "epoch,loss,lr,val_recall_at_1,val_map_at_r,val_roc_auc,images_per_second,seconds,data_wait_seconds,"
+       "active_fraction,min_class_share,max_class_share,positive_share\n";
+  for (const auto& r : history) {
+    s << r.epoch << ',' << r.loss << ',' << r.lr << ',' << r.val_recall_at_1 << ',' << r.val_map_at_r << ','
+      << r.val_roc_auc << ',' << r.images_per_second << ',' << r.seconds << ',' << r.data_wait_seconds << ','
+      << r.active_fraction << ',' << r.min_class_share << ',' << r.max_class_share << ',' << r.positive_share << '\n';
+  }
+  return s.str();
+}
+
+nlohmann::json history_json(const std::vector<EpochRecord>& history) {
+  auto j = nlohmann::json::array();
+  for (const auto& r : history) {
+    j.push_back({r.epoch, r.loss, r.lr, r.val_recall_at_1, r.val_map_at_r, r.val_roc_auc, r.images_per_second,
+                 r.seconds, r.data_wait_seconds, r.active_fraction, r.min_class_share, r.max_class_share,
+                 r.positive_share});
+  }
+  return j;
+}
+
+std::vector<EpochRecord> history_from_json(const nlohmann::json& j) {
+  std::vector<EpochRecord> h;
+  for (const auto& r : j) {
+    EpochRecord e{r[0].get<int64_t>(), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]};
+    if (r.size() >= 13) e.min_class_share = r[10], e.max_class_share = r[11], e.positive_share = r[12];
+    h.push_back(e);
+  }
+  return h;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const LoopOptions& o, torch::nn::Module& module) {
+  if (o.optimizer == "sgd") {
+    return std::make_unique<torch::optim::SGD>(
+        module.parameters(), torch::optim::SGDOptions(o.lr).momentum(0.9).weight_decay(o.weight_decay));
+  }
+  if (o.optimizer != "adam") throw Error("unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
+  return std::make_unique<torch::optim::Adam>(module.parameters(),
+                                              torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
+}
+
+std::string summary(const EpochRecord& r, int64_t epochs) {
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "epoch %lld/%lld loss %.4f lr %.2e val R@1 %.4f MAP@R %.4f AUC %.4f %.0f img/s %.1fs (data wait %.2fs, "
+                "active %.3f)",
+                static_cast<long long>(r.epoch), static_cast<long long>(epochs), r.loss, r.lr, r.val_recall_at_1,
+                r.val_map_at_r, r.val_roc_auc, r.images_per_second, r.seconds, r.data_wait_seconds, r.active_fraction);
+  return line;
+}
+
+/// One run of the loop: its state between stages.
+class Loop {
+ public:
+  Loop(TrainingTask& task, const LoopOptions& o, Logger& logger, TrainObserver* observer)
+      : task_(task), o_(o), logger_(logger), observer_(observer), optimizer_(make_optimizer(o, task.module())),
+        checkpoint_((fs::path(o.out) / "checkpoint.pt").string()) {}
+
+  LoopResult run(bool resume);
+
+ private:
+  void load_checkpoint();
+  void save_checkpoint(int64_t epochs_done);
+  EpochRecord train_epoch(int64_t epoch, double lr_scale);
+
+  TrainingTask& task_;
+  const LoopOptions& o_;
+  Logger& logger_;
+  TrainObserver* observer_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::string checkpoint_;
+  int64_t first_epoch_ = 0, step_ = 0;
+  std::vector<EpochRecord> history_;
+};
+
+void Loop::load_checkpoint() {
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(checkpoint_);
+    c10::IValue v;
+    archive.read("epoch", v);
+    first_epoch_ = v.toInt();
+    archive.read("step", v);
+    step_ = v.toInt();
+    archive.read("history", v);
+    history_ = history_from_json(nlohmann::json::parse(v.toStringRef()));
+    torch::serialize::InputArchive weights, state;
+    archive.read("network", weights);
+    task_.module().load(weights);
+    archive.read("optimizer", state);
+    optimizer_->load(state);
+    task_.load_state(archive);
+  } catch (const c10::Error& e) {
+    throw Error(checkpoint_ + ": corrupt or unreadable checkpoint (" + e.what_without_backtrace() + ")");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(checkpoint_ + ": corrupt checkpoint history (" + e.what() + ")");
+  }
+  logger_.info("resuming " + o_.out + " after epoch " + std::to_string(first_epoch_));
+}
+
+void Loop::save_checkpoint(int64_t epochs_done) {
+  write_atomically(checkpoint_, [&](const std::string& tmp) {
+    torch::serialize::OutputArchive archive;
+    archive.write("epoch", c10::IValue(epochs_done));
+    archive.write("step", c10::IValue(step_));
+    archive.write("history", c10::IValue(history_json(history_).dump()));
+    torch::serialize::OutputArchive weights, state;
+    task_.module().save(weights);
+    archive.write("network", weights);
+    optimizer_->save(state);
+    archive.write("optimizer", state);
+    task_.save_state(archive);
+    archive.save_to(tmp);
+  });
+  write_text_atomically((fs::path(o_.out) / "history.csv").string(), history_csv(history_));
+}
+
+EpochRecord Loop::train_epoch(int64_t epoch, double lr_scale) {
+  EpochRecord record;
+  record.epoch = epoch + 1;
+  torch::manual_seed(o_.seed + 1000003 * (epoch + 1));
+  const int64_t steps = task_.begin_epoch(epoch, record);
+  task_.module().train();
+  const auto start = Clock::now();
+  double loss_sum = 0, wait = 0, lr = o_.lr;
+  int64_t images = 0, active = 0, selected = 0, done = 0;
+  while (true) {
+    const auto asked = Clock::now();
+    auto batch = task_.next_batch();
+    wait += std::chrono::duration<double>(Clock::now() - asked).count();
+    if (!batch) break;
+    lr = learning_rate(o_, step_, steps) * lr_scale;
+    for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+    auto step = task_.loss(*batch, step_);
+    active += step.active;
+    selected += step.selected;
+    const double value = step.loss.item<double>();
+    if (!std::isfinite(value)) {
+      throw Error("loss is " + std::to_string(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
+                  std::to_string(batch->number + 1) + " (lr " + std::to_string(lr) +
+                  "): training diverged; lower --lr. The last checkpoint in " + o_.out + " is intact.");
+    }
+    optimizer_->zero_grad();
+    step.loss.backward();
+    optimizer_->step();
+    ++step_;
+    ++done;
+    loss_sum += value;
+    images += batch->inputs.size(0);
+    if (observer_) {
+      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      const double eta = (steps - done + (o_.epochs - epoch - 1) * steps) * elapsed / static_cast<double>(done);
+      observer_->on_step({epoch + 1, o_.epochs, done, steps, loss_sum / done, images / std::max(1e-9, elapsed), eta});
+    }
+  }
+  record.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  record.loss = loss_sum / std::max<int64_t>(1, steps);
+  record.lr = lr;
+  record.images_per_second = images / record.seconds;
+  record.data_wait_seconds = wait;
+  record.active_fraction = selected > 0 ? static_cast<double>(active) / selected : 0.0;
+  return record;
+}
+
+LoopResult Loop::run(bool resume) {
+  if (resume && fs::exists(checkpoint_)) load_checkpoint();
+  LoopResult result;
+  result.finished = true;
+  double images = 0;
+  for (const auto& r : history_) {
+    result.train_seconds += r.seconds;
+    images += r.images_per_second * r.seconds;
+  }
+  for (int64_t epoch = first_epoch_; epoch < o_.epochs; ++epoch) {
+    const auto stand = standing(history_, o_);
+    if (o_.early_stop > 0 && stand.since_best >= o_.early_stop) {
+      std::ostringstream m;
+      m << "early stop: no better validation " << o_.select_by << " for " << stand.since_best << " epochs; best "
+        << stand.best;
+      logger_.info(m.str());
+      result.stopped_early = true;
+      break;
+    }
+    auto record = train_epoch(epoch, stand.lr_scale);
+    result.train_seconds += record.seconds;
+    images += record.images_per_second * record.seconds;
+    task_.validate(record);
+    history_.push_back(record);
+    logger_.progress(summary(record, o_.epochs));
+    if (auto note = task_.epoch_note(); !note.empty()) logger_.progress(note);
+    if (select_metric(record, o_.select_by) > stand.best) task_.keep_best(record);
+    save_checkpoint(epoch + 1);
+    if (observer_ && !observer_->on_epoch_end(record)) {
+      result.finished = false;
+      break;
+    }
+  }
+  result.history = history_;
+  result.images_per_second = images / std::max(1e-9, result.train_seconds);
+  return result;
+}
+
+}  // namespace
+
+LoopResult run_training_loop(TrainingTask& task, const LoopOptions& options, bool resume, Logger& logger,
+                             TrainObserver* observer) {
+  Loop loop(task, options, logger, observer);
+  return loop.run(resume);
+}
+
+}  // namespace siamese

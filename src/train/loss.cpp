@@ -1,0 +1,131 @@
+#include "siamese/train/loss.h"
+
+#include <limits>
+
+#include <algorithm>
+
+#include "siamese/core/error.h"
+
+namespace siamese {
+
+LossKind parse_loss(const std::string& name) {
+  if (name == "contrastive") return LossKind::Contrastive;
+  if (name == "triplet") return LossKind::Triplet;
+  if (name == "ntxent") return LossKind::NTXent;
+  throw Error("unknown loss '" + name + "' (expected contrastive, triplet or ntxent)");
+}
+
+std::string to_string(LossKind loss) {
+  switch (loss) {
+    case LossKind::Contrastive: return "contrastive";
+    case LossKind::Triplet: return "triplet";
+    case LossKind::NTXent: return "ntxent";
+  }
+  return "?";
+}
+
+torch::Tensor ntxent_loss(const torch::Tensor& embeddings, const torch::Tensor& labels, double temperature,
+                          int64_t* active) {
+  if (embeddings.dim() != 2 || labels.dim() != 1 || labels.size(0) != embeddings.size(0)) {
+    throw Error("ntxent_loss: expected embeddings [B, D] and labels [B], got " + c10::str(embeddings.sizes()) +
+                " and " + c10::str(labels.sizes()));
+  }
+  if (!(temperature > 0)) throw Error("ntxent_loss: temperature must be > 0");
+  const auto b = embeddings.size(0);
+  auto z = torch::nn::functional::normalize(embeddings, torch::nn::functional::NormalizeFuncOptions().dim(1));
+  auto self = torch::eye(b, torch::TensorOptions().dtype(torch::kBool));
+  auto s = z.matmul(z.t()).div(temperature).masked_fill(self, -std::numeric_limits<double>::infinity());
+  auto log_prob = s - s.logsumexp(1, /*keepdim=*/true);
+  auto pos = labels.unsqueeze(1).eq(labels.unsqueeze(0)).logical_and(self.logical_not());
+  auto count = pos.sum(1);
+  auto has = count.gt(0);
+  if (active) *active = has.sum().item<int64_t>();
+  auto per_item = -log_prob.masked_fill(pos.logical_not(), 0).sum(1) / count.clamp_min(1);
+  if (!has.any().item<bool>()) return embeddings.sum() * 0;
+  return per_item.masked_select(has).mean();
+}
+
+torch::Tensor contrastive_loss(const torch::Tensor& distances, const torch::Tensor& similar, double margin) {
+  if (distances.dim() != 1 || similar.sizes() != distances.sizes()) {
+    throw Error("contrastive_loss: expected distances [N] and labels [N], got " +
+                c10::str(distances.sizes()) + " and " + c10::str(similar.sizes()));
+  }
+  auto y = similar.to(distances.dtype());
+  auto hinge = (margin - distances).clamp_min(0);
+  return (y * distances.pow(2) + (1 - y) * hinge.pow(2)).mul(0.5).mean();
+}
+
+torch::Tensor triplet_loss(const torch::Tensor& d_ap, const torch::Tensor& d_an, double margin) {
+  if (d_ap.dim() != 1 || d_an.sizes() != d_ap.sizes()) {
+    throw Error("triplet_loss: expected d_ap [N] and d_an [N], got " + c10::str(d_ap.sizes()) +
+                " and " + c10::str(d_an.sizes()));
+  }
+  return (d_ap - d_an + margin).clamp_min(0).mean();
+}
+
+namespace {
+
+void check_batch(const torch::Tensor& embeddings, const torch::Tensor& labels) {
+  if (embeddings.dim() != 2 || labels.dim() != 1 || labels.size(0) != embeddings.size(0)) {
+    throw Error("batch loss: expected embeddings [B, D] and labels [B], got " +
+                c10::str(embeddings.sizes()) + " and " + c10::str(labels.sizes()));
+  }
+}
+
+}  // namespace
+
+torch::Tensor batch_contrastive_loss(const torch::Tensor& embeddings, const torch::Tensor& labels,
+                                     Distance distance, double margin, int64_t* active) {
+  check_batch(embeddings, labels);
+  const auto b = embeddings.size(0);
+  auto d = pairwise_distance(embeddings, embeddings, distance);
+  auto same = labels.unsqueeze(0) == labels.unsqueeze(1);
+  auto upper = torch::ones({b, b}, same.options()).triu(1);
+  auto pos = same.logical_and(upper);
+  auto neg = same.logical_not().logical_and(upper);
+  if (active != nullptr) {
+    auto dd = d.detach();
+    *active = (dd.gt(0).logical_and(pos).sum() + dd.lt(margin).logical_and(neg).sum()).item<int64_t>();
+  }
+  auto zero = d.sum() * 0;  // keeps the result attached to the graph when a term is empty
+  auto pos_term = pos.any().item<bool>() ? d.masked_select(pos).pow(2).mul(0.5).mean() : zero;
+  auto neg_term = neg.any().item<bool>()
+                      ? (margin - d.masked_select(neg)).clamp_min(0).pow(2).mul(0.5).mean()
+                      : zero;
+  return pos_term + neg_term;
+}
+
+torch::Tensor batch_triplet_loss(const torch::Tensor& embeddings, const torch::Tensor& labels,
+                                 Distance distance, double margin, int64_t* active_out) {
+  check_batch(embeddings, labels);
+  const auto b = embeddings.size(0);
+  auto d = pairwise_distance(embeddings, embeddings, distance);
+  auto same = labels.unsqueeze(0) == labels.unsqueeze(1);
+  auto pos = same.logical_and(torch::eye(b, same.options()).logical_not());
+  auto neg = same.logical_not();
+
+  // For every anchor a: count_p[a, p] = #negatives n with (a, p, n) violating the margin,
+  // count_n[a, n] = #positives p with (a, p, n) violating it. Anchors go in blocks of at most
+  // ~4M triplets so that memory stays O(B²).
+  auto count_p = torch::zeros({b, b}, d.options());
+  auto count_n = torch::zeros({b, b}, d.options());
+  {
+    torch::NoGradGuard no_grad;
+    auto dd = d.detach();
+    const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, b * b));
+    for (int64_t start = 0; start < b; start += block) {
+      const int64_t end = std::min(b, start + block);
+      auto rows = dd.slice(0, start, end);
+      auto valid = pos.slice(0, start, end).unsqueeze(2).logical_and(neg.slice(0, start, end).unsqueeze(1));
+      auto violated = (rows.unsqueeze(2) - rows.unsqueeze(1) + margin > 0).logical_and(valid).to(d.dtype());
+      count_p.slice(0, start, end).copy_(violated.sum(2));
+      count_n.slice(0, start, end).copy_(violated.sum(1));
+    }
+  }
+  const double active = count_p.sum().item<double>();
+  if (active_out != nullptr) *active_out = static_cast<int64_t>(active);
+  if (active == 0) return d.sum() * 0;
+  return ((count_p * d).sum() - (count_n * d).sum() + margin * active) / active;
+}
+
+}  // namespace siamese

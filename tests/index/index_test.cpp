@@ -1,0 +1,245 @@
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "siamese/core/error.h"
+#include "siamese/index/index.h"
+#include "test_util.h"
+
+using namespace siamese;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> keys_for(int64_t n, int64_t from = 0) {
+  std::vector<std::string> keys;
+  for (int64_t i = 0; i < n; ++i) keys.push_back("item-" + std::to_string(from + i));
+  return keys;
+}
+
+std::vector<int64_t> labels_for(int64_t n) {
+  std::vector<int64_t> labels;
+  for (int64_t i = 0; i < n; ++i) labels.push_back(i % 7);
+  return labels;
+}
+
+EmbeddingIndex filled(const std::string& spec, Distance distance, const torch::Tensor& x) {
+  EmbeddingIndex index(IndexOptions().spec(spec).dim(x.size(1)).distance(distance));
+  index.add(x, keys_for(x.size(0)), labels_for(x.size(0)));
+  return index;
+}
+
+/// The k nearest rows of `base` (by `ids`) for each query, by torch::cdist / cosine, sorted.
+std::vector<std::vector<std::pair<double, int64_t>>> brute_force(const torch::Tensor& base, const std::vector<int64_t>& ids,
+                                                                 const torch::Tensor& q, Distance distance, int64_t k) {
+  auto b = base.to(torch::kFloat64), qq = q.to(torch::kFloat64);
+  torch::Tensor d;
+  if (distance == Distance::Cosine) {
+    d = 1 - torch::mm(qq / qq.norm(2, 1, true), (b / b.norm(2, 1, true)).t());
+  } else {
+    d = torch::cdist(qq, b);
+    if (distance == Distance::SqEuclidean) d = d.pow(2);
+  }
+  std::vector<std::vector<std::pair<double, int64_t>>> out;
+  for (int64_t i = 0; i < q.size(0); ++i) {
+    std::vector<std::pair<double, int64_t>> row;
+    for (int64_t j = 0; j < b.size(0); ++j) row.emplace_back(d[i][j].item<double>(), ids[static_cast<size_t>(j)]);
+    std::sort(row.begin(), row.end());
+    row.resize(static_cast<size_t>(k));
+    out.push_back(row);
+  }
+  return out;
+}
+
+std::vector<int64_t> iota(int64_t n) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+}  // namespace
+
+TEST(Index, FlatEqualsBruteForceForEveryDistance) {
+  torch::manual_seed(1);
+  auto x = torch::randn({400, 16});
+  auto q = torch::randn({25, 16});
+  for (auto distance : {Distance::Euclidean, Distance::SqEuclidean, Distance::Cosine}) {
+    auto index = filled("Flat", distance, x);
+    auto hits = index.search(q, 10);
+    auto expect = brute_force(x, iota(400), q, distance, 10);
+    ASSERT_EQ(hits.size(), 25u);
+    for (size_t i = 0; i < hits.size(); ++i) {
+      ASSERT_EQ(hits[i].size(), 10u);
+      for (size_t j = 0; j < 10; ++j) {
+        EXPECT_EQ(hits[i][j].item.id, expect[i][j].second) << to_string(distance) << " query " << i << " rank " << j;
+        EXPECT_NEAR(hits[i][j].distance, expect[i][j].first, 1e-4);
+        EXPECT_EQ(hits[i][j].item.key, "item-" + std::to_string(expect[i][j].second));
+        EXPECT_EQ(hits[i][j].item.label, expect[i][j].second % 7);
+      }
+    }
+  }
+}
+
+TEST(Index, KLargerThanSizeGivesEveryItem) {
+  auto x = torch::randn({5, 4});
+  auto index = filled("Flat", Distance::Euclidean, x);
+  EXPECT_EQ(index.search(x.slice(0, 0, 1), 50)[0].size(), 5u);
+}
+
+TEST(Index, IvfProbingEveryListIsExact) {
+  torch::manual_seed(2);
+  auto x = torch::randn({2000, 8});
+  auto q = torch::randn({20, 8});
+  auto index = filled("IVF16,Flat", Distance::Euclidean, x);
+  index.set_search_parameters(16, 64);
+  auto hits = index.search(q, 5);
+  auto expect = brute_force(x, iota(2000), q, Distance::Euclidean, 5);
+  for (size_t i = 0; i < hits.size(); ++i) {
+    for (size_t j = 0; j < 5; ++j) EXPECT_EQ(hits[i][j].item.id, expect[i][j].second);
+  }
+}
+
+TEST(Index, SaveLoadGivesIdenticalResults) {
+  torch::manual_seed(3);
+  auto dir = siamese::testing::temp_dir("index_roundtrip");
+  auto x = torch::randn({1500, 12});
+  auto q = torch::randn({30, 12});
+  for (std::string spec : {"Flat", "IVF8,Flat", "HNSW16", "IVF8,PQ4x4"}) {
+    EmbeddingIndex index(IndexOptions().spec(spec).dim(12).distance(Distance::Cosine).fingerprint("abc123").nprobe(3));
+    index.add(x, keys_for(1500), labels_for(1500));
+    index.remove({4, 9, 1000});
+    const auto path = (dir / "idx.db").string();
+    index.save(path);
+    auto loaded = EmbeddingIndex::load(path);
+    EXPECT_EQ(loaded.size(), 1497);
+    EXPECT_EQ(loaded.options().spec(), spec);
+    EXPECT_EQ(loaded.options().fingerprint(), "abc123");
+    EXPECT_EQ(loaded.options().nprobe(), 3);
+    EXPECT_EQ(loaded.options().distance(), Distance::Cosine);
+    auto a = index.search(q, 7), b = loaded.search(q, 7);
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(a[i].size(), b[i].size()) << spec;
+      for (size_t j = 0; j < a[i].size(); ++j) {
+        EXPECT_EQ(a[i][j].item.id, b[i][j].item.id) << spec;
+        EXPECT_EQ(a[i][j].item.key, b[i][j].item.key);
+        EXPECT_EQ(a[i][j].item.added, b[i][j].item.added);
+        EXPECT_FLOAT_EQ(a[i][j].distance, b[i][j].distance);
+      }
+    }
+    // Ids keep counting after a reload: never reused.
+    EXPECT_EQ(loaded.add(x.slice(0, 0, 2), keys_for(2, 1500), {1, 2}), (std::vector<int64_t>{1500, 1501}));
+  }
+}
+
+TEST(Index, RemoveKeepsMetadataInStepWithVectors) {
+  torch::manual_seed(4);
+  auto x = torch::randn({600, 8});
+  auto q = torch::randn({15, 8});
+  std::vector<int64_t> gone;
+  for (int64_t i = 0; i < 600; i += 3) gone.push_back(i);
+  std::vector<int64_t> kept_ids;
+  std::vector<int64_t> kept_rows;
+  for (int64_t i = 0; i < 600; ++i) {
+    if (i % 3 != 0) {
+      kept_ids.push_back(i);
+      kept_rows.push_back(i);
+    }
+  }
+  auto kept = x.index_select(0, torch::tensor(kept_rows));
+  auto expect = brute_force(kept, kept_ids, q, Distance::Euclidean, 5);
+  for (std::string spec : {"Flat", "HNSW16", "IVF4,Flat"}) {
+    auto index = filled(spec, Distance::Euclidean, x);
+    index.set_search_parameters(4, 600);  // exhaustive settings: results must equal brute force
+    EXPECT_EQ(index.remove(gone), 200) << spec;
+    EXPECT_EQ(index.remove(gone), 0) << spec;  // already gone: ignored
+    EXPECT_EQ(index.size(), 400);
+    auto items = index.items();
+    ASSERT_EQ(items.size(), 400u);
+    for (size_t i = 0; i < items.size(); ++i) EXPECT_EQ(items[i].id, kept_ids[i]);
+    auto hits = index.search(q, 5);
+    for (size_t i = 0; i < hits.size(); ++i) {
+      for (size_t j = 0; j < 5; ++j) EXPECT_EQ(hits[i][j].item.id, expect[i][j].second) << spec << " " << i << " " << j;
+    }
+  }
+}
+
+TEST(Index, BadInputGivesClearErrors) {
+  EXPECT_THROW(EmbeddingIndex(IndexOptions().dim(0)), Error);
+  try {
+    EmbeddingIndex(IndexOptions().dim(8).spec("NoSuchIndex42"));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("NoSuchIndex42"), std::string::npos);
+  }
+  EmbeddingIndex index(IndexOptions().dim(4));
+  try {
+    index.search(torch::zeros({1, 4}), 3);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("empty"), std::string::npos);
+  }
+  index.add(torch::randn({3, 4}), keys_for(3), labels_for(3));
+  EXPECT_THROW(index.search(torch::zeros({1, 5}), 3), Error);                   // dimension mismatch
+  EXPECT_THROW(index.search(torch::zeros({1, 4}), 0), Error);                   // k < 1
+  EXPECT_THROW(index.add(torch::full({1, 4}, NAN), keys_for(1), {0}), Error);  // NaN
+  EXPECT_THROW(index.add(torch::zeros({2, 4}), keys_for(1), {0}), Error);      // keys missing
+  EXPECT_EQ(index.size(), 3);
+  EmbeddingIndex ivf(IndexOptions().dim(4).spec("IVF64,Flat"));
+  try {
+    ivf.add(torch::randn({10, 4}), keys_for(10), labels_for(10));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Index, DamagedFilesAreRefusedByName) {
+  auto dir = siamese::testing::temp_dir("index_damaged");
+  const auto path = (dir / "idx.db").string();
+  EXPECT_THROW(EmbeddingIndex::load(path), Error);  // missing
+  std::ofstream(dir / "text.db") << "not an index at all, just words\n";
+  EXPECT_THROW(EmbeddingIndex::load((dir / "text.db").string()), Error);
+  auto index = filled("Flat", Distance::Euclidean, torch::randn({3000, 16}));
+  index.save(path);
+  const auto size = fs::file_size(path);
+  for (double keep : {0.9, 0.5, 0.1}) {
+    const auto cut = (dir / "cut.db").string();
+    fs::copy_file(path, cut, fs::copy_options::overwrite_existing);
+    fs::resize_file(cut, static_cast<uintmax_t>(static_cast<double>(size) * keep));
+    try {
+      EmbeddingIndex::load(cut);
+      FAIL() << "a file cut to " << keep << " loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(cut), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(EmbeddingIndex::load(path).size(), 3000);
+}
+
+TEST(Index, KilledWhileSavingLeavesTheOldFileWhole) {
+  auto dir = siamese::testing::temp_dir("index_crash");
+  const auto path = (dir / "idx.db").string();
+  auto small = filled("Flat", Distance::Euclidean, torch::randn({100, 32}));
+  small.save(path);
+  auto big = filled("Flat", Distance::Euclidean, torch::randn({200000, 32}));
+  for (int delay_ms : {1, 20, 200, 1500}) {
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      for (;;) big.save(path);  // killed somewhere in here
+    }
+    usleep(static_cast<useconds_t>(delay_ms * 1000));
+    kill(child, SIGKILL);
+    int status = 0;
+    waitpid(child, &status, 0);
+    auto loaded = EmbeddingIndex::load(path);  // the old index or the complete new one, never a mix
+    EXPECT_TRUE(loaded.size() == 100 || loaded.size() == 200000) << loaded.size();
+    EXPECT_EQ(static_cast<int64_t>(loaded.items().size()), loaded.size());
+  }
+}

@@ -1,0 +1,149 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "siamese/core/atomic_file.h"
+#include "siamese/core/error.h"
+#include "siamese/model/model_file.h"
+#include "siamese/model/network.h"
+
+using namespace siamese;
+namespace fs = std::filesystem;
+
+namespace {
+
+SiameseNetwork small_network() {
+  torch::manual_seed(7);
+  return SiameseNetwork(SiameseNetworkOptions()
+                            .cnn(CnnEncoderOptions().height(12).width(12).conv_channels({4, 8}).hidden(16).embedding_dim(5))
+                            .input_mean({0.3})
+                            .input_std({0.2}));
+}
+
+fs::path temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("siamese_net_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+TEST(Network, OneEncoderOneParameterSet) {
+  auto net = small_network();
+  EXPECT_EQ(net->parameters().size(), net->encoder->parameters().size());
+  int64_t encoder_values = 0;
+  for (const auto& p : net->encoder->parameters()) encoder_values += p.numel();
+  int64_t all_values = 0;
+  for (const auto& p : net->parameters()) all_values += p.numel();
+  EXPECT_EQ(all_values, encoder_values);
+}
+
+TEST(Network, GradientsOfBothBranchesAccumulateInTheSharedWeights) {
+  auto net = small_network();
+  net->eval();  // fixed batch-norm statistics, so each branch can be taken alone
+  auto a = torch::rand({3, 1, 12, 12}), b = torch::rand({3, 1, 12, 12});
+  net->forward(a, b).sum().backward();
+  std::vector<torch::Tensor> both;
+  for (auto& p : net->parameters()) both.push_back(p.grad().clone());
+
+  // The same distances with one branch frozen at a time: the gradients must add up.
+  std::vector<torch::Tensor> sum(both.size());
+  for (int branch = 0; branch < 2; ++branch) {
+    net->zero_grad();
+    auto ea = net->embed(a), eb = net->embed(b);
+    paired_distance(branch == 0 ? ea : ea.detach(), branch == 0 ? eb.detach() : eb, Distance::Euclidean).sum().backward();
+    auto params = net->parameters();
+    for (size_t i = 0; i < params.size(); ++i) sum[i] = branch == 0 ? params[i].grad().clone() : sum[i] + params[i].grad();
+  }
+  for (size_t i = 0; i < both.size(); ++i) EXPECT_TRUE(torch::allclose(both[i], sum[i], 1e-4, 1e-6)) << i;
+}
+
+TEST(Network, ShapesAndTripletBranch) {
+  auto net = small_network();
+  auto x = torch::rand({4, 1, 12, 12});
+  EXPECT_EQ(net->embed(x).sizes(), (std::vector<int64_t>{4, 5}));
+  auto [dap, dan] = net->forward(x, x.flip({0}), x.flip({2}));
+  EXPECT_EQ(dap.sizes(), (std::vector<int64_t>{4}));
+  EXPECT_EQ(dan.sizes(), (std::vector<int64_t>{4}));
+  EXPECT_THROW(net->embed(torch::rand({4, 3, 12, 12})), Error);
+  EXPECT_THROW(net->embed(torch::rand({4, 1, 28, 28})), Error);
+}
+
+TEST(Network, NormalizedEmbeddingsHaveUnitLength) {
+  torch::manual_seed(8);
+  SiameseNetwork net(SiameseNetworkOptions().cnn(CnnEncoderOptions().normalize(true)));
+  auto e = net->embed(torch::rand({6, 1, 28, 28}));
+  EXPECT_TRUE(torch::allclose(e.norm(2, 1), torch::ones({6}), 1e-5, 1e-5));
+}
+
+TEST(ModelFile, SaveLoadGivesIdenticalOutputs) {
+  auto dir = temp_dir("roundtrip");
+  auto net = small_network();
+  net->train();
+  net->embed(torch::rand({8, 1, 12, 12}));  // moves the batch-norm running statistics
+  net->eval();
+  const auto path = (dir / "model.pt").string();
+  save_model(path, net, 0.42, R"({"note":"x"})");
+  auto loaded = load_model(dir.string());  // a folder means folder/model.pt
+  auto x = torch::rand({5, 1, 12, 12});
+  EXPECT_TRUE(torch::equal(net->embed(x), loaded.network->embed(x)));
+  EXPECT_DOUBLE_EQ(loaded.threshold, 0.42);
+  EXPECT_EQ(loaded.info, R"({"note":"x"})");
+  EXPECT_EQ(loaded.network->options.cnn().conv_channels(), (std::vector<int64_t>{4, 8}));
+  EXPECT_FALSE(fs::exists(path + ".tmp." + std::to_string(::getpid())));
+}
+
+TEST(ModelFile, CorruptMissingAndForeignFilesAreClearErrors) {
+  auto dir = temp_dir("bad");
+  auto expect_error = [](const std::string& path, const std::string& words) {
+    try {
+      load_model(path);
+      ADD_FAILURE() << "no error for " << path;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  expect_error((dir / "missing.pt").string(), "no such model file");
+
+  auto net = small_network();
+  const auto good = (dir / "good.pt").string();
+  save_model(good, net, 1.0);
+  const auto size = fs::file_size(good);
+  fs::copy_file(good, dir / "truncated.pt");
+  fs::resize_file(dir / "truncated.pt", size / 2);
+  expect_error((dir / "truncated.pt").string(), "corrupt");
+
+  std::ofstream((dir / "text.pt").string()) << "not a model";
+  expect_error((dir / "text.pt").string(), "corrupt");
+
+  torch::serialize::OutputArchive other;  // a valid archive, but not ours
+  other.write("weights", torch::zeros({2}));
+  other.save_to((dir / "other.pt").string());
+  expect_error((dir / "other.pt").string(), "not a siamese model");
+
+  torch::serialize::OutputArchive future;
+  future.write("format", c10::IValue(std::string("siamese-model")));
+  future.write("version", c10::IValue(int64_t{99}));
+  future.save_to((dir / "future.pt").string());
+  expect_error((dir / "future.pt").string(), "version 99");
+}
+
+TEST(ModelFile, FailedWriteLeavesTheOldFileIntact) {
+  auto dir = temp_dir("atomic");
+  const auto path = (dir / "model.pt").string();
+  auto net = small_network();
+  save_model(path, net, 0.5);
+  const auto before = fs::file_size(path);
+  EXPECT_THROW(write_atomically(path, [](const std::string& tmp) {
+                 std::ofstream(tmp) << "half";
+                 throw Error("disk full");
+               }),
+               Error);
+  EXPECT_EQ(fs::file_size(path), before);
+  EXPECT_DOUBLE_EQ(load_model(path).threshold, 0.5);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);  // no temporary left
+}

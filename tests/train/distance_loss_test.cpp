@@ -1,0 +1,197 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "siamese/core/distance.h"
+#include "siamese/core/error.h"
+#include "siamese/train/loss.h"
+
+using namespace siamese;
+
+namespace {
+
+double naive_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance) {
+  double dot = 0, na = 0, nb = 0, sq = 0, l1 = 0;
+  for (int64_t i = 0; i < a.size(0); ++i) {
+    const double x = a[i].item<double>(), y = b[i].item<double>();
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
+    sq += (x - y) * (x - y);
+    l1 += std::abs(x - y);
+  }
+  if (distance == Distance::Cosine) return 1 - dot / std::sqrt(na * nb);
+  if (distance == Distance::Manhattan) return l1;
+  if (distance == Distance::MaLSTM) return 1 - std::exp(-l1);
+  return distance == Distance::SqEuclidean ? sq : std::sqrt(sq);
+}
+
+// Loss over explicit loops, the definition the vectorised losses must match.
+torch::Tensor naive_batch_triplet(const torch::Tensor& e, const std::vector<int64_t>& y, double margin) {
+  std::vector<torch::Tensor> terms;
+  const auto b = static_cast<int64_t>(y.size());
+  for (int64_t a = 0; a < b; ++a)
+    for (int64_t p = 0; p < b; ++p)
+      for (int64_t n = 0; n < b; ++n) {
+        if (a == p || y[a] != y[p] || y[a] == y[n]) continue;
+        auto t = ((e[a] - e[p]).pow(2).sum().sqrt() - (e[a] - e[n]).pow(2).sum().sqrt() + margin).clamp_min(0);
+        if (t.item<double>() > 0) terms.push_back(t);
+      }
+  return terms.empty() ? torch::zeros({}, e.options()) : torch::stack(terms).mean();
+}
+
+torch::Tensor naive_batch_contrastive(const torch::Tensor& e, const std::vector<int64_t>& y, double margin) {
+  std::vector<torch::Tensor> pos, neg;
+  for (size_t i = 0; i < y.size(); ++i)
+    for (size_t j = i + 1; j < y.size(); ++j) {
+      auto d = (e[i] - e[j]).pow(2).sum().sqrt();
+      if (y[i] == y[j]) pos.push_back(d.pow(2) / 2);
+      else neg.push_back((margin - d).clamp_min(0).pow(2) / 2);
+    }
+  return torch::stack(pos).mean() + torch::stack(neg).mean();
+}
+
+// Central finite differences of f at x against autograd's gradient.
+void expect_gradient_matches(const std::function<torch::Tensor(const torch::Tensor&)>& f, torch::Tensor x) {
+  x = x.clone().set_requires_grad(true);
+  f(x).backward();
+  auto analytic = x.grad().clone();
+  const double h = 1e-6;
+  auto flat = x.detach().clone().view(-1);
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    auto plus = flat.clone(), minus = flat.clone();
+    plus[i] += h;
+    minus[i] -= h;
+    const double numeric = (f(plus.view(x.sizes())).item<double>() - f(minus.view(x.sizes())).item<double>()) / (2 * h);
+    EXPECT_NEAR(analytic.view(-1)[i].item<double>(), numeric, 1e-5) << "element " << i;
+  }
+}
+
+}  // namespace
+
+TEST(Distance, PairwiseMatchesNaiveLoop) {
+  torch::manual_seed(1);
+  auto x = torch::randn({5, 3}, torch::kFloat64), y = torch::randn({4, 3}, torch::kFloat64);
+  for (auto dist : {Distance::Euclidean, Distance::SqEuclidean, Distance::Cosine, Distance::Manhattan, Distance::MaLSTM}) {
+    auto d = pairwise_distance(x, y, dist);
+    ASSERT_EQ(d.sizes(), (std::vector<int64_t>{5, 4}));
+    for (int64_t i = 0; i < 5; ++i)
+      for (int64_t j = 0; j < 4; ++j) EXPECT_NEAR(d[i][j].item<double>(), naive_distance(x[i], y[j], dist), 1e-9);
+    auto paired = paired_distance(x.slice(0, 0, 4), y, dist);
+    EXPECT_TRUE(torch::allclose(paired, d.slice(0, 0, 4).diagonal(), 1e-9, 1e-9));
+  }
+}
+
+TEST(Distance, ParsesNamesAndRejectsShapes) {
+  EXPECT_EQ(parse_distance("cosine"), Distance::Cosine);
+  EXPECT_EQ(parse_distance("manhattan"), Distance::Manhattan);
+  EXPECT_EQ(parse_distance("malstm"), Distance::MaLSTM);
+  EXPECT_THROW(parse_distance("l3"), Error);
+  EXPECT_THROW(pairwise_distance(torch::zeros({2, 3}), torch::zeros({2, 4}), Distance::Euclidean), Error);
+}
+
+TEST(Loss, ContrastiveHandComputed) {
+  // d = 0.5 similar: 0.5²/2 = 0.125; d = 2 dissimilar beyond margin: 0; d = 0.3 dissimilar: 0.7²/2 = 0.245.
+  auto loss = contrastive_loss(torch::tensor({0.5, 2.0, 0.3}, torch::kFloat64), torch::tensor({1, 0, 0}), 1.0);
+  EXPECT_NEAR(loss.item<double>(), (0.125 + 0.0 + 0.245) / 3, 1e-12);
+}
+
+TEST(Loss, TripletHandComputedAndMatchesTorch) {
+  auto loss = triplet_loss(torch::tensor({1.0, 0.2}, torch::kFloat64), torch::tensor({1.5, 2.0}, torch::kFloat64), 1.0);
+  EXPECT_NEAR(loss.item<double>(), (0.5 + 0.0) / 2, 1e-12);
+  torch::manual_seed(2);
+  auto a = torch::randn({16, 8}, torch::kFloat64), p = torch::randn({16, 8}, torch::kFloat64),
+       n = torch::randn({16, 8}, torch::kFloat64);
+  auto ours = triplet_loss(paired_distance(a, p, Distance::Euclidean), paired_distance(a, n, Distance::Euclidean), 0.7);
+  auto ref = torch::nn::functional::triplet_margin_loss(
+      a, p, n, torch::nn::functional::TripletMarginLossFuncOptions().margin(0.7));
+  EXPECT_NEAR(ours.item<double>(), ref.item<double>(), 1e-5);  // torch adds eps = 1e-6 inside the norm
+}
+
+TEST(Loss, BatchLossesMatchExplicitLoops) {
+  torch::manual_seed(3);
+  const std::vector<int64_t> labels{0, 0, 1, 1, 1, 2, 2, 0};
+  auto e = torch::randn({8, 4}, torch::kFloat64) * 0.5;
+  auto y = torch::tensor(labels);
+  EXPECT_NEAR(batch_triplet_loss(e, y, Distance::Euclidean, 1.0).item<double>(),
+              naive_batch_triplet(e, labels, 1.0).item<double>(), 1e-10);
+  EXPECT_NEAR(batch_contrastive_loss(e, y, Distance::Euclidean, 1.0).item<double>(),
+              naive_batch_contrastive(e, labels, 1.0).item<double>(), 1e-10);
+}
+
+TEST(Loss, BatchTripletGradientEqualsExplicitLoopGradient) {
+  torch::manual_seed(4);
+  const std::vector<int64_t> labels{0, 0, 1, 1, 2, 2};
+  auto e1 = (torch::randn({6, 3}, torch::kFloat64) * 0.4).set_requires_grad(true);
+  auto e2 = e1.detach().clone().set_requires_grad(true);
+  batch_triplet_loss(e1, torch::tensor(labels), Distance::Euclidean, 1.0).backward();
+  naive_batch_triplet(e2, labels, 1.0).backward();
+  EXPECT_TRUE(torch::allclose(e1.grad(), e2.grad(), 1e-9, 1e-10));
+}
+
+TEST(Loss, FiniteDifferenceGradients) {
+  torch::manual_seed(5);
+  auto y = torch::tensor({0, 0, 1, 1, 2});
+  auto x = torch::randn({5, 3}, torch::kFloat64) * 0.4;
+  for (auto dist : {Distance::Euclidean, Distance::Cosine}) {
+    expect_gradient_matches([&](const torch::Tensor& e) { return batch_contrastive_loss(e, y, dist, 1.0); }, x);
+    expect_gradient_matches([&](const torch::Tensor& e) { return batch_triplet_loss(e, y, dist, 1.0); }, x);
+  }
+  auto sim = torch::tensor({1, 0, 1, 0});
+  expect_gradient_matches([&](const torch::Tensor& e) {
+    return contrastive_loss(paired_distance(e.slice(0, 0, 4), e.slice(0, 1, 5), Distance::Euclidean), sim, 1.5);
+  }, x);
+}
+
+TEST(Loss, NoViolationGivesZeroAttachedLoss) {
+  auto e = torch::tensor({{0.0, 0.0}, {0.0, 0.1}, {5.0, 5.0}, {5.0, 5.1}}, torch::kFloat64).set_requires_grad(true);
+  auto loss = batch_triplet_loss(e, torch::tensor({0, 0, 1, 1}), Distance::Euclidean, 1.0);
+  EXPECT_EQ(loss.item<double>(), 0.0);
+  loss.backward();  // must not throw: still part of the graph
+  EXPECT_EQ(e.grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST(Loss, BatchTripletLargeBatchStaysQuadratic) {
+  // 1,024 embeddings: an [B, B, B] float tensor would need 4 GiB; the blocked count needs [B, B].
+  torch::manual_seed(6);
+  auto labels = torch::arange(1024) % 32;
+  auto e = torch::randn({1024, 16}).set_requires_grad(true);
+  auto loss = batch_triplet_loss(e, labels, Distance::Euclidean, 0.5);
+  loss.backward();
+  EXPECT_GT(loss.item<double>(), 0.0);
+  EXPECT_TRUE(torch::isfinite(e.grad()).all().item<bool>());
+}
+
+TEST(Loss, RejectsBadShapes) {
+  EXPECT_THROW(contrastive_loss(torch::zeros({3}), torch::zeros({4}), 1.0), Error);
+  EXPECT_THROW(batch_triplet_loss(torch::zeros({3, 2}), torch::zeros({4}, torch::kLong), Distance::Euclidean, 1.0), Error);
+  EXPECT_THROW(parse_loss("hinge"), Error);
+}
+
+TEST(Loss, NTXentEqualsItsDefinitionComputedByLoops) {
+  torch::manual_seed(4);
+  auto e = torch::randn({6, 3}, torch::kFloat64);
+  auto labels = torch::tensor({0, 0, 1, 1, 1, 2});  // item 5 has no positive
+  const double t = 0.5;
+  double total = 0;
+  int with_positive = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto cos = [&](int a, int b) { return (e[a].dot(e[b]) / (e[a].norm() * e[b].norm())).item<double>() / t; };
+    double denominator = 0;
+    for (int j = 0; j < 6; ++j) if (j != i) denominator += std::exp(cos(i, j));
+    double sum = 0;
+    int positives = 0;
+    for (int p = 0; p < 6; ++p) {
+      if (p == i || labels[p].item<int64_t>() != labels[i].item<int64_t>()) continue;
+      sum += -std::log(std::exp(cos(i, p)) / denominator);
+      ++positives;
+    }
+    if (positives > 0) total += sum / positives, ++with_positive;
+  }
+  int64_t active = 0;
+  EXPECT_NEAR(ntxent_loss(e, labels, t, &active).item<double>(), total / with_positive, 1e-10);
+  EXPECT_EQ(active, 5);
+  EXPECT_EQ(ntxent_loss(e, torch::arange(6), t).item<double>(), 0.0);  // nobody has a positive
+  EXPECT_THROW(ntxent_loss(e, labels, 0), Error);
+  EXPECT_THROW(ntxent_loss(e, labels.slice(0, 0, 4), t), Error);
+  EXPECT_EQ(parse_loss("ntxent"), LossKind::NTXent);
+}
