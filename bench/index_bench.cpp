@@ -27,10 +27,10 @@ torch::Tensor read_embeddings(const std::string& path) {
   char magic[8];
   int64_t dims[2];
   if (!in.read(magic, 8) || std::string(magic, 8) != "SIAMEMB1" || !in.read(reinterpret_cast<char*>(dims), sizeof dims)) {
-    throw Error(path + ": not a file of `siamese embed --out FILE.bin`");
+    throw Error(ErrorCode::Corruption, path, "not a file of `siamese embed --out FILE.bin`");
   }
   auto e = torch::empty({dims[0], dims[1]}, torch::kFloat32);
-  if (!in.read(static_cast<char*>(e.data_ptr()), static_cast<std::streamsize>(e.nbytes()))) throw Error(path + ": truncated");
+  if (!in.read(static_cast<char*>(e.data_ptr()), static_cast<std::streamsize>(e.nbytes()))) throw Error(ErrorCode::Corruption, path, "truncated");
   return e;
 }
 
