@@ -30,7 +30,9 @@ void add_augment_preview(CLI::App& app) {
   cmd->add_option("--seed", f->seed, "augmentation seed")->capture_default_str();
   cmd->callback([f]() {
     const auto options = parse_augment(f->augment);
-    if (f->out.size() < 4 || f->out.substr(f->out.size() - 4) != ".png") throw Error(f->out + ": --out must end in .png");
+    if (f->out.size() < 4 || f->out.substr(f->out.size() - 4) != ".png") {
+      throw Error(ErrorCode::InvalidArgument, f->out, "--out must end in .png");
+    }
     auto data = open_data(f->data).train;
     std::vector<int64_t> picked;
     std::vector<bool> seen;
@@ -44,12 +46,12 @@ void add_augment_preview(CLI::App& app) {
                 grid.data_ptr<uint8_t>());
     if (mat.channels() == 3) cv::cvtColor(mat, mat, cv::COLOR_RGB2BGR);
     std::vector<uchar> png;
-    if (!cv::imencode(".png", mat, png)) throw Error(f->out + ": cannot encode the grid as PNG");
+    if (!cv::imencode(".png", mat, png)) throw Error(ErrorCode::Internal, f->out, "cannot encode the grid as PNG");
     write_atomically(f->out, [&png](const std::string& tmp) {
       std::ofstream file(tmp, std::ios::binary);
       file.write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
       file.close();
-      if (!file) throw Error(tmp + ": cannot write");
+      if (!file) throw Error(ErrorCode::IOError, tmp, "cannot write");
     });
     std::printf("%s: %zu images (rows) x original + %lld versions (%s)\n", f->out.c_str(), picked.size(),
                 static_cast<long long>(f->versions), to_string(options).c_str());

@@ -30,7 +30,7 @@ void write_npy(const std::string& path, const torch::Tensor& t) {
     out << header;
     auto c = t.contiguous();
     out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
-    if (!out) throw Error(tmp + ": cannot write");
+    if (!out) throw Error(ErrorCode::IOError, tmp, "cannot write");
   });
 }
 
@@ -69,7 +69,7 @@ void add_embed(CLI::App& app) {
         s.write(reinterpret_cast<const char*>(dims), sizeof dims);
         s.write(static_cast<const char*>(e.data_ptr()), static_cast<std::streamsize>(e.nbytes()));
         s.write(static_cast<const char*>(labels.data_ptr()), static_cast<std::streamsize>(labels.nbytes()));
-        if (!s) throw Error(tmp + ": cannot write");
+        if (!s) throw Error(ErrorCode::IOError, tmp, "cannot write");
       });
     }
     std::fprintf(stderr, "wrote %lld embeddings of dimension %lld to %s\n", static_cast<long long>(e.size(0)),

@@ -22,8 +22,9 @@ namespace {
 void check_model(const EmbeddingIndex& index, SavedModel& model, const std::string& index_path, const std::string& model_path) {
   const auto fp = model_fingerprint(model.network);
   if (index.options().fingerprint() != fp) {
-    throw Error(index_path + ": built with another model (fingerprint " + index.options().fingerprint() + "); " +
-                model_path + " has fingerprint " + fp);
+    throw Error(ErrorCode::InvalidArgument, index_path,
+                "built with another model (fingerprint " + index.options().fingerprint() + "); " + model_path +
+                    " has fingerprint " + fp);
   }
 }
 
@@ -106,7 +107,7 @@ void add_index(CLI::App& app) {
   auto* build = cmd->add_subcommand("build", "embed images with a model and write a new index");
   build->add_option("--model", f->model, "model file or run folder")->required();
   build->add_option("--data", f->data, "image file, folder of images (sub-folders = labels), or data set spec; "
-                                     "sequence models: a sequence spec, file or folder (see README)")->required();
+                                     "sequence models: a sequence spec, file or folder (see docs/cli.md)")->required();
   build->add_option("--split", f->split, "split of a data set spec: train | test")->capture_default_str();
   build->add_option("--out", f->out, "index file to write")->required();
   build->add_option("--index", f->spec, "FAISS factory string: Flat | IVF1024,Flat | HNSW32 | IVF1024,PQ16 ...")->capture_default_str();
@@ -114,7 +115,9 @@ void add_index(CLI::App& app) {
   build->add_option("--ef-search", f->ef_search, "HNSW: search beam (stored; search may override)")->capture_default_str();
   build->add_flag("--force", f->force, "replace an existing index file");
   build->callback([f]() {
-    if (fs::exists(f->out) && !f->force) throw Error(f->out + ": exists; pass --force to replace it");
+    if (fs::exists(f->out) && !f->force) {
+      throw Error(ErrorCode::InvalidArgument, f->out, "exists; pass --force to replace it");
+    }
     auto model = load_model(f->model);
     auto in = read_inputs(f->data, model, f->split);
     EmbeddingIndex index(IndexOptions()

@@ -34,13 +34,15 @@ Inputs read_files_as(const std::vector<std::string>& files, Inputs in, const Sav
 }
 
 void check_split(const std::string& split) {
-  if (split != "train" && split != "test") throw Error("unknown split '" + split + "' (train or test)");
+  if (split != "train" && split != "test") {
+    throw Error(ErrorCode::InvalidArgument, "unknown split '" + split + "' (train or test)");
+  }
 }
 
 /// One text per non-blank line, unlabelled.
 TextItems read_plain_lines(const std::string& path) {
   std::ifstream file(path);
-  if (!file) throw Error(path + ": cannot read");
+  if (!file) throw Error(ErrorCode::IOError, path, "cannot read");
   TextItems items;
   items.source = path;
   for (std::string line; std::getline(file, line);) {
@@ -73,8 +75,9 @@ Inputs read_sequence_inputs(const std::string& what, const SavedModel& model, co
       items = read_fasta(what, /*require_labels=*/false);
       const auto unlabelled = std::count(items.labels.begin(), items.labels.end(), "");
       if (unlabelled > 0 && unlabelled < static_cast<int64_t>(items.labels.size())) {
-        throw Error(what + ": " + std::to_string(unlabelled) + " of " + std::to_string(items.labels.size()) +
-                    " records have no label ('>ID LABEL'); label all or none");
+        throw Error(ErrorCode::InvalidArgument, what,
+                    std::to_string(unlabelled) + " of " + std::to_string(items.labels.size()) +
+                        " records have no label ('>ID LABEL'); label all or none");
       }
       labelled = unlabelled == 0;
     } else if (ext == ".tsv") {
@@ -83,7 +86,7 @@ Inputs read_sequence_inputs(const std::string& what, const SavedModel& model, co
       items = read_plain_lines(what);
       labelled = false;
     }
-    if (items.texts.empty()) throw Error(what + ": no sequences");
+    if (items.texts.empty()) throw Error(ErrorCode::InvalidArgument, what, "no sequences");
     LoadSummary summary;
     data = encode_text(items, Vocabulary(net.vocabulary()), net.tokens(), max_length, &summary);
     if (summary.only_unknown > 0) {  // all <unk>: two such items of one length embed alike, say what they may
@@ -97,7 +100,8 @@ Inputs read_sequence_inputs(const std::string& what, const SavedModel& model, co
       }
     }
   } else if (text) {
-    throw Error(what + ": a folder; this text model reads a .fasta, .tsv or text file, a spec, or a text");
+    throw Error(ErrorCode::InvalidArgument, what,
+                "a folder; this text model reads a .fasta, .tsv or text file, a spec, or a text");
   } else if (fs::is_regular_file(what) && ext == ".csv") {
     data = read_series_csv(what, max_length);
   } else if (fs::is_directory(what)) {
@@ -105,13 +109,15 @@ Inputs read_sequence_inputs(const std::string& what, const SavedModel& model, co
     for (const auto& e : fs::directory_iterator(what)) strokes = strokes || e.path().extension() == ".jhf";
     data = strokes ? read_strokes(what, max_length) : read_series_files(what, max_length);
   } else {
-    throw Error(what + (fs::exists(what) ? ": this numeric sequence model reads a .csv file (a series per row), a "
-                                           "folder of .csv files (a series each) or a folder of .jhf strokes"
-                                         : ": no such file or folder"));
+    if (!fs::exists(what)) throw Error(ErrorCode::NotFound, what, "no such file or folder");
+    throw Error(ErrorCode::InvalidArgument, what,
+                "this numeric sequence model reads a .csv file (a series per row), a folder of .csv files (a series "
+                "each) or a folder of .jhf strokes");
   }
   if (!text && data.features() != net.rnn().features()) {
-    throw Error(what + ": " + std::to_string(data.features()) + " feature(s) per step; the model reads " +
-                std::to_string(net.rnn().features()));
+    throw Error(ErrorCode::InvalidArgument, what,
+                std::to_string(data.features()) + " feature(s) per step; the model reads " +
+                    std::to_string(net.rnn().features()));
   }
   Inputs in;
   for (int64_t i = 0; i < data.size(); ++i) in.keys.push_back(data.name(i));
@@ -154,7 +160,7 @@ Inputs read_inputs(const std::string& what, const SavedModel& model, const std::
       files.push_back(p.string());
       in.labels.push_back(rel.has_parent_path() ? classes.at(rel.begin()->string()) : -1);
     }
-    if (files.empty()) throw Error(what + ": no images (.png .jpg .jpeg .bmp .pgm) in this folder");
+    if (files.empty()) throw Error(ErrorCode::NotFound, what, "no images (.png .jpg .jpeg .bmp .pgm) in this folder");
   } else if (what.find(':') != std::string::npos || what == "fashion-mnist") {
     check_split(split);
     auto source = open_data(what);
@@ -165,7 +171,7 @@ Inputs read_inputs(const std::string& what, const SavedModel& model, const std::
     in.items = images;
     return in;
   } else {
-    throw Error(what + ": no such file or folder");
+    throw Error(ErrorCode::NotFound, what, "no such file or folder");
   }
   return read_files_as(files, std::move(in), model);
 }
@@ -195,7 +201,7 @@ std::vector<unsigned char> png_for_key(const std::string& key) {
     if (it == opened.end()) it = opened.emplace(spec, open_data(spec)).first;
     const auto& set = split == "test" ? it->second.test : it->second.train;
     const int64_t i = std::stoll(key.substr(hash + 1));
-    if (i < 0 || i >= set.size()) throw Error(key + ": no such item");
+    if (i < 0 || i >= set.size()) throw Error(ErrorCode::NotFound, key, "no such item");
     auto hwc = set.images()[i].permute({1, 2, 0}).contiguous();
     cv::Mat mat(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), hwc.size(2) == 3 ? CV_8UC3 : CV_8UC1,
                 hwc.data_ptr<uint8_t>());
@@ -205,7 +211,9 @@ std::vector<unsigned char> png_for_key(const std::string& key) {
     return png;
   }
   cv::Mat mat = cv::imread(key, cv::IMREAD_UNCHANGED);
-  if (mat.empty()) throw Error(key + ": cannot read this image");
+  if (mat.empty()) {
+    throw Error(fs::exists(key) ? ErrorCode::Corruption : ErrorCode::NotFound, key, "cannot read this image");
+  }
   std::vector<unsigned char> png;
   cv::imencode(".png", mat, png);
   return png;

@@ -32,14 +32,18 @@ void add_oneshot(CLI::App& app) {
     auto model = load_model(f->model);
     auto support = read_inputs(f->support, model);
     if (support.class_names.size() < 2) {
-      throw Error(f->support + ": needs labelled examples of at least 2 classes (images: one sub-folder per class), found " +
-                  std::to_string(support.class_names.size()));
+      throw Error(ErrorCode::InvalidArgument, f->support,
+                  "needs labelled examples of at least 2 classes (images: one sub-folder per class), found " +
+                      std::to_string(support.class_names.size()));
     }
     std::vector<int64_t> rows;
     std::map<int64_t, int64_t> taken;
     for (size_t i = 0; i < support.labels.size(); ++i) {
       const auto label = support.labels[i];
-      if (label < 0) throw Error(support.keys[i] + ": support examples need a class (images: a class sub-folder)");
+      if (label < 0) {
+        throw Error(ErrorCode::InvalidArgument, support.keys[i],
+                    "support examples need a class (images: a class sub-folder)");
+      }
       if (f->k_shot <= 0 || taken[label]++ < f->k_shot) rows.push_back(static_cast<int64_t>(i));
     }
     std::vector<int64_t> labels;

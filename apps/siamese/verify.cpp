@@ -134,18 +134,21 @@ void add_verify(CLI::App& app) {
   cmd->add_flag("--json", f->json, "print one JSON object");
   cmd->callback([f]() {
     if (!f->pairs.empty()) {
-      if (!f->a.empty()) throw Error("verify: give two images or --pairs, not both");
+      if (!f->a.empty()) throw Error(ErrorCode::InvalidArgument, "verify: give two images or --pairs, not both");
       verify_pairs(f->model, f->pairs, f->root.empty() ? "." : f->root, f->roc, f->json);
       return;
     }
-    if (f->a.empty() || f->b.empty()) throw Error("verify: give two images, or --pairs FILE --root DIR");
+    if (f->a.empty() || f->b.empty()) {
+      throw Error(ErrorCode::InvalidArgument, "verify: give two images, or --pairs FILE --root DIR");
+    }
     auto model = load_model(f->model);
     torch::Tensor a, b;
     if (model.network->takes_sequences()) {  // two texts, or two files of one sequence each
       auto one = [&](const std::string& what) {
         auto in = read_inputs(what, model);
         if (in.keys.size() != 1) {
-          throw Error("verify: " + what + " holds " + std::to_string(in.keys.size()) + " sequences; give one each");
+          throw Error(ErrorCode::InvalidArgument,
+                      "verify: " + what + " holds " + std::to_string(in.keys.size()) + " sequences; give one each");
         }
         return in.items->gather({0});
       };

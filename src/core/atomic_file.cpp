@@ -19,16 +19,16 @@ void write_atomically(const std::string& path, const std::function<void(const st
     const int fd = ::open(tmp.c_str(), O_RDONLY);
     if (fd < 0 || ::fsync(fd) != 0) {
       if (fd >= 0) ::close(fd);
-      throw Error(tmp + ": cannot flush to disk");
+      throw Error(ErrorCode::IOError, tmp, "cannot flush to disk");
     }
     ::close(fd);
     fs::rename(tmp, path);
   } catch (const c10::Error& e) {
     fs::remove(tmp);
-    throw Error(path + ": cannot write: " + e.what_without_backtrace());
+    throw Error(ErrorCode::IOError, path, std::string("cannot write: ") + e.what_without_backtrace());
   } catch (const fs::filesystem_error& e) {
     fs::remove(tmp);
-    throw Error(path + ": cannot write: " + e.what());
+    throw Error(ErrorCode::IOError, path, std::string("cannot write: ") + e.what());
   } catch (...) {
     fs::remove(tmp);
     throw;
@@ -40,7 +40,7 @@ void write_text_atomically(const std::string& path, const std::string& text) {
     std::ofstream out(tmp, std::ios::binary);
     out << text;
     out.close();
-    if (!out) throw Error(tmp + ": cannot write");
+    if (!out) throw Error(ErrorCode::IOError, tmp, "cannot write");
   });
 }
 

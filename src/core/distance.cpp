@@ -10,7 +10,8 @@ Distance parse_distance(const std::string& name) {
   if (name == "cosine") return Distance::Cosine;
   if (name == "manhattan") return Distance::Manhattan;
   if (name == "malstm") return Distance::MaLSTM;
-  throw Error("unknown distance '" + name + "' (expected euclidean, sqeuclidean, cosine, manhattan or malstm)");
+  throw Error(ErrorCode::InvalidArgument,
+              "unknown distance '" + name + "' (expected euclidean, sqeuclidean, cosine, manhattan or malstm)");
 }
 
 std::string to_string(Distance distance) {
@@ -29,8 +30,9 @@ constexpr double kMinSquared = 1e-12;
 
 void check_rows(const torch::Tensor& x, const torch::Tensor& y) {
   if (x.dim() != 2 || y.dim() != 2 || x.size(1) != y.size(1)) {
-    throw Error("distance: expected embeddings [N, D] and [M, D], got " + c10::str(x.sizes()) +
-                " and " + c10::str(y.sizes()));
+    throw Error(ErrorCode::InvalidArgument,
+                "distance: expected embeddings [N, D] and [M, D], got " + c10::str(x.sizes()) +
+                    " and " + c10::str(y.sizes()));
   }
 }
 }  // namespace
@@ -55,8 +57,9 @@ torch::Tensor pairwise_distance(const torch::Tensor& x, const torch::Tensor& y, 
 torch::Tensor paired_distance(const torch::Tensor& a, const torch::Tensor& b, Distance distance) {
   check_rows(a, b);
   if (a.size(0) != b.size(0)) {
-    throw Error("distance: paired embeddings differ in count: " + c10::str(a.sizes()) + " vs " +
-                c10::str(b.sizes()));
+    throw Error(ErrorCode::InvalidArgument,
+                "distance: paired embeddings differ in count: " + c10::str(a.sizes()) + " vs " +
+                    c10::str(b.sizes()));
   }
   if (distance == Distance::Cosine) {
     return 1 - torch::cosine_similarity(a, b, 1);

@@ -29,7 +29,7 @@ double number(const std::string& text, const std::string& entry) {
     if (used == text.size() && std::isfinite(v)) return v;
   } catch (const std::exception&) {
   }
-  throw Error("augment: '" + entry + "': '" + text + "' is not a number");
+  throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': '" + text + "' is not a number");
 }
 
 uint64_t mix(uint64_t x) {  // splitmix64 finaliser
@@ -55,7 +55,9 @@ AugmentOptions parse_augment(const std::string& spec) {
   std::string entry;
   while (std::getline(list, entry, ',')) {
     const auto eq = entry.find('=');
-    if (eq == std::string::npos) throw Error("augment: '" + entry + "' needs a value (name=value[@probability])");
+    if (eq == std::string::npos) {
+      throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "' needs a value (name=value[@probability])");
+    }
     const auto name = entry.substr(0, eq);
     auto value = entry.substr(eq + 1);
     AugmentRange range;
@@ -70,18 +72,22 @@ AugmentOptions parse_augment(const std::string& spec) {
       if (name == n) target = field;
       known += known.empty() ? n : std::string(", ") + n;
     }
-    if (!target) throw Error("augment: unknown transform '" + name + "' (known: " + known + ")");
-    if (range.value < 0) throw Error("augment: '" + entry + "': the value must be >= 0");
+    if (!target) {
+      throw Error(ErrorCode::InvalidArgument, "augment: unknown transform '" + name + "' (known: " + known + ")");
+    }
+    if (range.value < 0) throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': the value must be >= 0");
     if (name == std::string("flip")) {
-      if (entry.find('@') != std::string::npos) throw Error("augment: '" + entry + "': flip's value is its probability");
+      if (entry.find('@') != std::string::npos) {
+        throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': flip's value is its probability");
+      }
       range.probability = range.value;
       range.value = range.probability > 0 ? 1 : 0;
     }
     if (range.probability < 0 || range.probability > 1) {
-      throw Error("augment: '" + entry + "': the probability must be in [0, 1]");
+      throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': the probability must be in [0, 1]");
     }
     if ((name == std::string("scale") || name == std::string("crop")) && range.value >= 1) {
-      throw Error("augment: '" + entry + "': " + name + " must be below 1");
+      throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': " + name + " must be below 1");
     }
     o.*target = range;
   }
@@ -107,7 +113,9 @@ std::string to_string(const AugmentOptions& o) {
 }
 
 torch::Tensor augment(const torch::Tensor& images, const AugmentOptions& o, uint64_t seed, uint64_t stream) {
-  if (images.dim() != 4) throw Error("augment: expected images [N, C, H, W], got " + c10::str(images.sizes()));
+  if (images.dim() != 4) {
+    throw Error(ErrorCode::InvalidArgument, "augment: expected images [N, C, H, W], got " + c10::str(images.sizes()));
+  }
   auto hwc = images.to(torch::kFloat32).permute({0, 2, 3, 1}).contiguous();  // OpenCV wants H, W, C
   const int n = static_cast<int>(hwc.size(0)), h = static_cast<int>(hwc.size(1)), w = static_cast<int>(hwc.size(2)),
             c = static_cast<int>(hwc.size(3));
@@ -167,9 +175,12 @@ torch::Tensor augment(const torch::Tensor& images, const AugmentOptions& o, uint
 torch::Tensor augment_grid(const torch::Tensor& images, const AugmentOptions& options, int64_t versions,
                            uint64_t seed, int64_t zoom) {
   if (images.dim() != 4 || images.size(0) < 1) {
-    throw Error("augment preview: expected images [N, C, H, W], got " + c10::str(images.sizes()));
+    throw Error(ErrorCode::InvalidArgument,
+                "augment preview: expected images [N, C, H, W], got " + c10::str(images.sizes()));
   }
-  if (versions < 0 || zoom < 1) throw Error("augment preview: versions must be >= 0 and zoom >= 1");
+  if (versions < 0 || zoom < 1) {
+    throw Error(ErrorCode::InvalidArgument, "augment preview: versions must be >= 0 and zoom >= 1");
+  }
   const int64_t n = images.size(0), c = images.size(1), h = images.size(2) * zoom, w = images.size(3) * zoom;
   const int64_t gap = 2, cols = versions + 1;
   auto grid = torch::full({n * (h + gap) + gap, cols * (w + gap) + gap, c}, 255, torch::kUInt8);

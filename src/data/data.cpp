@@ -23,14 +23,15 @@ ImageDataset::ImageDataset(torch::Tensor images, std::vector<int64_t> labels, st
     : images_(std::move(images)), labels_(std::move(labels)), source_(std::move(source)),
       class_names_(std::move(class_names)) {
   if (images_.dim() != 4 || images_.scalar_type() != torch::kUInt8) {
-    throw Error(source_ + ": expected uint8 images [N, C, H, W], got " + c10::str(images_.sizes()));
+    throw Error(ErrorCode::InvalidArgument, source_,
+                "expected uint8 images [N, C, H, W], got " + c10::str(images_.sizes()));
   }
   if (images_.size(0) != size()) {
-    throw Error(source_ + ": " + std::to_string(images_.size(0)) + " images but " +
-                std::to_string(size()) + " labels");
+    throw Error(ErrorCode::InvalidArgument, source_,
+                std::to_string(images_.size(0)) + " images but " + std::to_string(size()) + " labels");
   }
   for (auto l : labels_) {
-    if (l < 0) throw Error(source_ + ": negative label " + std::to_string(l));
+    if (l < 0) throw Error(ErrorCode::InvalidArgument, source_, "negative label " + std::to_string(l));
   }
 }
 
@@ -41,12 +42,12 @@ torch::Tensor ImageDataset::gather(const std::vector<int64_t>& indices) const {
 
 RotatedClasses::RotatedClasses(const ImageDataset& base, int64_t rotations) : base_(base), rotations_(rotations) {
   if (rotations != 1 && rotations != 2 && rotations != 4) {
-    throw Error("class rotations must be 1, 2 or 4, got " + std::to_string(rotations));
+    throw Error(ErrorCode::InvalidArgument, "class rotations must be 1, 2 or 4, got " + std::to_string(rotations));
   }
   if (rotations == 4 && base.size() > 0 && base.images().size(2) != base.images().size(3)) {
-    throw Error(base.source() + ": 4 class rotations need square images, these are " +
-                std::to_string(base.images().size(2)) + "x" + std::to_string(base.images().size(3)) +
-                " (use 2: 0° and 180°)");
+    throw Error(ErrorCode::InvalidArgument, base.source(),
+                "4 class rotations need square images, these are " + std::to_string(base.images().size(2)) + "x" +
+                    std::to_string(base.images().size(3)) + " (use 2: 0° and 180°)");
   }
   int64_t classes = 0;
   for (auto l : base.labels()) classes = std::max(classes, l + 1);
@@ -94,9 +95,9 @@ namespace {
 
 /// Whole file through zlib, which reads gzip and plain files alike.
 std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
-  if (!fs::exists(path)) throw Error(path + ": no such file");
+  if (!fs::exists(path)) throw Error(ErrorCode::NotFound, path, "no such file");
   gzFile f = gzopen(path.c_str(), "rb");
-  if (f == nullptr) throw Error(path + ": cannot open");
+  if (f == nullptr) throw Error(ErrorCode::IOError, path, "cannot open");
   std::vector<uint8_t> bytes;
   std::vector<uint8_t> chunk(1 << 20);
   while (true) {
@@ -105,7 +106,7 @@ std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
       int code = 0;
       std::string why = gzerror(f, &code);
       gzclose(f);
-      throw Error(path + ": corrupt or truncated gzip data (" + why + ")");
+      throw Error(ErrorCode::Corruption, path, "corrupt or truncated gzip data (" + why + ")");
     }
     if (n == 0) break;
     bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + n);
@@ -123,15 +124,15 @@ std::pair<std::vector<int64_t>, std::vector<uint8_t>> parse_idx(const std::strin
   auto bytes = read_maybe_gzip(path);
   const size_t header = 4 + 4 * static_cast<size_t>(dims);
   if (bytes.size() < header) {
-    throw Error(path + ": truncated IDX header (" + std::to_string(bytes.size()) + " bytes)");
+    throw Error(ErrorCode::Corruption, path, "truncated IDX header (" + std::to_string(bytes.size()) + " bytes)");
   }
   const uint32_t magic = big_endian(bytes, 0);
   const uint32_t expected = 0x00000800u | static_cast<uint32_t>(dims);
   if (magic != expected) {
     char buf[96];
-    std::snprintf(buf, sizeof buf, ": wrong IDX magic number 0x%08x (expected 0x%08x, unsigned bytes, %d dims)",
+    std::snprintf(buf, sizeof buf, "wrong IDX magic number 0x%08x (expected 0x%08x, unsigned bytes, %d dims)",
                   magic, expected, dims);
-    throw Error(path + buf);
+    throw Error(ErrorCode::Corruption, path, buf);
   }
   std::vector<int64_t> shape;
   size_t count = 1;
@@ -140,9 +141,9 @@ std::pair<std::vector<int64_t>, std::vector<uint8_t>> parse_idx(const std::strin
     count *= static_cast<size_t>(shape.back());
   }
   if (bytes.size() - header != count) {
-    throw Error(path + ": " + (bytes.size() - header < count ? "truncated" : "trailing bytes") +
-                ": expected " + std::to_string(count) + " data bytes, found " +
-                std::to_string(bytes.size() - header));
+    throw Error(ErrorCode::Corruption, path,
+                std::string(bytes.size() - header < count ? "truncated" : "trailing bytes") + ": expected " +
+                    std::to_string(count) + " data bytes, found " + std::to_string(bytes.size() - header));
   }
   return {shape, std::vector<uint8_t>(bytes.begin() + header, bytes.end())};
 }
@@ -153,8 +154,9 @@ ImageDataset read_idx(const std::string& images_path, const std::string& labels_
   auto [shape, pixels] = parse_idx(images_path, 3);
   auto [label_shape, label_bytes] = parse_idx(labels_path, 1);
   if (label_shape[0] != shape[0]) {
-    throw Error(labels_path + ": " + std::to_string(label_shape[0]) + " labels for " +
-                std::to_string(shape[0]) + " images in " + images_path);
+    throw Error(ErrorCode::InvalidArgument, labels_path,
+                std::to_string(label_shape[0]) + " labels for " + std::to_string(shape[0]) + " images in " +
+                    images_path);
   }
   auto images = torch::from_blob(pixels.data(), {shape[0], 1, shape[1], shape[2]}, torch::kUInt8).clone();
   std::vector<int64_t> labels(label_bytes.begin(), label_bytes.end());
@@ -163,13 +165,25 @@ ImageDataset read_idx(const std::string& images_path, const std::string& labels_
 
 namespace {
 
+/// The entries of a folder; one that cannot be listed (permissions) is an IOError naming it.
+std::vector<fs::directory_entry> entries_of(const fs::path& dir) {
+  try {
+    return std::vector<fs::directory_entry>(fs::directory_iterator(dir), fs::directory_iterator());
+  } catch (const fs::filesystem_error& e) {
+    throw Error(ErrorCode::IOError, dir.string(), std::string("cannot list the folder (") + e.what() + ")");
+  }
+}
+
 /// cv::Mat (8-bit, 1 or 3 channels) -> uint8 [C, H, W].
 torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
   mat = cv::imread(path, cv::IMREAD_UNCHANGED);
-  if (mat.empty()) throw Error(path + ": cannot read image (missing, unreadable or not an image)");
-  if (mat.depth() != CV_8U) throw Error(path + ": only 8-bit images are supported");
+  if (mat.empty()) {
+    throw Error(fs::exists(path) ? ErrorCode::Corruption : ErrorCode::NotFound, path,
+                "cannot read image (missing, unreadable or not an image)");
+  }
+  if (mat.depth() != CV_8U) throw Error(ErrorCode::Unsupported, path, "only 8-bit images are supported");
   if (mat.channels() == 4) {
-    throw Error(path + ": 4-channel image; save it as grey or RGB (1 or 3 channels)");
+    throw Error(ErrorCode::Unsupported, path, "4-channel image; save it as grey or RGB (1 or 3 channels)");
   }
   if (!mat.isContinuous()) mat = mat.clone();
   auto t = torch::from_blob(mat.data, {mat.rows, mat.cols, mat.channels()}, torch::kUInt8);
@@ -182,17 +196,21 @@ torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
 /// A folder holding one sequence of frames: its images, sorted by name, side by side [C, H, F·W].
 torch::Tensor load_frames(const fs::path& dir, cv::Mat& mat) {
   std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
+  for (const auto& e : entries_of(dir)) {
     if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
-  if (files.empty()) throw Error(dir.string() + ": a sequence folder without frames (.png .jpg .jpeg .bmp .pgm)");
+  if (files.empty()) {
+    throw Error(ErrorCode::InvalidArgument, dir.string(),
+                "a sequence folder without frames (.png .jpg .jpeg .bmp .pgm)");
+  }
   std::vector<torch::Tensor> frames;
   for (const auto& f : files) {
     frames.push_back(load_mat(f.string(), mat));
     if (frames.back().sizes() != frames[0].sizes()) {
-      throw Error(f.string() + ": frame is " + c10::str(frames.back().sizes()) + " (C, H, W) but " + files[0].string() +
-                  " is " + c10::str(frames[0].sizes()) + "; the frames of a sequence must match");
+      throw Error(ErrorCode::InvalidArgument, f.string(),
+                  "frame is " + c10::str(frames.back().sizes()) + " (C, H, W) but " + files[0].string() + " is " +
+                      c10::str(frames[0].sizes()) + "; the frames of a sequence must match");
     }
   }
   return torch::cat(frames, 2);
@@ -201,15 +219,16 @@ torch::Tensor load_frames(const fs::path& dir, cv::Mat& mat) {
 }  // namespace
 
 ImageDataset read_image_folder(const std::string& root) {
-  if (!fs::is_directory(root)) throw Error(root + ": no such folder");
+  if (!fs::is_directory(root)) throw Error(ErrorCode::NotFound, root, "no such folder");
   std::vector<fs::path> class_dirs;
-  for (const auto& e : fs::directory_iterator(root)) {
+  for (const auto& e : entries_of(root)) {
     if (e.is_directory()) class_dirs.push_back(e.path());
   }
   std::sort(class_dirs.begin(), class_dirs.end());
   if (class_dirs.size() < 2) {
-    throw Error(root + ": found " + std::to_string(class_dirs.size()) +
-                " class folder(s); need at least 2 (root/<class>/<image>)");
+    throw Error(ErrorCode::InvalidArgument, root,
+                "found " + std::to_string(class_dirs.size()) +
+                    " class folder(s); need at least 2 (root/<class>/<image>)");
   }
   std::vector<torch::Tensor> images;
   std::vector<int64_t> labels;
@@ -219,13 +238,13 @@ ImageDataset read_image_folder(const std::string& root) {
   std::string first;
   for (size_t c = 0; c < class_dirs.size(); ++c) {
     std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(class_dirs[c])) {
+    for (const auto& e : entries_of(class_dirs[c])) {
       if ((e.is_regular_file() && is_image_file(e.path())) || e.is_directory()) files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());
     if (files.size() < 2) {
-      throw Error(class_dirs[c].string() + ": class has " + std::to_string(files.size()) +
-                  " image(s); need at least 2 to form a positive pair");
+      throw Error(ErrorCode::InvalidArgument, class_dirs[c].string(),
+                  "class has " + std::to_string(files.size()) + " image(s); need at least 2 to form a positive pair");
     }
     for (const auto& f : files) {
       auto t = fs::is_directory(f) ? load_frames(f, mat) : load_mat(f.string(), mat);
@@ -233,9 +252,10 @@ ImageDataset read_image_folder(const std::string& root) {
         shape = t.sizes().vec();
         first = f.string();
       } else if (t.sizes().vec() != shape) {
-        throw Error(f.string() + ": image is " + c10::str(t.sizes()) + " (C, H, W) but " + first +
-                    " is " + c10::str(c10::IntArrayRef(shape)) +
-                    "; all images must match (sequence folders: the same number of frames of one size)");
+        throw Error(ErrorCode::InvalidArgument, f.string(),
+                    "image is " + c10::str(t.sizes()) + " (C, H, W) but " + first + " is " +
+                        c10::str(c10::IntArrayRef(shape)) +
+                        "; all images must match (sequence folders: the same number of frames of one size)");
       }
       images.push_back(t);
       labels.push_back(static_cast<int64_t>(c));
@@ -249,30 +269,33 @@ torch::Tensor read_image(const std::string& path, int64_t channels, int64_t heig
   cv::Mat mat;
   auto t = load_mat(path, mat);
   if (t.size(0) != channels || t.size(1) != height || t.size(2) != width) {
-    throw Error(path + ": image is " + std::to_string(t.size(0)) + "x" + std::to_string(t.size(1)) + "x" +
-                std::to_string(t.size(2)) + " (channels x height x width); the model expects " +
-                std::to_string(channels) + "x" + std::to_string(height) + "x" + std::to_string(width));
+    throw Error(ErrorCode::InvalidArgument, path,
+                "image is " + std::to_string(t.size(0)) + "x" + std::to_string(t.size(1)) + "x" +
+                    std::to_string(t.size(2)) + " (channels x height x width); the model expects " +
+                    std::to_string(channels) + "x" + std::to_string(height) + "x" + std::to_string(width));
   }
   return t.unsqueeze(0).to(torch::kFloat32).div(255.0);
 }
 
 std::vector<FilePair> read_pairs_file(const std::string& path, const std::string& root) {
   std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open pairs file");
+  if (!in) throw Error(ErrorCode::NotFound, path, "cannot open pairs file");
   std::string line;
   int64_t folds = 1, per_fold = 0, number = 1;
   auto where = [&] { return path + ":" + std::to_string(number) + ": "; };
-  if (!std::getline(in, line)) throw Error(path + ": empty pairs file");
+  if (!std::getline(in, line)) throw Error(ErrorCode::Corruption, path, "empty pairs file");
   {
     std::istringstream header(line);
     int64_t a = 0, b = 0;
-    if (!(header >> a) || a < 1) throw Error(where() + "expected 'FOLDS<TAB>N' or 'N', got '" + line + "'");
+    if (!(header >> a) || a < 1) {
+      throw Error(ErrorCode::Corruption, where() + "expected 'FOLDS<TAB>N' or 'N', got '" + line + "'");
+    }
     if (header >> b) {
       folds = a;
       per_fold = b;
     } else {
       per_fold = a / 2;  // one fold: N pairs, half same and half different
-      if (a % 2) throw Error(where() + "a single-fold header needs an even count, got " + line);
+      if (a % 2) throw Error(ErrorCode::Corruption, where() + "a single-fold header needs an even count, got " + line);
     }
   }
   auto image = [&](const std::string& name, const std::string& index) {
@@ -281,7 +304,7 @@ std::vector<FilePair> read_pairs_file(const std::string& path, const std::string
     try {
       i = std::stoi(index);
     } catch (const std::exception&) {
-      throw Error(where() + "'" + index + "' is not an image number");
+      throw Error(ErrorCode::Corruption, where() + "'" + index + "' is not an image number");
     }
     for (const char* ext : kImageExtensions) {
       std::snprintf(file, sizeof file, "_%04d%s", i, ext);
@@ -289,7 +312,9 @@ std::vector<FilePair> read_pairs_file(const std::string& path, const std::string
       if (fs::exists(p)) return p.string();
     }
     std::snprintf(file, sizeof file, "_%04d.png", i);
-    throw Error(where() + (fs::path(root) / name / (name + file)).string() + ": no such image (nor .jpg, .jpeg, .bmp, .pgm)");
+    throw Error(ErrorCode::NotFound,
+                where() + (fs::path(root) / name / (name + file)).string() +
+                    ": no such image (nor .jpg, .jpeg, .bmp, .pgm)");
   };
   std::vector<FilePair> pairs;
   while (std::getline(in, line)) {
@@ -305,12 +330,13 @@ std::vector<FilePair> read_pairs_file(const std::string& path, const std::string
     } else if (f.size() == 4) {
       pairs.push_back({image(f[0], f[1]), image(f[2], f[3]), false, fold});
     } else {
-      throw Error(where() + "expected 'name i j' or 'name1 i name2 j', got '" + line + "'");
+      throw Error(ErrorCode::Corruption, where() + "expected 'name i j' or 'name1 i name2 j', got '" + line + "'");
     }
   }
   if (static_cast<int64_t>(pairs.size()) != folds * 2 * per_fold) {
-    throw Error(path + ": the header promises " + std::to_string(folds * 2 * per_fold) + " pairs, the file has " +
-                std::to_string(pairs.size()));
+    throw Error(ErrorCode::Corruption, path,
+                "the header promises " + std::to_string(folds * 2 * per_fold) + " pairs, the file has " +
+                    std::to_string(pairs.size()));
   }
   return pairs;
 }
@@ -325,7 +351,7 @@ std::string idx_file(const std::string& dir, const std::string& stem) {
 }
 
 DataSource open_idx_dir(const std::string& dir) {
-  if (!fs::is_directory(dir)) throw Error(dir + ": no such folder");
+  if (!fs::is_directory(dir)) throw Error(ErrorCode::NotFound, dir, "no such folder");
   return {read_idx(idx_file(dir, "train-images-idx3-ubyte"), idx_file(dir, "train-labels-idx1-ubyte")),
           read_idx(idx_file(dir, "t10k-images-idx3-ubyte"), idx_file(dir, "t10k-labels-idx1-ubyte"))};
 }
@@ -336,7 +362,8 @@ DataSource open_data(const std::string& spec) {
   if (spec == "fashion-mnist") {
     const std::string dir = "/usr/share/datasets/fashion-mnist";
     if (!fs::is_directory(dir)) {
-      throw Error(dir + ": not found; install it with 'apt-get install dataset-fashion-mnist' (make deps does)");
+      throw Error(ErrorCode::NotFound, dir,
+                  "not found; install it with 'apt-get install dataset-fashion-mnist' (make deps does)");
     }
     return open_idx_dir(dir);
   }
@@ -344,17 +371,19 @@ DataSource open_data(const std::string& spec) {
   if (spec.rfind("folder:", 0) == 0) {
     const auto dir = fs::path(spec.substr(7));
     if (!fs::is_directory(dir / "train") || !fs::is_directory(dir / "test")) {
-      throw Error(dir.string() + ": a folder data set needs train/<class>/ and test/<class>/ sub-folders");
+      throw Error(ErrorCode::NotFound, dir.string(),
+                  "a folder data set needs train/<class>/ and test/<class>/ sub-folders");
     }
     return {read_image_folder((dir / "train").string()), read_image_folder((dir / "test").string())};
   }
-  throw Error("unknown data '" + spec + "' (expected fashion-mnist, idx:DIR or folder:DIR)");
+  throw Error(ErrorCode::InvalidArgument,
+              "unknown data '" + spec + "' (expected fashion-mnist, idx:DIR or folder:DIR)");
 }
 
 Protocol parse_protocol(const std::string& name) {
   if (name == "fmnist-seen") return Protocol::Seen;
   if (name == "fmnist-unseen") return Protocol::Unseen;
-  throw Error("unknown protocol '" + name + "' (expected fmnist-seen or fmnist-unseen)");
+  throw Error(ErrorCode::InvalidArgument, "unknown protocol '" + name + "' (expected fmnist-seen or fmnist-unseen)");
 }
 
 std::string to_string(Protocol protocol) {
@@ -374,11 +403,11 @@ Imbalance parse_imbalance(const std::string& spec) {
       const auto share = std::stod(entry.substr(colon + 1), &b);
       if (a != colon || b != entry.size() - colon - 1 || c < 0) throw std::invalid_argument("junk");
       if (!(share > 0 && share <= 1)) {
-        throw Error("imbalance: '" + entry + "': the share kept must be in (0, 1]");
+        throw Error(ErrorCode::InvalidArgument, "imbalance: '" + entry + "': the share kept must be in (0, 1]");
       }
       m[c] = share;
     } catch (const std::logic_error&) {
-      throw Error("imbalance: '" + entry + "' is not CLASS:SHARE (e.g. 0:0.01)");
+      throw Error(ErrorCode::InvalidArgument, "imbalance: '" + entry + "' is not CLASS:SHARE (e.g. 0:0.01)");
     }
   }
   return m;
@@ -397,8 +426,9 @@ std::string to_string(const Imbalance& imbalance) {
 Splits make_splits(const DataSource& data, const SplitOptions& options) {
   const int64_t n = data.train.size();
   if (options.validation_size() < 1 || options.validation_size() >= n) {
-    throw Error(data.train.source() + ": validation size " + std::to_string(options.validation_size()) +
-                " must be between 1 and the " + std::to_string(n) + " training images (set --validation-size)");
+    throw Error(ErrorCode::InvalidArgument, data.train.source(),
+                "validation size " + std::to_string(options.validation_size()) + " must be between 1 and the " +
+                    std::to_string(n) + " training images (set --validation-size)");
   }
   const std::set<int64_t> unseen(options.unseen_classes().begin(), options.unseen_classes().end());
   const bool held_out = options.protocol() == Protocol::Unseen;
@@ -411,8 +441,9 @@ Splits make_splits(const DataSource& data, const SplitOptions& options) {
     auto s = d.subset(idx, what);
     std::set<int64_t> classes(s.labels().begin(), s.labels().end());
     if (classes.size() < 2) {
-      throw Error(d.source() + ": the " + what + " split has " + std::to_string(s.size()) + " images in " +
-                  std::to_string(classes.size()) + " class(es); need at least 2 classes (check --unseen-classes)");
+      throw Error(ErrorCode::InvalidArgument, d.source(),
+                  std::string("the ") + what + " split has " + std::to_string(s.size()) + " images in " +
+                      std::to_string(classes.size()) + " class(es); need at least 2 classes (check --unseen-classes)");
     }
     return s;
   };
@@ -435,8 +466,8 @@ Splits make_splits(const DataSource& data, const SplitOptions& options) {
     }
     for (const auto& [c, share] : options.imbalance()) {
       if (c >= static_cast<int64_t>(by_class.size()) || by_class[c].empty()) {
-        throw Error(data.train.source() + ": --imbalance names class " + std::to_string(c) +
-                    ", which has no training images");
+        throw Error(ErrorCode::InvalidArgument, data.train.source(),
+                    "--imbalance names class " + std::to_string(c) + ", which has no training images");
       }
     }
     std::sort(keep.begin(), keep.end());

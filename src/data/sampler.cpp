@@ -12,7 +12,9 @@ std::vector<std::vector<int64_t>> indices_by_class(const std::vector<int64_t>& l
   std::vector<std::vector<int64_t>> by_class;
   for (size_t i = 0; i < labels.size(); ++i) {
     const auto c = labels[i];
-    if (c < 0) throw Error("negative label " + std::to_string(c) + " at item " + std::to_string(i));
+    if (c < 0) {
+      throw Error(ErrorCode::InvalidArgument, "negative label " + std::to_string(c) + " at item " + std::to_string(i));
+    }
     if (static_cast<size_t>(c) >= by_class.size()) by_class.resize(c + 1);
     by_class[c].push_back(static_cast<int64_t>(i));
   }
@@ -23,7 +25,7 @@ SamplerKind parse_sampler(const std::string& name) {
   if (name == "pairs") return SamplerKind::Pairs;
   if (name == "triplets") return SamplerKind::Triplets;
   if (name == "pk") return SamplerKind::PK;
-  throw Error("unknown sampler '" + name + "' (expected pairs, triplets or pk)");
+  throw Error(ErrorCode::InvalidArgument, "unknown sampler '" + name + "' (expected pairs, triplets or pk)");
 }
 
 std::string to_string(SamplerKind sampler) {
@@ -41,19 +43,30 @@ Sampler::Sampler(std::vector<int64_t> labels, SamplerOptions options)
     if (!by_class_[c].empty()) classes_.push_back(static_cast<int64_t>(c));
     if (by_class_[c].size() >= 2) pair_classes_.push_back(static_cast<int64_t>(c));
   }
-  if (classes_.size() < 2) throw Error("sampler: need at least 2 classes, found " + std::to_string(classes_.size()));
-  if (pair_classes_.empty()) throw Error("sampler: no class has 2 items, so there is no positive pair");
-  if (options_.pos_fraction < 0 || options_.pos_fraction > 1) {
-    throw Error("sampler: pos-fraction must be in [0, 1], got " + std::to_string(options_.pos_fraction));
+  if (classes_.size() < 2) {
+    throw Error(ErrorCode::InvalidArgument,
+                "sampler: need at least 2 classes, found " + std::to_string(classes_.size()));
   }
-  if (options_.batch_size < 1) throw Error("sampler: batch size must be >= 1");
-  if (options_.views != 1 && options_.kind != SamplerKind::PK) throw Error("sampler: views need the pk sampler");
+  if (pair_classes_.empty()) {
+    throw Error(ErrorCode::InvalidArgument, "sampler: no class has 2 items, so there is no positive pair");
+  }
+  if (options_.pos_fraction < 0 || options_.pos_fraction > 1) {
+    throw Error(ErrorCode::InvalidArgument,
+                "sampler: pos-fraction must be in [0, 1], got " + std::to_string(options_.pos_fraction));
+  }
+  if (options_.batch_size < 1) throw Error(ErrorCode::InvalidArgument, "sampler: batch size must be >= 1");
+  if (options_.views != 1 && options_.kind != SamplerKind::PK) {
+    throw Error(ErrorCode::InvalidArgument, "sampler: views need the pk sampler");
+  }
   if (options_.kind == SamplerKind::PK) {
-    if (options_.p < 2 || options_.k < 2) throw Error("sampler: pk needs P >= 2 and K >= 2");
-    if (options_.views < 1) throw Error("sampler: views must be >= 1");
+    if (options_.p < 2 || options_.k < 2) {
+      throw Error(ErrorCode::InvalidArgument, "sampler: pk needs P >= 2 and K >= 2");
+    }
+    if (options_.views < 1) throw Error(ErrorCode::InvalidArgument, "sampler: views must be >= 1");
     if (options_.p > static_cast<int64_t>(pair_classes_.size())) {
-      throw Error("sampler: P = " + std::to_string(options_.p) + " but only " +
-                  std::to_string(pair_classes_.size()) + " classes have 2 or more items");
+      throw Error(ErrorCode::InvalidArgument,
+                  "sampler: P = " + std::to_string(options_.p) + " but only " +
+                      std::to_string(pair_classes_.size()) + " classes have 2 or more items");
     }
   }
 }

@@ -52,22 +52,26 @@ std::vector<std::string> characters(const std::string& text) {
 }
 
 std::ifstream open_text(const std::string& path) {
-  if (!fs::exists(path)) throw Error(path + ": no such file");
+  if (!fs::exists(path)) throw Error(ErrorCode::NotFound, path, "no such file");
   std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot read");
+  if (!in) throw Error(ErrorCode::IOError, path, "cannot read");
   return in;
 }
 
 /// The files of `dir` ending in `ext`, sorted by name. Throws naming the folder when it is missing
 /// or holds none.
 std::vector<fs::path> files_in(const std::string& dir, const std::string& ext, const std::string& what) {
-  if (!fs::is_directory(dir)) throw Error(dir + ": no such folder of " + ext + " " + what);
+  if (!fs::is_directory(dir)) throw Error(ErrorCode::NotFound, dir, "no such folder of " + ext + " " + what);
   std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.is_regular_file() && e.path().extension() == ext) files.push_back(e.path());
+  try {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      if (e.is_regular_file() && e.path().extension() == ext) files.push_back(e.path());
+    }
+  } catch (const fs::filesystem_error& e) {
+    throw Error(ErrorCode::IOError, dir, std::string("cannot list the folder (") + e.what() + ")");
   }
   std::sort(files.begin(), files.end());
-  if (files.empty()) throw Error(dir + ": no " + ext + " files");
+  if (files.empty()) throw Error(ErrorCode::NotFound, dir, "no " + ext + " files");
   return files;
 }
 
@@ -101,11 +105,13 @@ std::vector<std::string> tokenize(const std::string& text, const std::string& to
     for (size_t i = 0; i + k <= text.size(); ++i) out.push_back(text.substr(i, k));
     return out;
   }
-  throw Error("unknown tokens '" + tokens + "' (expected char, word or kmer1 ... kmer8)");
+  throw Error(ErrorCode::InvalidArgument, "unknown tokens '" + tokens + "' (expected char, word or kmer1 ... kmer8)");
 }
 
 Vocabulary::Vocabulary(std::vector<std::string> tokens) : tokens_(std::move(tokens)) {
-  if (tokens_.empty() || tokens_[0] != "<unk>") throw Error("vocabulary: the first token must be <unk>");
+  if (tokens_.empty() || tokens_[0] != "<unk>") {
+    throw Error(ErrorCode::InvalidArgument, "vocabulary: the first token must be <unk>");
+  }
   for (size_t i = 0; i < tokens_.size(); ++i) ids_.emplace(tokens_[i], static_cast<int64_t>(i));
 }
 
@@ -134,23 +140,29 @@ SequenceDataset::SequenceDataset(std::vector<torch::Tensor> steps, std::vector<i
     : steps_(std::move(steps)), labels_(std::move(labels)), source_(std::move(source)),
       class_names_(std::move(class_names)), tokens_(tokens), names_(std::move(names)) {
   if (steps_.size() != labels_.size() || (!names_.empty() && names_.size() != steps_.size())) {
-    throw Error(source_ + ": " + std::to_string(steps_.size()) + " sequences but " + std::to_string(labels_.size()) +
-                " labels and " + std::to_string(names_.size()) + " names");
+    throw Error(ErrorCode::InvalidArgument, source_,
+                std::to_string(steps_.size()) + " sequences but " + std::to_string(labels_.size()) + " labels and " +
+                    std::to_string(names_.size()) + " names");
   }
   for (size_t i = 0; i < steps_.size(); ++i) {
     const auto& s = steps_[i];
     if (s.dim() != 2 || s.size(0) < 1 || s.scalar_type() != torch::kFloat32) {
-      throw Error(source_ + ": sequence " + std::to_string(i) + " must be float [T >= 1, F], got " +
-                  c10::str(s.sizes()));
+      throw Error(ErrorCode::InvalidArgument, source_,
+                  "sequence " + std::to_string(i) + " must be float [T >= 1, F], got " + c10::str(s.sizes()));
     }
     if (i == 0) features_ = s.size(1);
     if (s.size(1) != features_) {
-      throw Error(source_ + ": sequence " + std::to_string(i) + " has " + std::to_string(s.size(1)) +
-                  " features per step, the first has " + std::to_string(features_));
+      throw Error(ErrorCode::InvalidArgument, source_,
+                  "sequence " + std::to_string(i) + " has " + std::to_string(s.size(1)) +
+                      " features per step, the first has " + std::to_string(features_));
     }
-    if (labels_[i] < 0) throw Error(source_ + ": negative label " + std::to_string(labels_[i]));
+    if (labels_[i] < 0) {
+      throw Error(ErrorCode::InvalidArgument, source_, "negative label " + std::to_string(labels_[i]));
+    }
   }
-  if (tokens_ && features_ > 1) throw Error(source_ + ": token sequences have 1 feature (the id) per step");
+  if (tokens_ && features_ > 1) {
+    throw Error(ErrorCode::InvalidArgument, source_, "token sequences have 1 feature (the id) per step");
+  }
 }
 
 torch::Tensor SequenceDataset::gather(const std::vector<int64_t>& indices) const {
@@ -215,7 +227,8 @@ TextItems pairs_to_items(const std::string& path, const std::vector<std::array<s
   }
   for (size_t k = 0; k < pairs.size(); ++k) {
     if (pairs[k][2] == "0" && root(index[pairs[k][0]]) == root(index[pairs[k][1]])) {
-      throw Error(where(path, line_numbers[k]) + "a different pair whose texts other lines make the same");
+      throw Error(ErrorCode::InvalidArgument,
+                  where(path, line_numbers[k]) + "a different pair whose texts other lines make the same");
     }
   }
   TextItems items;
@@ -247,25 +260,30 @@ TextItems read_text_lines(const std::string& path) {
       continue;
     }
     const auto tab = line.rfind('\t');
-    if (tab == std::string::npos) throw Error(where(path, number) + "expected text<TAB>label, found no tab");
+    if (tab == std::string::npos) {
+      throw Error(ErrorCode::Corruption, where(path, number) + "expected text<TAB>label, found no tab");
+    }
     auto label = line.substr(tab + 1);
     auto text = line.substr(0, tab);
     const auto first_tab = text.rfind('\t');
     const bool pair = first_tab != std::string::npos && (label == "0" || label == "1");
     if (mode != 0 && mode != (pair ? 2 : 1)) {
-      throw Error(where(path, number) + "mixes labelled lines (text<TAB>label) and pairs (a<TAB>b<TAB>same)");
+      throw Error(ErrorCode::Corruption,
+                  where(path, number) + "mixes labelled lines (text<TAB>label) and pairs (a<TAB>b<TAB>same)");
     }
     mode = pair ? 2 : 1;
     if (pair) {
       const auto a = text.substr(0, first_tab), b = text.substr(first_tab + 1);
       if (a.find_first_not_of(' ') == std::string::npos || b.find_first_not_of(' ') == std::string::npos) {
-        throw Error(where(path, number) + "a pair with an empty text");
+        throw Error(ErrorCode::Corruption, where(path, number) + "a pair with an empty text");
       }
       pairs.push_back({a, b, label});
       pair_lines.push_back(number);
       continue;
     }
-    if (label.find_first_not_of(' ') == std::string::npos) throw Error(where(path, number) + "empty label");
+    if (label.find_first_not_of(' ') == std::string::npos) {
+      throw Error(ErrorCode::Corruption, where(path, number) + "empty label");
+    }
     if (text.find_first_not_of(" \t") == std::string::npos) {
       ++skipped;
       continue;
@@ -287,7 +305,8 @@ TextItems read_fasta(const std::string& path, bool require_labels) {
   int64_t header_line = 0;
   auto close_record = [&] {
     if (header_line > 0 && items.texts.back().empty()) {
-      throw Error(where(path, header_line) + "record '" + items.names.back() + "' has no sequence");
+      throw Error(ErrorCode::Corruption,
+                  where(path, header_line) + "record '" + items.names.back() + "' has no sequence");
     }
   };
   for (int64_t number = 1; std::getline(in, line); ++number) {
@@ -297,7 +316,7 @@ TextItems read_fasta(const std::string& path, bool require_labels) {
       std::istringstream fields(line.substr(1));
       std::string id, label;
       if (!(fields >> id) || (!(fields >> label) && require_labels)) {
-        throw Error(where(path, number) + "header needs '>ID LABEL', got '" + line + "'");
+        throw Error(ErrorCode::Corruption, where(path, number) + "header needs '>ID LABEL', got '" + line + "'");
       }
       items.texts.emplace_back();
       items.labels.push_back(label);
@@ -310,7 +329,9 @@ TextItems read_fasta(const std::string& path, bool require_labels) {
       if (std::isalpha(static_cast<unsigned char>(c))) residues += static_cast<char>(std::toupper(c));
     }
     if (residues.empty()) continue;
-    if (header_line == 0) throw Error(where(path, number) + "sequence before the first '>' header");
+    if (header_line == 0) {
+      throw Error(ErrorCode::Corruption, where(path, number) + "sequence before the first '>' header");
+    }
     items.texts.back() += residues;
   }
   close_record();
@@ -362,7 +383,7 @@ SequenceDataset read_strokes(const std::string& dir, int64_t max_length, LoadSum
     }
     for (size_t i = 0, glyph = 1; i < text.size(); ++glyph) {
       const auto bad = [&](const std::string& what) {
-        return Error(file.string() + ": glyph " + std::to_string(glyph) + ": " + what);
+        return Error(ErrorCode::Corruption, file.string(), "glyph " + std::to_string(glyph) + ": " + what);
       };
       if (i + 8 > text.size()) throw bad("truncated header");
       char* end = nullptr;
@@ -426,6 +447,7 @@ bool parse_row(const std::string& path, int64_t number, const std::string& line,
   if (line.back() == ',') cells.emplace_back();
   values->clear();
   std::string problem;
+  ErrorCode problem_code = ErrorCode::Corruption;  // a malformed cell; a NaN or infinity is bad content
   bool any_number = false;
   for (size_t c = 1; c < cells.size(); ++c) {
     const char* begin = cells[c].c_str();
@@ -438,15 +460,16 @@ bool parse_row(const std::string& path, int64_t number, const std::string& line,
       problem = "missing value in column " + std::to_string(c + 1);
     } else if (end == begin || *end != '\0' || !std::isfinite(v)) {
       problem = "value '" + cells[c] + "' in column " + std::to_string(c + 1) + " is not a finite number";
+      if (end != begin && *end == '\0') problem_code = ErrorCode::InvalidArgument;
     }
     values->push_back(static_cast<float>(v));
   }
   if (first && cells.size() > 1 && !any_number) return false;  // a header, e.g. "label,t0,t1"
-  if (!problem.empty()) throw Error(where(path, number) + problem);
+  if (!problem.empty()) throw Error(problem_code, where(path, number) + problem);
   if (cells.empty() || cells[0].find_first_not_of(' ') == std::string::npos) {
-    throw Error(where(path, number) + "empty label (expected label,v1,v2,...)");
+    throw Error(ErrorCode::Corruption, where(path, number) + "empty label (expected label,v1,v2,...)");
   }
-  if (values->empty()) throw Error(where(path, number) + "row has a label but no values");
+  if (values->empty()) throw Error(ErrorCode::Corruption, where(path, number) + "row has a label but no values");
   *label = cells[0];
   return true;
 }
@@ -507,19 +530,22 @@ SequenceDataset read_series_files(const std::string& dir, int64_t max_length, Lo
       if (!row) continue;
       if (series_label.empty()) series_label = label, features = values.size();
       if (label != series_label) {
-        throw Error(where(path, number) + "label '" + label + "' differs from the first row's '" + series_label +
-                    "' (one series per file)");
+        throw Error(ErrorCode::Corruption,
+                    where(path, number) + "label '" + label + "' differs from the first row's '" + series_label +
+                        "' (one series per file)");
       }
       if (values.size() != features) {
-        throw Error(where(path, number) + std::to_string(values.size()) + " values, the first row has " +
-                    std::to_string(features));
+        throw Error(ErrorCode::Corruption,
+                    where(path, number) + std::to_string(values.size()) + " values, the first row has " +
+                        std::to_string(features));
       }
       series.insert(series.end(), values.begin(), values.end());
     }
-    if (series.empty()) throw Error(path + ": no time steps (expected rows label,f1,...,fF)");
+    if (series.empty()) throw Error(ErrorCode::Corruption, path, "no time steps (expected rows label,f1,...,fF)");
     if (!steps.empty() && static_cast<int64_t>(features) != steps[0].size(1)) {
-      throw Error(path + ": " + std::to_string(features) + " features per step, " + files[0].string() + " has " +
-                  std::to_string(steps[0].size(1)));
+      throw Error(ErrorCode::InvalidArgument, path,
+                  std::to_string(features) + " features per step, " + files[0].string() + " has " +
+                      std::to_string(steps[0].size(1)));
     }
     auto t = torch::tensor(series).view({-1, static_cast<int64_t>(features)});
     if (max_length > 0 && t.size(0) > max_length) {
@@ -559,8 +585,9 @@ std::vector<bool> validation_items(const std::vector<int64_t>& labels, int64_t w
   }
   const auto n = static_cast<int64_t>(labels.size());
   if (wanted < 1 || chosen.size() < 2 || n - taken < 2 || chosen.size() + 2 > per_class.size()) {
-    throw Error(source + ": cannot hold out " + std::to_string(wanted) + " of its " + std::to_string(n) +
-                " items as whole validation classes and keep 2 classes to train on (set --validation-size)");
+    throw Error(ErrorCode::InvalidArgument, source,
+                "cannot hold out " + std::to_string(wanted) + " of its " + std::to_string(n) +
+                    " items as whole validation classes and keep 2 classes to train on (set --validation-size)");
   }
   std::vector<bool> in(labels.size());
   for (size_t i = 0; i < labels.size(); ++i) in[i] = chosen.count(labels[i]) > 0;
@@ -577,11 +604,14 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> partition(const std::vecto
 
 SequenceSplits open_sequences(const std::string& spec, int64_t validation_size, int64_t max_length,
                               std::string tokens, const std::vector<std::string>& vocabulary) {
-  if (!is_sequence_spec(spec)) throw Error("not a sequence data spec: '" + spec + "' (expected text:, fasta:, strokes: or csv:)");
+  if (!is_sequence_spec(spec)) {
+    throw Error(ErrorCode::InvalidArgument,
+                "not a sequence data spec: '" + spec + "' (expected text:, fasta:, strokes: or csv:)");
+  }
   const auto colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
   const fs::path dir = spec.substr(colon + 1);
-  if (!fs::is_directory(dir)) throw Error(dir.string() + ": no such folder (data spec " + spec + ")");
+  if (!fs::is_directory(dir)) throw Error(ErrorCode::NotFound, dir.string(), "no such folder (data spec " + spec + ")");
   SequenceSplits out;
   if (kind == "text" || kind == "fasta") {
     const std::string ext = kind == "text" ? ".tsv" : ".fasta";
@@ -621,7 +651,9 @@ SequenceSplits open_sequences(const std::string& spec, int64_t validation_size, 
     out.validation = encode_text(val_part, vocab, out.tokens, max_length, &out.summary);
     out.test = encode_text(test_items, vocab, out.tokens, max_length, &out.summary);
   } else {
-    if (!tokens.empty()) throw Error("--tokens applies to text and fasta data, not " + kind);
+    if (!tokens.empty()) {
+      throw Error(ErrorCode::InvalidArgument, "--tokens applies to text and fasta data, not " + kind);
+    }
     auto read = [&](const std::string& name) {
       if (kind == "strokes") return read_strokes((dir / name).string(), max_length, &out.summary);
       if (fs::is_directory(dir / name)) return read_series_files((dir / name).string(), max_length, &out.summary);
@@ -634,7 +666,7 @@ SequenceSplits open_sequences(const std::string& spec, int64_t validation_size, 
     out.validation = train.subset(val_idx, "validation");
   }
   for (const auto* s : {&out.train, &out.validation, &out.test}) {
-    if (s->size() < 2) throw Error(s->source() + ": fewer than 2 sequences");
+    if (s->size() < 2) throw Error(ErrorCode::InvalidArgument, s->source(), "fewer than 2 sequences");
   }
   return out;
 }

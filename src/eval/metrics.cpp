@@ -12,17 +12,19 @@
 namespace siamese {
 
 torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_t batch_size) {
+  if (network->is_training()) {
+    throw Error(ErrorCode::InvalidArgument,
+                "embed_dataset: the network is in training mode; call network->eval() first (load_model returns "
+                "it so). Embedding never switches the mode itself: other threads may be embedding with it.");
+  }
   torch::NoGradGuard no_grad;
-  const bool was_training = network->is_training();
-  network->eval();
   std::vector<torch::Tensor> parts;
   for (int64_t start = 0; start < data.size(); start += batch_size) {
     std::vector<int64_t> idx(std::min(batch_size, data.size() - start));
     std::iota(idx.begin(), idx.end(), start);
     parts.push_back(network->embed(data.gather(idx)));
   }
-  network->train(was_training);
-  if (parts.empty()) throw Error(data.source() + ": nothing to embed (empty data set)");
+  if (parts.empty()) throw Error(ErrorCode::InvalidArgument, data.source(), "nothing to embed (empty data set)");
   return torch::cat(parts);
 }
 
@@ -30,7 +32,7 @@ RetrievalMetrics retrieval_metrics(const torch::Tensor& embeddings, const std::v
                                    Distance distance) {
   const int64_t n = embeddings.size(0);
   if (n != static_cast<int64_t>(labels.size()) || n < 2) {
-    throw Error("retrieval: need embeddings [N >= 2, D] with N labels");
+    throw Error(ErrorCode::InvalidArgument, "retrieval: need embeddings [N >= 2, D] with N labels");
   }
   auto lab = torch::tensor(labels, torch::kInt64);
   auto counts = torch::bincount(lab);
@@ -74,7 +76,9 @@ Pairs balanced_pairs(const std::vector<int64_t>& labels, int64_t count, uint64_t
   }
   int64_t classes = 0;
   for (const auto& c : by_class) classes += c.empty() ? 0 : 1;
-  if (anchors.empty() || classes < 2) throw Error("pairs: need 2 classes and a class with 2 items");
+  if (anchors.empty() || classes < 2) {
+    throw Error(ErrorCode::InvalidArgument, "pairs: need 2 classes and a class with 2 items");
+  }
   std::mt19937_64 rng(seed);
   auto uniform = [&rng](size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng); };
   Pairs pairs;
@@ -106,13 +110,15 @@ std::vector<double> pair_distances(const torch::Tensor& embeddings, const Pairs&
 namespace {
 
 void check_scores(const std::vector<double>& distance, const std::vector<uint8_t>& same) {
-  if (distance.size() != same.size()) throw Error("verification: distances and labels differ in count");
+  if (distance.size() != same.size()) {
+    throw Error(ErrorCode::InvalidArgument, "verification: distances and labels differ in count");
+  }
   const auto pos = std::count(same.begin(), same.end(), 1);
   if (pos == 0 || pos == static_cast<int64_t>(same.size())) {
-    throw Error("verification: need both same and different pairs");
+    throw Error(ErrorCode::InvalidArgument, "verification: need both same and different pairs");
   }
   for (double d : distance) {
-    if (std::isnan(d)) throw Error("verification: NaN distance (diverged model?)");
+    if (std::isnan(d)) throw Error(ErrorCode::InvalidArgument, "verification: NaN distance (diverged model?)");
   }
 }
 
@@ -201,7 +207,9 @@ double calibrate_threshold(const std::vector<double>& distance, const std::vecto
 }
 
 double accuracy_at(const std::vector<double>& distance, const std::vector<uint8_t>& same, double threshold) {
-  if (distance.empty() || distance.size() != same.size()) throw Error("accuracy: empty or mismatched pairs");
+  if (distance.empty() || distance.size() != same.size()) {
+    throw Error(ErrorCode::InvalidArgument, "accuracy: empty or mismatched pairs");
+  }
   int64_t right = 0;
   for (size_t i = 0; i < distance.size(); ++i) right += ((distance[i] <= threshold) == (same[i] != 0)) ? 1 : 0;
   return static_cast<double>(right) / static_cast<double>(distance.size());
@@ -215,9 +223,10 @@ double few_shot_accuracy(const torch::Tensor& embeddings, const std::vector<int6
     if (static_cast<int64_t>(by_class[c].size()) > k_shot) usable.push_back(static_cast<int64_t>(c));
   }
   if (static_cast<int64_t>(usable.size()) < n_way) {
-    throw Error("few-shot: " + std::to_string(n_way) + "-way " + std::to_string(k_shot) + "-shot needs " +
-                std::to_string(n_way) + " classes with " + std::to_string(k_shot + 1) + "+ items, found " +
-                std::to_string(usable.size()));
+    throw Error(ErrorCode::InvalidArgument,
+                "few-shot: " + std::to_string(n_way) + "-way " + std::to_string(k_shot) + "-shot needs " +
+                    std::to_string(n_way) + " classes with " + std::to_string(k_shot + 1) + "+ items, found " +
+                    std::to_string(usable.size()));
   }
   torch::NoGradGuard no_grad;
   std::mt19937_64 rng(seed);
@@ -247,10 +256,12 @@ double few_shot_accuracy(const torch::Tensor& embeddings, const std::vector<int6
 CrossValidation cross_validate(const std::vector<double>& distance, const std::vector<uint8_t>& same,
                                const std::vector<int64_t>& fold) {
   if (distance.size() != same.size() || distance.size() != fold.size()) {
-    throw Error("cross-validation: distance, same and fold must have one entry per pair");
+    throw Error(ErrorCode::InvalidArgument, "cross-validation: distance, same and fold must have one entry per pair");
   }
   const int64_t folds = fold.empty() ? 0 : *std::max_element(fold.begin(), fold.end()) + 1;
-  if (folds < 2) throw Error("cross-validation needs at least 2 folds, got " + std::to_string(folds));
+  if (folds < 2) {
+    throw Error(ErrorCode::InvalidArgument, "cross-validation needs at least 2 folds, got " + std::to_string(folds));
+  }
   CrossValidation cv;
   for (int64_t k = 0; k < folds; ++k) {
     std::vector<double> train_d, test_d;
@@ -259,7 +270,9 @@ CrossValidation cross_validate(const std::vector<double>& distance, const std::v
       (fold[i] == k ? test_d : train_d).push_back(distance[i]);
       (fold[i] == k ? test_s : train_s).push_back(same[i]);
     }
-    if (test_d.empty()) throw Error("cross-validation: fold " + std::to_string(k) + " has no pairs");
+    if (test_d.empty()) {
+      throw Error(ErrorCode::InvalidArgument, "cross-validation: fold " + std::to_string(k) + " has no pairs");
+    }
     const double t = calibrate_threshold(train_d, train_s);
     cv.fold_threshold.push_back(t);
     cv.fold_accuracy.push_back(accuracy_at(test_d, test_s, t));
@@ -273,7 +286,7 @@ CrossValidation cross_validate(const std::vector<double>& distance, const std::v
 SupportRule parse_support_rule(const std::string& name) {
   if (name == "mean") return SupportRule::ClassMean;
   if (name == "nearest") return SupportRule::Nearest;
-  throw Error("unknown support rule '" + name + "' (mean or nearest)");
+  throw Error(ErrorCode::InvalidArgument, "unknown support rule '" + name + "' (mean or nearest)");
 }
 
 std::vector<SupportMatch> classify_by_support(const torch::Tensor& queries, const torch::Tensor& support,
@@ -281,14 +294,15 @@ std::vector<SupportMatch> classify_by_support(const torch::Tensor& queries, cons
                                               SupportRule rule, double threshold) {
   if (queries.dim() != 2 || support.dim() != 2 || queries.size(1) != support.size(1) ||
       support.size(0) != static_cast<int64_t>(support_labels.size())) {
-    throw Error("one-shot: queries [Q, D], support [S, D] and S support labels expected");
+    throw Error(ErrorCode::InvalidArgument, "one-shot: queries [Q, D], support [S, D] and S support labels expected");
   }
   std::vector<int64_t> classes(support_labels);
   std::sort(classes.begin(), classes.end());
   classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
   if (classes.size() < 2) {
-    throw Error("one-shot: the support set has " + std::to_string(classes.size()) +
-                " class; it needs at least 2 to choose between");
+    throw Error(ErrorCode::InvalidArgument,
+                "one-shot: the support set has " + std::to_string(classes.size()) +
+                    " class; it needs at least 2 to choose between");
   }
   torch::NoGradGuard no_grad;
   auto labels = torch::tensor(support_labels, torch::kInt64);
@@ -345,7 +359,9 @@ std::string to_json(const EvalReport& r, bool by_class) {
 EvalReport evaluate(SiameseNetwork& network, const Dataset& test, double threshold, const EvalOptions& options) {
   const auto distance = network->options.distance();
   auto e = embed_dataset(network, test);
-  if (!torch::isfinite(e).all().item<bool>()) throw Error(test.source() + ": the model gives NaN/inf embeddings");
+  if (!torch::isfinite(e).all().item<bool>()) {
+    throw Error(ErrorCode::InvalidArgument, test.source() + ": the model gives NaN/inf embeddings");
+  }
   EvalReport r;
   auto retrieval = retrieval_metrics(e, test.labels(), distance);
   r.recall_at_1 = retrieval.recall_at_1;

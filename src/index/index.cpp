@@ -58,7 +58,9 @@ faiss::Index* innermost(faiss::Index* index) {
 /// A FAISS index for the options. IVF indexes take ids themselves; every other kind is wrapped in
 /// an IndexIDMap2 (ids, and reconstruction by id for removal by rebuilding).
 std::unique_ptr<faiss::Index> make_faiss(const IndexOptions& o) {
-  if (o.dim() <= 0) throw Error("index: embedding dimension must be > 0, got " + std::to_string(o.dim()));
+  if (o.dim() <= 0) {
+    throw Error(ErrorCode::InvalidArgument, "index: embedding dimension must be > 0, got " + std::to_string(o.dim()));
+  }
   const bool l1 = o.distance() == Distance::Manhattan || o.distance() == Distance::MaLSTM;
   const auto metric = o.distance() == Distance::Cosine ? faiss::METRIC_INNER_PRODUCT
                       : l1                             ? faiss::METRIC_L1
@@ -67,8 +69,9 @@ std::unique_ptr<faiss::Index> make_faiss(const IndexOptions& o) {
   try {
     index.reset(faiss::index_factory(static_cast<int>(o.dim()), o.spec().c_str(), metric));
   } catch (const faiss::FaissException& e) {
-    throw Error("index: '" + o.spec() + "' is not an index FAISS can build (" + e.msg +
-                "); try Flat, IVF1024,Flat, HNSW32 or IVF1024,PQ16");
+    throw Error(ErrorCode::InvalidArgument,
+                "index: '" + o.spec() + "' is not an index FAISS can build (" + e.msg +
+                    "); try Flat, IVF1024,Flat, HNSW32 or IVF1024,PQ16");
   }
   if (dynamic_cast<faiss::IndexIVF*>(index.get())) return index;
   auto wrapped = std::make_unique<faiss::IndexIDMap2>(index.release());
@@ -85,12 +88,16 @@ void apply_search_parameters(faiss::Index* index, const IndexOptions& o) {
 /// Embeddings as float CPU rows, normalised for cosine. Throws on a shape mismatch or non-finite value.
 torch::Tensor prepare(const torch::Tensor& x, const IndexOptions& o, const char* what) {
   if (x.dim() != 2 || x.size(1) != o.dim()) {
-    throw Error(std::string("index: ") + what + " must be [N, " + std::to_string(o.dim()) + "], got " +
-                std::to_string(x.dim()) + "-d " + (x.dim() == 2 ? "[" + std::to_string(x.size(0)) + ", " +
-                std::to_string(x.size(1)) + "]" : std::string("tensor")));
+    throw Error(ErrorCode::InvalidArgument,
+                std::string("index: ") + what + " must be [N, " + std::to_string(o.dim()) + "], got " +
+                    std::to_string(x.dim()) + "-d " +
+                    (x.dim() == 2 ? "[" + std::to_string(x.size(0)) + ", " + std::to_string(x.size(1)) + "]"
+                                  : std::string("tensor")));
   }
   auto y = x.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  if (!torch::isfinite(y).all().item<bool>()) throw Error(std::string("index: ") + what + " hold NaN or infinite values");
+  if (!torch::isfinite(y).all().item<bool>()) {
+    throw Error(ErrorCode::InvalidArgument, std::string("index: ") + what + " hold NaN or infinite values");
+  }
   if (o.distance() == Distance::Cosine) y = torch::nn::functional::normalize(y, torch::nn::functional::NormalizeFuncOptions().dim(1)).contiguous();
   return y;
 }
@@ -99,21 +106,37 @@ torch::Tensor prepare(const torch::Tensor& x, const IndexOptions& o, const char*
 class Db {
  public:
   Db(const std::string& path, int flags) : path_(path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) fail("cannot open");
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) fail(ErrorCode::IOError, "cannot open");
   }
   ~Db() { sqlite3_close(db_); }
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
   void exec(const std::string& sql) {
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) fail("cannot run '" + sql + "'");
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+      fail(ErrorCode::IOError, "cannot run '" + sql + "'");
+    }
   }
   sqlite3_stmt* prepare(const std::string& sql) {
     sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) fail("not a siamese index");
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
+      fail(ErrorCode::Corruption, "not a siamese index");
+    }
     return s;
   }
-  [[noreturn]] void fail(const std::string& what) {
-    throw Error(path_ + ": " + what + " (" + (db_ ? sqlite3_errmsg(db_) : "no connection") + ")");
+  /// `otherwise` is the category when SQLite's error code tells none (e.g. a missing table).
+  [[noreturn]] void fail(ErrorCode otherwise, const std::string& what) {
+    ErrorCode code = otherwise;
+    switch (db_ ? sqlite3_errcode(db_) & 0xff : SQLITE_OK) {
+      case SQLITE_CORRUPT:
+      case SQLITE_NOTADB: code = ErrorCode::Corruption; break;
+      case SQLITE_IOERR:
+      case SQLITE_FULL:
+      case SQLITE_CANTOPEN:
+      case SQLITE_PERM:
+      case SQLITE_READONLY: code = ErrorCode::IOError; break;
+      default: break;
+    }
+    throw Error(code, path_, what + " (" + (db_ ? sqlite3_errmsg(db_) : "no connection") + ")");
   }
   sqlite3* get() { return db_; }
 
@@ -133,7 +156,7 @@ struct Stmt {
   bool step() {
     const int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) return true;
-    if (rc != SQLITE_DONE) db.fail("read/write failed");
+    if (rc != SQLITE_DONE) db.fail(ErrorCode::IOError, "read/write failed");
     return false;
   }
   void done() {
@@ -187,16 +210,18 @@ std::vector<int64_t> EmbeddingIndex::add(const torch::Tensor& embeddings, const 
   auto x = prepare(embeddings, s.options, "embeddings to add");
   const int64_t n = x.size(0);
   if (static_cast<int64_t>(keys.size()) != n || static_cast<int64_t>(labels.size()) != n) {
-    throw Error("index: " + std::to_string(n) + " embeddings but " + std::to_string(keys.size()) + " keys and " +
-                std::to_string(labels.size()) + " labels");
+    throw Error(ErrorCode::InvalidArgument,
+                "index: " + std::to_string(n) + " embeddings but " + std::to_string(keys.size()) + " keys and " +
+                    std::to_string(labels.size()) + " labels");
   }
   if (n == 0) return {};
   const float* data = x.data_ptr<float>();
   try {
     if (!s.index->is_trained) s.index->train(n, data);
   } catch (const faiss::FaissException& e) {
-    throw Error("index: cannot train '" + s.options.spec() + "' on the first " + std::to_string(n) +
-                " embeddings (" + e.msg + "); add more at once, or use fewer lists (IVF) or Flat");
+    throw Error(ErrorCode::InvalidArgument,
+                "index: cannot train '" + s.options.spec() + "' on the first " + std::to_string(n) + " embeddings (" +
+                    e.msg + "); add more at once, or use fewer lists (IVF) or Flat");
   }
   std::vector<int64_t> ids(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) ids[static_cast<size_t>(i)] = s.next_id + i;
@@ -234,7 +259,7 @@ int64_t EmbeddingIndex::remove(const std::vector<int64_t>& ids) {
     try {
       for (size_t i = 0; i < keep.size(); ++i) map->reconstruct(keep[i], vectors.data() + i * static_cast<size_t>(s.options.dim()));
     } catch (const faiss::FaissException& e) {
-      throw Error("index: '" + s.options.spec() + "' cannot remove items (" + e.msg + ")");
+      throw Error(ErrorCode::Unsupported, "index: '" + s.options.spec() + "' cannot remove items (" + e.msg + ")");
     }
     auto rebuilt = make_faiss(s.options);
     const auto n = static_cast<FaissId>(keep.size());
@@ -252,8 +277,10 @@ int64_t EmbeddingIndex::remove(const std::vector<int64_t>& ids) {
 
 std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const torch::Tensor& queries, int64_t k) const {
   const auto& s = *state_;
-  if (s.items.empty()) throw Error("index: the index is empty; add embeddings before searching");
-  if (k < 1) throw Error("index: k must be >= 1, got " + std::to_string(k));
+  if (s.items.empty()) {
+    throw Error(ErrorCode::InvalidArgument, "index: the index is empty; add embeddings before searching");
+  }
+  if (k < 1) throw Error(ErrorCode::InvalidArgument, "index: k must be >= 1, got " + std::to_string(k));
   auto q = prepare(queries, s.options, "queries");
   const int64_t nq = q.size(0);
   const int64_t kk = std::min<int64_t>(k, size());
@@ -328,16 +355,17 @@ void EmbeddingIndex::save(const std::string& path) const {
 
 EmbeddingIndex EmbeddingIndex::load(const std::string& path) {
   struct stat st {};
-  if (stat(path.c_str(), &st) != 0) throw Error(path + ": no such index file");
+  if (stat(path.c_str(), &st) != 0) throw Error(ErrorCode::NotFound, path, "no such index file");
   Db db(path, SQLITE_OPEN_READONLY);
   std::map<std::string, std::string> meta;
   {
     Stmt q(db, "SELECT key, value FROM meta");
     while (q.step()) meta[q.text(0)] = q.text(1);
   }
-  if (meta["format"] != kFormat) throw Error(path + ": not a siamese index (no format mark)");
+  if (meta["format"] != kFormat) throw Error(ErrorCode::Corruption, path, "not a siamese index (no format mark)");
   if (meta["version"] != std::to_string(kFormatVersion)) {
-    throw Error(path + ": index format version " + meta["version"] + ", this build reads " + std::to_string(kFormatVersion));
+    throw Error(ErrorCode::Unsupported, path,
+                "index format version " + meta["version"] + ", this build reads " + std::to_string(kFormatVersion));
   }
   auto state = std::make_unique<State>();
   try {
@@ -349,7 +377,7 @@ EmbeddingIndex EmbeddingIndex::load(const std::string& path) {
         .ef_search(std::stoll(meta.at("ef_search")));
     state->next_id = std::stoll(meta.at("next_id"));
   } catch (const std::exception& e) {
-    throw Error(path + ": corrupt index header (" + e.what() + ")");
+    throw Error(ErrorCode::Corruption, path, std::string("corrupt index header (") + e.what() + ")");
   }
   {
     Stmt q(db, "SELECT id, key, label, added FROM items ORDER BY id");
@@ -361,23 +389,24 @@ EmbeddingIndex EmbeddingIndex::load(const std::string& path) {
   faiss::VectorIOReader reader;
   {
     Stmt q(db, "SELECT data FROM vectors");
-    if (!q.step()) throw Error(path + ": the index holds no vector data (truncated?)");
+    if (!q.step()) throw Error(ErrorCode::Corruption, path, "the index holds no vector data (truncated?)");
     const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(q.s, 0));
     reader.data.assign(p, p + sqlite3_column_bytes(q.s, 0));
   }
   if (std::to_string(reader.data.size()) != meta["vectors_bytes"] ||
       std::to_string(fnv1a(reader.data.data(), reader.data.size())) != meta["vectors_fnv1a"]) {
-    throw Error(path + ": the vector data is damaged (size or checksum differs from the header)");
+    throw Error(ErrorCode::Corruption, path, "the vector data is damaged (size or checksum differs from the header)");
   }
   try {
     state->index.reset(faiss::read_index(&reader));
   } catch (const faiss::FaissException& e) {
-    throw Error(path + ": cannot read the vector index (" + e.msg + ")");
+    throw Error(ErrorCode::Corruption, path, "cannot read the vector index (" + e.msg + ")");
   }
   if (state->index->d != state->options.dim() || state->index->ntotal != static_cast<FaissId>(state->items.size()) ||
       std::to_string(state->items.size()) != meta["count"]) {
-    throw Error(path + ": vectors (" + std::to_string(state->index->ntotal) + ") and metadata (" +
-                std::to_string(state->items.size()) + " items, header " + meta["count"] + ") disagree");
+    throw Error(ErrorCode::Corruption, path,
+                "vectors (" + std::to_string(state->index->ntotal) + ") and metadata (" +
+                    std::to_string(state->items.size()) + " items, header " + meta["count"] + ") disagree");
   }
   apply_search_parameters(state->index.get(), state->options);
   return EmbeddingIndex(std::move(state));

@@ -62,7 +62,12 @@ std::string to_json(const SiameseNetworkOptions& o) {
   }
   j["input_mean"] = o.input_mean();
   j["input_std"] = o.input_std();
-  return j.dump();
+  try {
+    return j.dump();
+  } catch (const nlohmann::json::exception& e) {  // a vocabulary token that is not valid UTF-8
+    throw Error(ErrorCode::InvalidArgument,
+                std::string("network configuration: cannot write as JSON (") + e.what() + ")");
+  }
 }
 
 SiameseNetworkOptions network_options_from_json(const std::string& text) {
@@ -105,7 +110,7 @@ SiameseNetworkOptions network_options_from_json(const std::string& text) {
     o.input_std(j.at("input_std").get<std::vector<double>>());
     return o;
   } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("bad network configuration: ") + e.what());
+    throw Error(ErrorCode::Corruption, std::string("bad network configuration: ") + e.what());
   }
 }
 
@@ -127,18 +132,19 @@ void save_model(const std::string& path, SiameseNetwork& network, double thresho
 SavedModel load_model(const std::string& path_in) {
   std::string path = path_in;
   if (fs::is_directory(path)) path = (fs::path(path) / "model.pt").string();
-  if (!fs::exists(path)) throw Error(path + ": no such model file");
+  if (!fs::exists(path)) throw Error(ErrorCode::NotFound, path, "no such model file");
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
     c10::IValue v;
     if (!archive.try_read("format", v) || !v.isString() || v.toStringRef() != "siamese-model") {
-      throw Error(path + ": not a siamese model file");
+      throw Error(ErrorCode::Corruption, path, "not a siamese model file");
     }
     archive.read("version", v);
     if (v.toInt() != kModelFormatVersion) {
-      throw Error(path + ": model format version " + std::to_string(v.toInt()) + ", this build reads version " +
-                  std::to_string(kModelFormatVersion));
+      throw Error(ErrorCode::Unsupported, path,
+                  "model format version " + std::to_string(v.toInt()) + ", this build reads version " +
+                      std::to_string(kModelFormatVersion));
     }
     SavedModel model;
     archive.read("config", v);
@@ -153,10 +159,13 @@ SavedModel load_model(const std::string& path_in) {
     model.network->eval();
     return model;
   } catch (const c10::Error& e) {
-    throw Error(path + ": corrupt or unreadable model file (" + e.what_without_backtrace() + ")");
+    throw Error(ErrorCode::Corruption, path,
+                std::string("corrupt or unreadable model file (") + e.what_without_backtrace() + ")");
   } catch (const Error& e) {
-    const std::string what = e.what();
-    throw Error(what.rfind(path, 0) == 0 ? what : path + ": " + what);
+    // Errors naming the file pass as they are; others (a bad configuration inside it) gain its name.
+    // A configuration this build rejects as an argument makes the file corrupt.
+    if (std::string(e.what()).rfind(path, 0) == 0) throw;
+    throw Error(e.code() == ErrorCode::InvalidArgument ? ErrorCode::Corruption : e.code(), path, e.what());
   }
 }
 

@@ -10,7 +10,8 @@ CnnEncoderImpl::CnnEncoderImpl(CnnEncoderOptions options_) : options(std::move(o
 
 void CnnEncoderImpl::reset() {
   if (options.conv_channels().empty() || options.embedding_dim() < 1 || options.in_channels() < 1) {
-    throw Error("cnn encoder: need at least one conv block, in_channels >= 1 and embedding_dim >= 1");
+    throw Error(ErrorCode::InvalidArgument,
+                "cnn encoder: need at least one conv block, in_channels >= 1 and embedding_dim >= 1");
   }
   features = torch::nn::Sequential();
   int64_t channels = options.in_channels();
@@ -18,9 +19,10 @@ void CnnEncoderImpl::reset() {
   int64_t w = options.width();
   for (int64_t out : options.conv_channels()) {
     if (h < 2 || w < 2) {
-      throw Error("cnn encoder: " + std::to_string(options.conv_channels().size()) +
-                  " pooling blocks shrink a " + std::to_string(options.height()) + "x" +
-                  std::to_string(options.width()) + " input below 1 pixel; use fewer --conv-channels");
+      throw Error(ErrorCode::InvalidArgument,
+                  "cnn encoder: " + std::to_string(options.conv_channels().size()) +
+                      " pooling blocks shrink a " + std::to_string(options.height()) + "x" +
+                      std::to_string(options.width()) + " input below 1 pixel; use fewer --conv-channels");
     }
     features->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, out, 3).padding(1).bias(false)));
     features->push_back(torch::nn::BatchNorm2d(out));
@@ -45,9 +47,10 @@ void CnnEncoderImpl::reset() {
 torch::Tensor CnnEncoderImpl::forward(torch::Tensor x) {
   if (x.dim() != 4 || x.size(1) != options.in_channels() || x.size(2) != options.height() ||
       x.size(3) != options.width()) {
-    throw Error("cnn encoder: expected input [N, " + std::to_string(options.in_channels()) + ", " +
-                std::to_string(options.height()) + ", " + std::to_string(options.width()) + "], got " +
-                c10::str(x.sizes()));
+    throw Error(ErrorCode::InvalidArgument,
+                "cnn encoder: expected input [N, " + std::to_string(options.in_channels()) + ", " +
+                    std::to_string(options.height()) + ", " + std::to_string(options.width()) + "], got " +
+                    c10::str(x.sizes()));
   }
   auto e = head->forward(features->forward(x));
   if (options.normalize()) {
@@ -60,19 +63,23 @@ RnnEncoderImpl::RnnEncoderImpl(RnnEncoderOptions options_) : options(std::move(o
 
 void RnnEncoderImpl::reset() {
   const auto& o = options;
-  if (o.cell() != "lstm" && o.cell() != "gru") throw Error("rnn encoder: cell '" + o.cell() + "' (expected lstm or gru)");
+  if (o.cell() != "lstm" && o.cell() != "gru") {
+    throw Error(ErrorCode::InvalidArgument, "rnn encoder: cell '" + o.cell() + "' (expected lstm or gru)");
+  }
   if (o.pooling() != "last" && o.pooling() != "mean" && o.pooling() != "max") {
-    throw Error("rnn encoder: pooling '" + o.pooling() + "' (expected last, mean or max)");
+    throw Error(ErrorCode::InvalidArgument, "rnn encoder: pooling '" + o.pooling() + "' (expected last, mean or max)");
   }
   if (o.hidden() < 1 || o.layers() < 0 || o.embedding_dim() < 1 || o.vocab_size() < 0 ||
       (o.vocab_size() == 0 && o.features() < 1) || (o.vocab_size() > 0 && o.token_dim() < 1)) {
-    throw Error("rnn encoder: hidden, embedding_dim and features (or token_dim) must be >= 1, layers >= 0");
+    throw Error(ErrorCode::InvalidArgument,
+                "rnn encoder: hidden, embedding_dim and features (or token_dim) must be >= 1, layers >= 0");
   }
   if (o.layers() == 0 && o.pooling() == "last") {
-    throw Error("rnn encoder: with 0 recurrent layers there is no final state; use pooling mean or max");
+    throw Error(ErrorCode::InvalidArgument,
+                "rnn encoder: with 0 recurrent layers there is no final state; use pooling mean or max");
   }
   if (o.conv_channels() > 0 && (o.conv_kernel() < 1 || o.conv_kernel() % 2 == 0 || o.conv_stride() < 1 || o.conv_pool() < 1)) {
-    throw Error("rnn encoder: conv kernel must be odd and >= 1, stride and pool >= 1");
+    throw Error(ErrorCode::InvalidArgument, "rnn encoder: conv kernel must be odd and >= 1, stride and pool >= 1");
   }
   int64_t width = o.features();
   if (o.vocab_size() > 0) {
@@ -144,8 +151,9 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
   const auto& o = options;
   const int64_t features = o.vocab_size() > 0 ? 1 : o.features();
   if (x.dim() != 3 || x.size(2) != 1 + features || x.size(1) < 1) {
-    throw Error("rnn encoder: expected a sequence batch [N, T, " + std::to_string(1 + features) +
-                "] (mask column + " + std::to_string(features) + " feature(s)), got " + c10::str(x.sizes()));
+    throw Error(ErrorCode::InvalidArgument,
+                "rnn encoder: expected a sequence batch [N, T, " + std::to_string(1 + features) +
+                    "] (mask column + " + std::to_string(features) + " feature(s)), got " + c10::str(x.sizes()));
   }
   // The pooled features [N, width] through the head, normalised if asked: the embedding [N, embedding_dim].
   auto project = [&](const torch::Tensor& pooled) {
@@ -155,13 +163,14 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
   };
   auto mask = x.select(2, 0) > 0.5;  // [N, T]
   auto lengths = mask.sum(1).to(torch::kCPU, torch::kInt64);
-  if ((lengths < 1).any().item<bool>()) throw Error("rnn encoder: a sequence has no steps");
+  if ((lengths < 1).any().item<bool>()) throw Error(ErrorCode::InvalidArgument, "rnn encoder: a sequence has no steps");
   torch::Tensor h;
   torch::Tensor bag;  // a bag of tokens: the steps it pools, [N, T] bool
   if (o.vocab_size() > 0) {
     auto ids = x.select(2, 1).round().to(torch::kInt64);
     if ((ids < 0).logical_or(ids >= o.vocab_size()).any().item<bool>()) {
-      throw Error("rnn encoder: token id outside the vocabulary of " + std::to_string(o.vocab_size()));
+      throw Error(ErrorCode::InvalidArgument,
+                  "rnn encoder: token id outside the vocabulary of " + std::to_string(o.vocab_size()));
     }
     if (o.layers() == 0 && o.conv_channels() == 0) {
       // The known tokens (id 0 is <unk>); all of the item's steps when it has none.
@@ -220,8 +229,9 @@ namespace {
 
 CnnEncoderOptions frame_cnn(CnnEncoderOptions cnn, int64_t frames) {
   if (frames < 1 || cnn.width() % frames != 0) {
-    throw Error("hybrid encoder: image width " + std::to_string(cnn.width()) + " is not divisible into " +
-                std::to_string(frames) + " frames");
+    throw Error(ErrorCode::InvalidArgument,
+                "hybrid encoder: image width " + std::to_string(cnn.width()) + " is not divisible into " +
+                    std::to_string(frames) + " frames");
   }
   return cnn.width(cnn.width() / frames).normalize(false);
 }
@@ -238,9 +248,10 @@ HybridEncoderImpl::HybridEncoderImpl(CnnEncoderOptions cnn_options, RnnEncoderOp
 torch::Tensor HybridEncoderImpl::forward(torch::Tensor x) {
   const auto& c = cnn->options;
   if (x.dim() != 4 || x.size(1) != c.in_channels() || x.size(2) != c.height() || x.size(3) != c.width() * frames) {
-    throw Error("hybrid encoder: expected input [N, " + std::to_string(c.in_channels()) + ", " +
-                std::to_string(c.height()) + ", " + std::to_string(c.width() * frames) + "], got " +
-                c10::str(x.sizes()));
+    throw Error(ErrorCode::InvalidArgument,
+                "hybrid encoder: expected input [N, " + std::to_string(c.in_channels()) + ", " +
+                    std::to_string(c.height()) + ", " + std::to_string(c.width() * frames) + "], got " +
+                    c10::str(x.sizes()));
   }
   const auto n = x.size(0);
   // [N, C, H, frames · w] -> [N · frames, C, H, w]: column f of image i is row i · frames + f.
@@ -260,8 +271,9 @@ SiameseNetworkImpl::SiameseNetworkImpl(SiameseNetworkOptions options_) : options
     auto r = options.rnn().cell(kind);
     if (!options.vocabulary().empty()) {
       if (r.vocab_size() != 0 && r.vocab_size() != static_cast<int64_t>(options.vocabulary().size())) {
-        throw Error("network: vocab_size " + std::to_string(r.vocab_size()) + " disagrees with the vocabulary of " +
-                    std::to_string(options.vocabulary().size()) + " tokens");
+        throw Error(ErrorCode::InvalidArgument,
+                    "network: vocab_size " + std::to_string(r.vocab_size()) + " disagrees with the vocabulary of " +
+                        std::to_string(options.vocabulary().size()) + " tokens");
       }
       r.vocab_size(static_cast<int64_t>(options.vocabulary().size()));
     }
@@ -271,13 +283,14 @@ SiameseNetworkImpl::SiameseNetworkImpl(SiameseNetworkOptions options_) : options
   } else if (kind == "hybrid") {
     encoder = std::make_shared<HybridEncoderImpl>(options.cnn(), options.rnn(), options.frames());
   } else {
-    throw Error("unknown encoder '" + kind + "' (expected cnn, lstm, gru or hybrid)");
+    throw Error(ErrorCode::InvalidArgument, "unknown encoder '" + kind + "' (expected cnn, lstm, gru or hybrid)");
   }
   register_module("encoder", encoder);
   const bool tokens = takes_sequences() && options.rnn().vocab_size() > 0;
   auto per_channel = [&](const std::vector<double>& v, double fill, const char* what) {
     if (v.size() != 1 && static_cast<int64_t>(v.size()) != channels) {
-      throw Error(std::string("network: ") + what + " needs 1 or " + std::to_string(channels) + " values");
+      throw Error(ErrorCode::InvalidArgument,
+                  std::string("network: ") + what + " needs 1 or " + std::to_string(channels) + " values");
     }
     auto t = torch::tensor(v, torch::kFloat64).to(torch::kFloat32);
     t = v.size() == 1 ? t.expand({channels}).clone() : t;
@@ -288,7 +301,9 @@ SiameseNetworkImpl::SiameseNetworkImpl(SiameseNetworkOptions options_) : options
   };
   input_mean = register_buffer("input_mean", per_channel(options.input_mean(), 0.0, "input_mean"));
   input_std = register_buffer("input_std", per_channel(options.input_std(), 1.0, "input_std"));
-  if ((input_std <= 0).any().item<bool>()) throw Error("network: input_std must be positive");
+  if ((input_std <= 0).any().item<bool>()) {
+    throw Error(ErrorCode::InvalidArgument, "network: input_std must be positive");
+  }
 }
 
 bool SiameseNetworkImpl::takes_sequences() const {

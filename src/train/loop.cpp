@@ -20,7 +20,7 @@ Schedule parse_schedule(const std::string& name) {
   if (name == "step") return Schedule::Step;
   if (name == "cosine") return Schedule::Cosine;
   if (name == "plateau") return Schedule::Plateau;
-  throw Error("unknown schedule '" + name + "' (expected none, step, cosine or plateau)");
+  throw Error(ErrorCode::InvalidArgument, "unknown schedule '" + name + "' (expected none, step, cosine or plateau)");
 }
 
 std::string to_string(Schedule schedule) {
@@ -37,7 +37,8 @@ double select_metric(const EpochRecord& r, const std::string& name) {
   if (name == "map_at_r") return r.val_map_at_r;
   if (name == "recall_at_1") return r.val_recall_at_1;
   if (name == "roc_auc") return r.val_roc_auc;
-  throw Error("unknown --select-by '" + name + "' (expected map_at_r, recall_at_1 or roc_auc)");
+  throw Error(ErrorCode::InvalidArgument,
+              "unknown --select-by '" + name + "' (expected map_at_r, recall_at_1 or roc_auc)");
 }
 
 double learning_rate(const LoopOptions& o, int64_t step, int64_t steps_per_epoch) {
@@ -110,7 +111,9 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const LoopOptions& o, to
     return std::make_unique<torch::optim::SGD>(
         module.parameters(), torch::optim::SGDOptions(o.lr).momentum(0.9).weight_decay(o.weight_decay));
   }
-  if (o.optimizer != "adam") throw Error("unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
+  if (o.optimizer != "adam") {
+    throw Error(ErrorCode::InvalidArgument, "unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
+  }
   return std::make_unique<torch::optim::Adam>(module.parameters(),
                                               torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
 }
@@ -167,9 +170,10 @@ void Loop::load_checkpoint() {
     optimizer_->load(state);
     task_.load_state(archive);
   } catch (const c10::Error& e) {
-    throw Error(checkpoint_ + ": corrupt or unreadable checkpoint (" + e.what_without_backtrace() + ")");
+    throw Error(ErrorCode::Corruption, checkpoint_,
+                std::string("corrupt or unreadable checkpoint (") + e.what_without_backtrace() + ")");
   } catch (const nlohmann::json::exception& e) {
-    throw Error(checkpoint_ + ": corrupt checkpoint history (" + e.what() + ")");
+    throw Error(ErrorCode::Corruption, checkpoint_, std::string("corrupt checkpoint history (") + e.what() + ")");
   }
   logger_.info("resuming " + o_.out + " after epoch " + std::to_string(first_epoch_));
 }
@@ -212,9 +216,10 @@ EpochRecord Loop::train_epoch(int64_t epoch, double lr_scale) {
     selected += step.selected;
     const double value = step.loss.item<double>();
     if (!std::isfinite(value)) {
-      throw Error("loss is " + std::to_string(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
-                  std::to_string(batch->number + 1) + " (lr " + std::to_string(lr) +
-                  "): training diverged; lower --lr. The last checkpoint in " + o_.out + " is intact.");
+      throw Error(ErrorCode::InvalidArgument,
+                  "loss is " + std::to_string(value) + " at epoch " + std::to_string(epoch + 1) + " step " +
+                      std::to_string(batch->number + 1) + " (lr " + std::to_string(lr) +
+                      "): training diverged; lower --lr. The last checkpoint in " + o_.out + " is intact.");
     }
     optimizer_->zero_grad();
     step.loss.backward();

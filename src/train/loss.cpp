@@ -12,7 +12,7 @@ LossKind parse_loss(const std::string& name) {
   if (name == "contrastive") return LossKind::Contrastive;
   if (name == "triplet") return LossKind::Triplet;
   if (name == "ntxent") return LossKind::NTXent;
-  throw Error("unknown loss '" + name + "' (expected contrastive, triplet or ntxent)");
+  throw Error(ErrorCode::InvalidArgument, "unknown loss '" + name + "' (expected contrastive, triplet or ntxent)");
 }
 
 std::string to_string(LossKind loss) {
@@ -27,10 +27,11 @@ std::string to_string(LossKind loss) {
 torch::Tensor ntxent_loss(const torch::Tensor& embeddings, const torch::Tensor& labels, double temperature,
                           int64_t* active) {
   if (embeddings.dim() != 2 || labels.dim() != 1 || labels.size(0) != embeddings.size(0)) {
-    throw Error("ntxent_loss: expected embeddings [B, D] and labels [B], got " + c10::str(embeddings.sizes()) +
-                " and " + c10::str(labels.sizes()));
+    throw Error(ErrorCode::InvalidArgument,
+                "ntxent_loss: expected embeddings [B, D] and labels [B], got " + c10::str(embeddings.sizes()) +
+                    " and " + c10::str(labels.sizes()));
   }
-  if (!(temperature > 0)) throw Error("ntxent_loss: temperature must be > 0");
+  if (!(temperature > 0)) throw Error(ErrorCode::InvalidArgument, "ntxent_loss: temperature must be > 0");
   const auto b = embeddings.size(0);
   auto z = torch::nn::functional::normalize(embeddings, torch::nn::functional::NormalizeFuncOptions().dim(1));
   auto self = torch::eye(b, torch::TensorOptions().dtype(torch::kBool));
@@ -47,8 +48,9 @@ torch::Tensor ntxent_loss(const torch::Tensor& embeddings, const torch::Tensor& 
 
 torch::Tensor contrastive_loss(const torch::Tensor& distances, const torch::Tensor& similar, double margin) {
   if (distances.dim() != 1 || similar.sizes() != distances.sizes()) {
-    throw Error("contrastive_loss: expected distances [N] and labels [N], got " +
-                c10::str(distances.sizes()) + " and " + c10::str(similar.sizes()));
+    throw Error(ErrorCode::InvalidArgument,
+                "contrastive_loss: expected distances [N] and labels [N], got " +
+                    c10::str(distances.sizes()) + " and " + c10::str(similar.sizes()));
   }
   auto y = similar.to(distances.dtype());
   auto hinge = (margin - distances).clamp_min(0);
@@ -57,8 +59,9 @@ torch::Tensor contrastive_loss(const torch::Tensor& distances, const torch::Tens
 
 torch::Tensor triplet_loss(const torch::Tensor& d_ap, const torch::Tensor& d_an, double margin) {
   if (d_ap.dim() != 1 || d_an.sizes() != d_ap.sizes()) {
-    throw Error("triplet_loss: expected d_ap [N] and d_an [N], got " + c10::str(d_ap.sizes()) +
-                " and " + c10::str(d_an.sizes()));
+    throw Error(ErrorCode::InvalidArgument,
+                "triplet_loss: expected d_ap [N] and d_an [N], got " + c10::str(d_ap.sizes()) +
+                    " and " + c10::str(d_an.sizes()));
   }
   return (d_ap - d_an + margin).clamp_min(0).mean();
 }
@@ -67,8 +70,9 @@ namespace {
 
 void check_batch(const torch::Tensor& embeddings, const torch::Tensor& labels) {
   if (embeddings.dim() != 2 || labels.dim() != 1 || labels.size(0) != embeddings.size(0)) {
-    throw Error("batch loss: expected embeddings [B, D] and labels [B], got " +
-                c10::str(embeddings.sizes()) + " and " + c10::str(labels.sizes()));
+    throw Error(ErrorCode::InvalidArgument,
+                "batch loss: expected embeddings [B, D] and labels [B], got " +
+                    c10::str(embeddings.sizes()) + " and " + c10::str(labels.sizes()));
   }
 }
 

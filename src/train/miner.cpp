@@ -15,7 +15,8 @@ MinerKind parse_miner(const std::string& name) {
   if (name == "semi-hard") return MinerKind::SemiHard;
   if (name == "hard-pairs") return MinerKind::HardPairs;
   if (name == "distance-weighted") return MinerKind::DistanceWeighted;
-  throw Error("unknown miner '" + name + "' (expected all, batch-hard, semi-hard, hard-pairs or distance-weighted)");
+  throw Error(ErrorCode::InvalidArgument,
+              "unknown miner '" + name + "' (expected all, batch-hard, semi-hard, hard-pairs or distance-weighted)");
 }
 
 std::string to_string(MinerKind miner) {
@@ -44,8 +45,9 @@ Masks label_masks(const torch::Tensor& labels) {
 
 Masks masks_of(const torch::Tensor& d, const torch::Tensor& labels) {
   if (d.dim() != 2 || d.size(0) != d.size(1) || labels.dim() != 1 || labels.size(0) != d.size(0)) {
-    throw Error("miner: expected distances [B, B] and labels [B], got " + c10::str(d.sizes()) + " and " +
-                c10::str(labels.sizes()));
+    throw Error(ErrorCode::InvalidArgument,
+                "miner: expected distances [B, B] and labels [B], got " + c10::str(d.sizes()) + " and " +
+                    c10::str(labels.sizes()));
   }
   return label_masks(labels);
 }
@@ -91,7 +93,7 @@ MinedTriplets mine_triplets(MinerKind miner, const torch::Tensor& distances, con
   auto m = masks_of(d, labels);
   switch (miner) {
     case MinerKind::All:
-      throw Error("miner: 'all' lists no triplets; use batch_triplet_loss / mined_loss");
+      throw Error(ErrorCode::InvalidArgument, "miner: 'all' lists no triplets; use batch_triplet_loss / mined_loss");
     case MinerKind::BatchHard: {
       auto hardest_positive = d.masked_fill(m.pos.logical_not(), -kInf).argmax(1);
       auto [hardest_negative, has_negative] = nearest_negative(d, m);
@@ -115,7 +117,9 @@ MinedTriplets mine_triplets(MinerKind miner, const torch::Tensor& distances, con
       });
     }
     case MinerKind::DistanceWeighted: {
-      if (options.dim() < 2) throw Error("distance-weighted miner: embedding dimension must be >= 2");
+      if (options.dim() < 2) {
+        throw Error(ErrorCode::InvalidArgument, "distance-weighted miner: embedding dimension must be >= 2");
+      }
       const double n = static_cast<double>(options.dim());
       auto c = d.clamp_min(options.cutoff());
       // Weight 1 / q(d): log w = (2 − n) log d − ((n − 3) / 2) log(1 − d²/4), normalised per row.
@@ -164,7 +168,9 @@ MinedLoss mined_loss(LossKind loss, MinerKind miner, const torch::Tensor& embedd
                      Distance distance, double margin, uint64_t seed, double temperature) {
   MinedLoss r;
   if (loss == LossKind::NTXent) {
-    if (miner != MinerKind::All) throw Error("mined_loss: the ntxent loss weighs every pair itself; use miner all");
+    if (miner != MinerKind::All) {
+      throw Error(ErrorCode::InvalidArgument, "mined_loss: the ntxent loss weighs every pair itself; use miner all");
+    }
     r.loss = ntxent_loss(embeddings, labels, temperature, &r.active);
     r.selected = labels.size(0);
     return r;
@@ -202,9 +208,11 @@ HardNegatives mine_hard_negatives(const torch::Tensor& embeddings, const std::ve
                                   Distance distance, int64_t per_item) {
   const int64_t n = embeddings.size(0);
   if (static_cast<int64_t>(labels.size()) != n) {
-    throw Error("offline mining: " + std::to_string(n) + " embeddings but " + std::to_string(labels.size()) + " labels");
+    throw Error(ErrorCode::InvalidArgument,
+                "offline mining: " + std::to_string(n) + " embeddings but " + std::to_string(labels.size()) +
+                    " labels");
   }
-  if (per_item < 1) throw Error("offline mining: negatives per item must be >= 1");
+  if (per_item < 1) throw Error(ErrorCode::InvalidArgument, "offline mining: negatives per item must be >= 1");
   torch::NoGradGuard no_grad;
   const auto y = torch::tensor(labels, torch::kInt64);
   HardNegatives hard;
@@ -217,8 +225,9 @@ HardNegatives mine_hard_negatives(const torch::Tensor& embeddings, const std::ve
     auto same = y.slice(0, begin, end).unsqueeze(1).eq(y.unsqueeze(0));
     const auto others = (~same).sum(1).min().item<int64_t>();
     if (others < per_item) {
-      throw Error("offline mining: an item has only " + std::to_string(others) + " items of other classes; " +
-                  std::to_string(per_item) + " asked");
+      throw Error(ErrorCode::InvalidArgument,
+                  "offline mining: an item has only " + std::to_string(others) + " items of other classes; " +
+                      std::to_string(per_item) + " asked");
     }
     d.masked_fill_(same, std::numeric_limits<float>::infinity());
     auto nearest = std::get<1>(d.topk(per_item, 1, /*largest=*/false, /*sorted=*/true)).contiguous();

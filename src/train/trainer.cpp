@@ -121,7 +121,7 @@ TrainOptions train_options_from_json(const std::string& text) {
     o.out = j.at("out");
     return o;
   } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("bad training configuration: ") + e.what());
+    throw Error(ErrorCode::Corruption, std::string("bad training configuration: ") + e.what());
   }
 }
 
@@ -154,31 +154,36 @@ Standing standing(const std::vector<EpochRecord>& history, const TrainOptions& o
 namespace {
 
 void validate(const TrainOptions& o) {
-  if (o.epochs < 1) throw Error("epochs must be >= 1");
-  if (!(o.lr > 0)) throw Error("lr must be > 0");
-  if (o.margin < 0) throw Error("margin must be >= 0");
+  if (o.epochs < 1) throw Error(ErrorCode::InvalidArgument, "epochs must be >= 1");
+  if (!(o.lr > 0)) throw Error(ErrorCode::InvalidArgument, "lr must be > 0");
+  if (o.margin < 0) throw Error(ErrorCode::InvalidArgument, "margin must be >= 0");
   if (o.optimizer != "adam" && o.optimizer != "sgd") {
-    throw Error("unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
+    throw Error(ErrorCode::InvalidArgument, "unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
   }
   if (o.loss == LossKind::Triplet && o.sampler.kind == SamplerKind::Pairs) {
-    throw Error("the triplet loss needs --sampler triplets or pk, not pairs");
+    throw Error(ErrorCode::InvalidArgument, "the triplet loss needs --sampler triplets or pk, not pairs");
   }
   if (o.loss == LossKind::NTXent && (o.sampler.kind != SamplerKind::PK || o.miner != MinerKind::All)) {
-    throw Error("the ntxent loss needs --sampler pk and --miner all: it weighs every pair of the batch itself");
+    throw Error(ErrorCode::InvalidArgument,
+                "the ntxent loss needs --sampler pk and --miner all: it weighs every pair of the batch itself");
   }
-  if (!(o.temperature > 0)) throw Error("temperature must be > 0");
-  if (o.workers < 1) throw Error("workers must be >= 1");
+  if (!(o.temperature > 0)) throw Error(ErrorCode::InvalidArgument, "temperature must be > 0");
+  if (o.workers < 1) throw Error(ErrorCode::InvalidArgument, "workers must be >= 1");
   select_metric(EpochRecord{}, o.select_by);  // throws on an unknown name
-  if (o.patience < 1) throw Error("patience must be >= 1");
-  if (o.early_stop < 0) throw Error("early-stop must be >= 0");
-  if (o.offline_mining_every < 0) throw Error("offline-mining-every must be >= 0");
-  if (o.offline_mining_every > 0 && o.offline_negatives < 1) throw Error("offline-negatives must be >= 1");
-  if (o.instance_weight < 0) throw Error("instance weight must be >= 0");
+  if (o.patience < 1) throw Error(ErrorCode::InvalidArgument, "patience must be >= 1");
+  if (o.early_stop < 0) throw Error(ErrorCode::InvalidArgument, "early-stop must be >= 0");
+  if (o.offline_mining_every < 0) throw Error(ErrorCode::InvalidArgument, "offline-mining-every must be >= 0");
+  if (o.offline_mining_every > 0 && o.offline_negatives < 1) {
+    throw Error(ErrorCode::InvalidArgument, "offline-negatives must be >= 1");
+  }
+  if (o.instance_weight < 0) throw Error(ErrorCode::InvalidArgument, "instance weight must be >= 0");
   if (o.instance_weight > 0 && (o.sampler.views < 2 || !o.augment.any())) {
-    throw Error("the instance term needs --views 2 or more and --augment: its positives are views of one image");
+    throw Error(ErrorCode::InvalidArgument,
+                "the instance term needs --views 2 or more and --augment: its positives are views of one image");
   }
   if (o.miner != MinerKind::All && o.sampler.kind != SamplerKind::PK) {
-    throw Error("miners work on labelled batches: --miner " + to_string(o.miner) + " needs --sampler pk");
+    throw Error(ErrorCode::InvalidArgument,
+                "miners work on labelled batches: --miner " + to_string(o.miner) + " needs --sampler pk");
   }
 }
 
@@ -246,9 +251,12 @@ TrainingData open_training_data(TrainOptions& o, Logger& logger) {
   TrainingData d;
   const bool sequences = o.network.encoder() == "lstm" || o.network.encoder() == "gru";
   if (is_sequence_spec(o.data)) {
-    if (!sequences) throw Error(o.data + " is sequence data: train it with --encoder lstm or gru");
+    if (!sequences) {
+      throw Error(ErrorCode::InvalidArgument, o.data + " is sequence data: train it with --encoder lstm or gru");
+    }
     if (o.augment.any() || o.class_rotations > 1) {
-      throw Error("--augment and --class-rotations transform images; " + o.data + " holds sequences");
+      throw Error(ErrorCode::InvalidArgument,
+                  "--augment and --class-rotations transform images; " + o.data + " holds sequences");
     }
     auto s = open_sequences(o.data, o.split.validation_size(), o.max_length, o.network.tokens(), o.network.vocabulary());
     logger.info("sequences: " + std::to_string(s.train.size()) + " train, " + std::to_string(s.validation.size()) +
@@ -266,7 +274,9 @@ TrainingData open_training_data(TrainOptions& o, Logger& logger) {
     d.test = std::make_shared<SequenceDataset>(std::move(s.test));
     return d;
   }
-  if (sequences) throw Error(o.data + " holds images: train it with --encoder cnn or hybrid");
+  if (sequences) {
+    throw Error(ErrorCode::InvalidArgument, o.data + " holds images: train it with --encoder cnn or hybrid");
+  }
   auto splits = make_splits(open_data(o.data), o.split);
   auto [mean, std] = splits.train.channel_stats();
   const auto& shape = splits.train.images().sizes();
@@ -341,6 +351,7 @@ class EmbeddingTask : public TrainingTask {
   /// Retrieval on the validation split, ROC AUC on its balanced pairs.
   void validate(EpochRecord& record) override {
     loader_.reset();
+    net_->eval();
     auto e = embed_dataset(net_, validation_);
     auto retrieval = retrieval_metrics(e, validation_.labels(), o_.network.distance());
     pairs_ = balanced_pairs(validation_.labels(), 10000, 1);
@@ -411,11 +422,16 @@ void start_run_folder(const TrainOptions& o) {
   const fs::path out(o.out);
   for (const char* name : {"config.json", "checkpoint.pt", "model.pt"}) {
     if (fs::exists(out / name)) {
-      throw Error((out / name).string() + " exists: " + o.out + " already holds a run; continue it with --resume " +
-                  o.out + " or choose another --out");
+      throw Error(ErrorCode::InvalidArgument,
+                  (out / name).string() + " exists: " + o.out + " already holds a run; continue it with --resume " +
+                      o.out + " or choose another --out");
     }
   }
-  fs::create_directories(out);
+  try {
+    fs::create_directories(out);
+  } catch (const fs::filesystem_error& e) {
+    throw Error(ErrorCode::IOError, o.out, std::string("cannot create the run folder (") + e.what() + ")");
+  }
   write_text_atomically((out / "config.json").string(), to_json(o));
 }
 
@@ -470,10 +486,16 @@ TrainResult train(const TrainOptions& options, Logger& logger, TrainObserver* ob
 TrainResult resume(const std::string& dir, Logger& logger, TrainObserver* observer) {
   const auto config = fs::path(dir) / "config.json";
   std::ifstream in(config);
-  if (!in) throw Error(config.string() + ": cannot read; is " + dir + " a training run folder?");
+  if (!in) throw Error(ErrorCode::NotFound, config.string(), "cannot read; is " + dir + " a training run folder?");
   std::stringstream text;
   text << in.rdbuf();
-  auto options = train_options_from_json(text.str());
+  TrainOptions options;
+  try {
+    options = train_options_from_json(text.str());
+  } catch (const Error& e) {  // a bad config.json: name the file
+    if (!e.path().empty()) throw;
+    throw Error(e.code() == ErrorCode::InvalidArgument ? ErrorCode::Corruption : e.code(), config.string(), e.what());
+  }
   options.out = dir;
   return run(options, true, logger, observer);
 }

@@ -33,6 +33,7 @@ TEST(Augment, SpecificationRoundTripsAndBadEntriesAreNamed) {
       parse_augment(bad);
       ADD_FAILURE() << bad << ": no error";
     } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
       EXPECT_NE(std::string(e.what()).find("augment"), std::string::npos) << e.what();
     }
   }

@@ -16,11 +16,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void expect_error(const std::function<void()>& f, const std::string& file, const std::string& words) {
+/// f() throws a siamese::Error of `code` about `file` (its path(); "" for none, e.g. a bad spec) whose
+/// message names the file and says `words`.
+void expect_error(const std::function<void()>& f, ErrorCode code, const std::string& file, const std::string& words) {
   try {
     f();
     ADD_FAILURE() << "no error (expected '" << words << "')";
   } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << to_string(e.code()) << ": " << e.what();
+    EXPECT_EQ(e.path(), file) << e.what();
     EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
   }
@@ -63,25 +67,26 @@ TEST(Idx, ReadsRawAndGzip) {
 TEST(Idx, BadFilesAreClearErrors) {
   auto dir = temp_dir("idx_bad");
   auto good = write_idx(dir, false);
-  expect_error([&] { read_idx((dir / "nope").string(), good.labels); }, "nope", "no such file");
+  expect_error([&] { read_idx((dir / "nope").string(), good.labels); }, ErrorCode::NotFound, (dir / "nope").string(),
+               "no such file");
 
   const auto magic = (dir / "magic").string();
   auto bytes = idx_bytes({3, 2, 2}, std::vector<uint8_t>(12));
   bytes[3] = 2;  // two dimensions declared
   write_bytes(magic, bytes, false);
-  expect_error([&] { read_idx(magic, good.labels); }, magic, "wrong IDX magic");
+  expect_error([&] { read_idx(magic, good.labels); }, ErrorCode::Corruption, magic, "wrong IDX magic");
 
   const auto truncated = (dir / "truncated.gz").string();
   write_bytes(truncated, idx_bytes({3, 2, 2}, std::vector<uint8_t>(10)), true);
-  expect_error([&] { read_idx(truncated, good.labels); }, truncated, "truncated");
+  expect_error([&] { read_idx(truncated, good.labels); }, ErrorCode::Corruption, truncated, "truncated");
 
   const auto header = (dir / "header").string();
   write_bytes(header, {0, 0, 8, 3, 0}, false);
-  expect_error([&] { read_idx(header, good.labels); }, header, "truncated IDX header");
+  expect_error([&] { read_idx(header, good.labels); }, ErrorCode::Corruption, header, "truncated IDX header");
 
   const auto labels = (dir / "labels4").string();
   write_bytes(labels, idx_bytes({4}, {0, 1, 0, 1}), false);
-  expect_error([&] { read_idx(good.images, labels); }, labels, "4 labels for 3 images");
+  expect_error([&] { read_idx(good.images, labels); }, ErrorCode::InvalidArgument, labels, "4 labels for 3 images");
 
   // A gzip stream cut in the middle.
   const auto cut = (dir / "cut.gz").string();
@@ -89,7 +94,7 @@ TEST(Idx, BadFilesAreClearErrors) {
   for (size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<uint8_t>((i * 7919) % 251);
   write_bytes(cut, idx_bytes({100, 20, 20}, noise), true);
   fs::resize_file(cut, fs::file_size(cut) / 2);
-  expect_error([&] { read_idx(cut, good.labels); }, cut, "truncated");
+  expect_error([&] { read_idx(cut, good.labels); }, ErrorCode::Corruption, cut, "truncated");
 }
 
 TEST(ImageFolder, ReadsClassesInNameOrder) {
@@ -140,50 +145,61 @@ TEST(ImageFolder, SequenceFoldersBecomeFramesSideBySide) {
   auto row = d.images()[2][0][1];  // s3: f0.png holds 32, f1.png 31, f2.png 30
   EXPECT_TRUE(torch::equal(row, torch::tensor({32, 32, 31, 31, 30, 30}, torch::kUInt8)));
   write_png(dir / "right" / "s4" / "f3.png", 4, 2, CV_8UC1, 0);
-  expect_error([&] { read_image_folder(dir.string()); }, (dir / "right" / "s4").string(), "the same number of frames");
+  expect_error([&] { read_image_folder(dir.string()); }, ErrorCode::InvalidArgument, (dir / "right" / "s4").string(),
+               "the same number of frames");
   write_png(dir / "right" / "s4" / "f3.png", 4, 3, CV_8UC1, 0);
-  expect_error([&] { read_image_folder(dir.string()); }, (dir / "right" / "s4" / "f3.png").string(), "frames of a sequence must match");
+  expect_error([&] { read_image_folder(dir.string()); }, ErrorCode::InvalidArgument,
+               (dir / "right" / "s4" / "f3.png").string(), "frames of a sequence must match");
   fs::remove_all(dir / "right" / "s4");
   fs::create_directories(dir / "right" / "s4");
-  expect_error([&] { read_image_folder(dir.string()); }, (dir / "right" / "s4").string(), "without frames");
+  expect_error([&] { read_image_folder(dir.string()); }, ErrorCode::InvalidArgument, (dir / "right" / "s4").string(),
+               "without frames");
 }
 
 TEST(ImageFolder, BadFoldersAreClearErrors) {
   auto one = temp_dir("one_class");
   write_png(one / "only" / "a.png", 4, 4, CV_8UC1, 1);
   write_png(one / "only" / "b.png", 4, 4, CV_8UC1, 1);
-  expect_error([&] { read_image_folder(one.string()); }, one.string(), "need at least 2");
+  expect_error([&] { read_image_folder(one.string()); }, ErrorCode::InvalidArgument, one.string(), "need at least 2");
 
   auto single = temp_dir("single_image");
   write_png(single / "a" / "1.png", 4, 4, CV_8UC1, 1);
   write_png(single / "a" / "2.png", 4, 4, CV_8UC1, 1);
   write_png(single / "b" / "1.png", 4, 4, CV_8UC1, 1);
-  expect_error([&] { read_image_folder(single.string()); }, (single / "b").string(), "1 image");
+  expect_error([&] { read_image_folder(single.string()); }, ErrorCode::InvalidArgument, (single / "b").string(),
+               "1 image");
 
   auto size = temp_dir("size");
   write_png(size / "a" / "1.png", 4, 4, CV_8UC1, 1);
   write_png(size / "a" / "2.png", 4, 4, CV_8UC1, 1);
   write_png(size / "b" / "1.png", 4, 4, CV_8UC1, 1);
   write_png(size / "b" / "2.png", 5, 4, CV_8UC1, 1);
-  expect_error([&] { read_image_folder(size.string()); }, (size / "b" / "2.png").string(), "all images must match");
+  expect_error([&] { read_image_folder(size.string()); }, ErrorCode::InvalidArgument, (size / "b" / "2.png").string(),
+               "all images must match");
 
   auto channels = temp_dir("channels");
   write_png(channels / "a" / "1.png", 4, 4, CV_8UC1, 1);
   write_png(channels / "a" / "2.png", 4, 4, CV_8UC1, 1);
   write_png(channels / "b" / "1.png", 4, 4, CV_8UC3, 1);
   write_png(channels / "b" / "2.png", 4, 4, CV_8UC1, 1);
-  expect_error([&] { read_image_folder(channels.string()); }, (channels / "b" / "1.png").string(), "all images must match");
+  expect_error([&] { read_image_folder(channels.string()); }, ErrorCode::InvalidArgument,
+               (channels / "b" / "1.png").string(), "all images must match");
 
   auto broken = temp_dir("broken");
   write_png(broken / "a" / "1.png", 4, 4, CV_8UC1, 1);
   write_png(broken / "a" / "2.png", 4, 4, CV_8UC1, 1);
   write_png(broken / "b" / "1.png", 4, 4, CV_8UC1, 1);
   std::ofstream((broken / "b" / "2.png").string()) << "not a png";
-  expect_error([&] { read_image_folder(broken.string()); }, (broken / "b" / "2.png").string(), "cannot read image");
+  expect_error([&] { read_image_folder(broken.string()); }, ErrorCode::Corruption, (broken / "b" / "2.png").string(),
+               "cannot read image");
+  expect_error([&] { read_image((broken / "b" / "3.png").string(), 1, 4, 4); }, ErrorCode::NotFound,
+               (broken / "b" / "3.png").string(), "cannot read image");
 
-  expect_error([&] { read_image_folder((broken / "missing").string()); }, "missing", "no such folder");
-  expect_error([&] { read_image((broken / "a" / "1.png").string(), 1, 28, 28); }, "1.png", "expects 1x28x28");
-  expect_error([&] { open_data("mnist"); }, "mnist", "unknown data");
+  expect_error([&] { read_image_folder((broken / "missing").string()); }, ErrorCode::NotFound,
+               (broken / "missing").string(), "no such folder");
+  expect_error([&] { read_image((broken / "a" / "1.png").string(), 1, 28, 28); }, ErrorCode::InvalidArgument,
+               (broken / "a" / "1.png").string(), "expects 1x28x28");
+  expect_error([&] { open_data("mnist"); }, ErrorCode::InvalidArgument, "", "unknown data 'mnist'");
 }
 
 TEST(Splits, SeenAndUnseenProtocols) {
@@ -245,8 +261,8 @@ TEST(Splits, ImbalanceKeepsTheFirstShareOfAClassAndNamesBadClasses) {
   EXPECT_EQ(to_string(parse_imbalance("3:0.001,1:0.1")), "1:0.1,3:0.001");
   EXPECT_TRUE(parse_imbalance("").empty());
   for (const char* bad : {"1", "1:", "x:0.1", "1:0", "1:1.5", "1:0.1junk"}) EXPECT_THROW(parse_imbalance(bad), Error) << bad;
-  expect_error([&] { make_splits(source, SplitOptions().validation_size(40).imbalance({{7, 0.5}})); }, "train",
-               "class 7");
+  expect_error([&] { make_splits(source, SplitOptions().validation_size(40).imbalance({{7, 0.5}})); },
+               ErrorCode::InvalidArgument, "train", "class 7");
 }
 
 TEST(RotatedClasses, EachQuarterTurnIsANewClass) {
@@ -296,18 +312,30 @@ TEST(PairsFile, ReadsTheLfwFormatAndNamesBadLines) {
   EXPECT_EQ(pairs[2].fold, 1);
   EXPECT_EQ(pairs[3].fold, 1);
 
-  auto expect_error = [&](const std::string& text, const std::string& fragment) {
+  // A bad line is named "FILE:LINE: ..." (path() stays empty); a bad file as a whole sets path().
+  auto expect_error = [&](const std::string& text, ErrorCode code, const std::string& fragment,
+                          const std::string& file) {
     std::ofstream(path) << text;
     try {
       read_pairs_file(path, dir.string());
       FAIL() << text;
     } catch (const Error& e) {
+      EXPECT_EQ(e.code(), code) << to_string(e.code()) << ": " << e.what();
+      EXPECT_EQ(e.path(), file) << e.what();
       EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
     }
   };
-  expect_error("1\t1\nann\t1\t2\nann\t1\n", "pairs.txt:3: expected");                   // malformed line
-  expect_error("1\t1\nann\t1\t7\nann\t1\tbob\t1\n", "ann_0007.png: no such image");      // missing image
-  expect_error("2\t1\nann\t1\t2\nann\t1\tbob\t1\n", "promises 4 pairs, the file has 2");  // short
-  expect_error("", "empty pairs file");
+  expect_error("1\t1\nann\t1\t2\nann\t1\n", ErrorCode::Corruption, "pairs.txt:3: expected", "");  // malformed line
+  expect_error("1\t1\nann\t1\t7\nann\t1\tbob\t1\n", ErrorCode::NotFound, "ann_0007.png: no such image",
+               "");  // missing image
+  expect_error("2\t1\nann\t1\t2\nann\t1\tbob\t1\n", ErrorCode::Corruption, "promises 4 pairs, the file has 2",
+               path);  // short
+  expect_error("", ErrorCode::Corruption, "empty pairs file", path);
   EXPECT_THROW(read_pairs_file((dir / "none.txt").string(), dir.string()), Error);
+  try {
+    read_pairs_file((dir / "none.txt").string(), dir.string());
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::NotFound) << e.what();
+    EXPECT_EQ(e.path(), (dir / "none.txt").string());
+  }
 }

@@ -42,6 +42,9 @@ std::vector<std::vector<std::pair<double, int64_t>>> brute_force(const torch::Te
   torch::Tensor d;
   if (distance == Distance::Cosine) {
     d = 1 - torch::mm(qq / qq.norm(2, 1, true), (b / b.norm(2, 1, true)).t());
+  } else if (distance == Distance::Manhattan || distance == Distance::MaLSTM) {
+    d = torch::cdist(qq, b, 1.0);  // L1
+    if (distance == Distance::MaLSTM) d = 1 - torch::exp(-d);
   } else {
     d = torch::cdist(qq, b);
     if (distance == Distance::SqEuclidean) d = d.pow(2);
@@ -69,7 +72,7 @@ TEST(Index, FlatEqualsBruteForceForEveryDistance) {
   torch::manual_seed(1);
   auto x = torch::randn({400, 16});
   auto q = torch::randn({25, 16});
-  for (auto distance : {Distance::Euclidean, Distance::SqEuclidean, Distance::Cosine}) {
+  for (auto distance : {Distance::Euclidean, Distance::SqEuclidean, Distance::Cosine, Distance::Manhattan, Distance::MaLSTM}) {
     auto index = filled("Flat", distance, x);
     auto hits = index.search(q, 10);
     auto expect = brute_force(x, iota(400), q, distance, 10);
@@ -175,6 +178,7 @@ TEST(Index, BadInputGivesClearErrors) {
     EmbeddingIndex(IndexOptions().dim(8).spec("NoSuchIndex42"));
     FAIL();
   } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
     EXPECT_NE(std::string(e.what()).find("NoSuchIndex42"), std::string::npos);
   }
   EmbeddingIndex index(IndexOptions().dim(4));
@@ -182,6 +186,7 @@ TEST(Index, BadInputGivesClearErrors) {
     index.search(torch::zeros({1, 4}), 3);
     FAIL();
   } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
     EXPECT_NE(std::string(e.what()).find("empty"), std::string::npos);
   }
   index.add(torch::randn({3, 4}), keys_for(3), labels_for(3));
@@ -195,6 +200,7 @@ TEST(Index, BadInputGivesClearErrors) {
     ivf.add(torch::randn({10, 4}), keys_for(10), labels_for(10));
     FAIL();
   } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
     EXPECT_NE(std::string(e.what()).find("train"), std::string::npos) << e.what();
   }
 }
@@ -202,9 +208,20 @@ TEST(Index, BadInputGivesClearErrors) {
 TEST(Index, DamagedFilesAreRefusedByName) {
   auto dir = siamese::testing::temp_dir("index_damaged");
   const auto path = (dir / "idx.db").string();
+  auto expect_error = [](const std::string& file, ErrorCode code) {
+    try {
+      EmbeddingIndex::load(file);
+      ADD_FAILURE() << file << " loaded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), code) << to_string(e.code()) << ": " << e.what();
+      EXPECT_EQ(e.path(), file) << e.what();
+    }
+  };
   EXPECT_THROW(EmbeddingIndex::load(path), Error);  // missing
+  expect_error(path, ErrorCode::NotFound);
   std::ofstream(dir / "text.db") << "not an index at all, just words\n";
   EXPECT_THROW(EmbeddingIndex::load((dir / "text.db").string()), Error);
+  expect_error((dir / "text.db").string(), ErrorCode::Corruption);
   auto index = filled("Flat", Distance::Euclidean, torch::randn({3000, 16}));
   index.save(path);
   const auto size = fs::file_size(path);
@@ -216,6 +233,8 @@ TEST(Index, DamagedFilesAreRefusedByName) {
       EmbeddingIndex::load(cut);
       FAIL() << "a file cut to " << keep << " loaded";
     } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::Corruption) << to_string(e.code()) << ": " << e.what();
+      EXPECT_EQ(e.path(), cut) << e.what();
       EXPECT_NE(std::string(e.what()).find(cut), std::string::npos) << e.what();
     }
   }

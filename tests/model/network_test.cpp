@@ -98,16 +98,18 @@ TEST(ModelFile, SaveLoadGivesIdenticalOutputs) {
 
 TEST(ModelFile, CorruptMissingAndForeignFilesAreClearErrors) {
   auto dir = temp_dir("bad");
-  auto expect_error = [](const std::string& path, const std::string& words) {
+  auto expect_error = [](const std::string& path, ErrorCode code, const std::string& words) {
     try {
       load_model(path);
       ADD_FAILURE() << "no error for " << path;
     } catch (const Error& e) {
+      EXPECT_EQ(e.code(), code) << to_string(e.code()) << ": " << e.what();
+      EXPECT_EQ(e.path(), path) << e.what();
       EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
     }
   };
-  expect_error((dir / "missing.pt").string(), "no such model file");
+  expect_error((dir / "missing.pt").string(), ErrorCode::NotFound, "no such model file");
 
   auto net = small_network();
   const auto good = (dir / "good.pt").string();
@@ -115,21 +117,21 @@ TEST(ModelFile, CorruptMissingAndForeignFilesAreClearErrors) {
   const auto size = fs::file_size(good);
   fs::copy_file(good, dir / "truncated.pt");
   fs::resize_file(dir / "truncated.pt", size / 2);
-  expect_error((dir / "truncated.pt").string(), "corrupt");
+  expect_error((dir / "truncated.pt").string(), ErrorCode::Corruption, "corrupt");
 
   std::ofstream((dir / "text.pt").string()) << "not a model";
-  expect_error((dir / "text.pt").string(), "corrupt");
+  expect_error((dir / "text.pt").string(), ErrorCode::Corruption, "corrupt");
 
   torch::serialize::OutputArchive other;  // a valid archive, but not ours
   other.write("weights", torch::zeros({2}));
   other.save_to((dir / "other.pt").string());
-  expect_error((dir / "other.pt").string(), "not a siamese model");
+  expect_error((dir / "other.pt").string(), ErrorCode::Corruption, "not a siamese model");
 
   torch::serialize::OutputArchive future;
   future.write("format", c10::IValue(std::string("siamese-model")));
   future.write("version", c10::IValue(int64_t{99}));
   future.save_to((dir / "future.pt").string());
-  expect_error((dir / "future.pt").string(), "version 99");
+  expect_error((dir / "future.pt").string(), ErrorCode::Unsupported, "version 99");
 }
 
 TEST(ModelFile, FailedWriteLeavesTheOldFileIntact) {
@@ -140,7 +142,7 @@ TEST(ModelFile, FailedWriteLeavesTheOldFileIntact) {
   const auto before = fs::file_size(path);
   EXPECT_THROW(write_atomically(path, [](const std::string& tmp) {
                  std::ofstream(tmp) << "half";
-                 throw Error("disk full");
+                 throw Error(ErrorCode::IOError, tmp, "disk full");
                }),
                Error);
   EXPECT_EQ(fs::file_size(path), before);

@@ -17,13 +17,17 @@ namespace {
 
 void write(const std::filesystem::path& path, const std::string& text) { std::ofstream(path) << text; }
 
+/// f() throws a siamese::Error of `code` whose message says `a` and `b`, about the file `path`
+/// (its path(); "" where none is concerned, or where a line is named as "FILE:LINE: ...").
 template <class F>
-void expect_error(F&& f, const std::string& a, const std::string& b) {
+void expect_error(F&& f, ErrorCode code, const std::string& a, const std::string& b, const std::string& path = "") {
   try {
     f();
     FAIL() << "no error; expected one naming '" << a << "' and '" << b << "'";
   } catch (const Error& e) {
     const std::string m = e.what();
+    EXPECT_EQ(e.code(), code) << to_string(e.code()) << ": " << m;
+    EXPECT_EQ(e.path(), path) << m;
     EXPECT_NE(m.find(a), std::string::npos) << m;
     EXPECT_NE(m.find(b), std::string::npos) << m;
   }
@@ -45,7 +49,7 @@ TEST(Tokens, CharWordAndOverlappingKmers) {
   EXPECT_EQ(tokenize("  in the  beginning ", "word"), (std::vector<std::string>{"in", "the", "beginning"}));
   EXPECT_EQ(tokenize("ACGTA", "kmer3"), (std::vector<std::string>{"ACG", "CGT", "GTA"}));
   EXPECT_EQ(tokenize("AC", "kmer3"), (std::vector<std::string>{"AC"}));
-  expect_error([] { tokenize("x", "kmer9"); }, "kmer9", "expected char");
+  expect_error([] { tokenize("x", "kmer9"); }, ErrorCode::InvalidArgument, "kmer9", "expected char");
 }
 
 TEST(Tokens, VocabularyByFrequencyUnknownsAndTruncationCounted) {
@@ -74,10 +78,12 @@ TEST(SequenceFiles, TextLinesSkipBlanksAndNameBadLines) {
   EXPECT_EQ(items.labels, (std::vector<std::string>{"Gen 1:1", "Gen 1:1"}));
   EXPECT_EQ(items.summary.skipped_empty, 2);
   write(dir / "notab.tsv", "a\tx\nno tab here\n");
-  expect_error([&] { read_text_lines((dir / "notab.tsv").string()); }, "notab.tsv:2", "no tab");
+  expect_error([&] { read_text_lines((dir / "notab.tsv").string()); }, ErrorCode::Corruption, "notab.tsv:2", "no tab");
   write(dir / "nolabel.tsv", "text\t\n");
-  expect_error([&] { read_text_lines((dir / "nolabel.tsv").string()); }, "nolabel.tsv:1", "empty label");
-  expect_error([&] { read_text_lines((dir / "missing.tsv").string()); }, "missing.tsv", "no such file");
+  expect_error([&] { read_text_lines((dir / "nolabel.tsv").string()); },
+               ErrorCode::Corruption, "nolabel.tsv:1", "empty label");
+  expect_error([&] { read_text_lines((dir / "missing.tsv").string()); },
+               ErrorCode::NotFound, "missing.tsv", "no such file", (dir / "missing.tsv").string());
 }
 
 TEST(SequenceFiles, TextPairsBecomeClassesJoinedBySamePairs) {
@@ -89,9 +95,10 @@ TEST(SequenceFiles, TextPairsBecomeClassesJoinedBySamePairs) {
   EXPECT_EQ(items.labels, (std::vector<std::string>{"group1", "group1", "group1", "group2", "group2", "group3"}));
   EXPECT_EQ(items.summary.skipped_empty, 1);
   write(dir / "contradiction.tsv", "a\tb\t1\nb\tc\t1\na\tc\t0\n");
-  expect_error([&] { read_text_lines((dir / "contradiction.tsv").string()); }, "contradiction.tsv:3", "different pair");
+  expect_error([&] { read_text_lines((dir / "contradiction.tsv").string()); },
+               ErrorCode::InvalidArgument, "contradiction.tsv:3", "different pair");
   write(dir / "mixed.tsv", "a\tb\t1\nsome text\tlabel\n");
-  expect_error([&] { read_text_lines((dir / "mixed.tsv").string()); }, "mixed.tsv:2", "mixes");
+  expect_error([&] { read_text_lines((dir / "mixed.tsv").string()); }, ErrorCode::Corruption, "mixed.tsv:2", "mixes");
 }
 
 TEST(SequenceFiles, FastaRecordsAndBadRecords) {
@@ -105,11 +112,14 @@ TEST(SequenceFiles, FastaRecordsAndBadRecords) {
   EXPECT_EQ(encoded.name(1), "r2");  // items are named by their IDs, and keep them in a subset
   EXPECT_EQ(encoded.subset({1}, "part").name(0), "r2");
   write(dir / "empty.fasta", ">r1 A\nACGT\n>r2 B\n>r3 C\nGG\n");
-  expect_error([&] { read_fasta((dir / "empty.fasta").string()); }, "empty.fasta:3", "record 'r2' has no sequence");
+  expect_error([&] { read_fasta((dir / "empty.fasta").string()); },
+               ErrorCode::Corruption, "empty.fasta:3", "record 'r2' has no sequence");
   write(dir / "headless.fasta", "ACGT\n>r1 A\nAC\n");
-  expect_error([&] { read_fasta((dir / "headless.fasta").string()); }, "headless.fasta:1", "before the first");
+  expect_error([&] { read_fasta((dir / "headless.fasta").string()); },
+               ErrorCode::Corruption, "headless.fasta:1", "before the first");
   write(dir / "nolabel.fasta", ">r1\nACGT\n");
-  expect_error([&] { read_fasta((dir / "nolabel.fasta").string()); }, "nolabel.fasta:1", "ID LABEL");
+  expect_error([&] { read_fasta((dir / "nolabel.fasta").string()); },
+               ErrorCode::Corruption, "nolabel.fasta:1", "ID LABEL");
   auto queries = read_fasta((dir / "nolabel.fasta").string(), /*require_labels=*/false);  // e.g. search queries
   EXPECT_EQ(queries.labels, (std::vector<std::string>{""}));
   EXPECT_EQ(queries.names, (std::vector<std::string>{"r1"}));
@@ -136,8 +146,10 @@ TEST(SequenceFiles, HersheyStrokesAsStepsWithPenUps) {
   EXPECT_EQ(summary.truncated, 1);
   std::filesystem::create_directories(dir / "bad");
   write(dir / "bad" / "t.jhf", "   45  3E_IR[R\n   61  6E_IO[O\n");
-  expect_error([&] { read_strokes((dir / "bad").string()); }, "t.jhf: glyph 2", "truncated");
-  expect_error([&] { read_strokes((dir / "none").string()); }, "none", "no such folder");
+  expect_error([&] { read_strokes((dir / "bad").string()); },
+               ErrorCode::Corruption, "t.jhf: glyph 2", "truncated", (dir / "bad" / "t.jhf").string());
+  expect_error([&] { read_strokes((dir / "none").string()); },
+               ErrorCode::NotFound, "none", "no such folder", (dir / "none").string());
 }
 
 TEST(SequenceFiles, CsvSeriesHeaderLengthsAndMissingValues) {
@@ -148,15 +160,17 @@ TEST(SequenceFiles, CsvSeriesHeaderLengthsAndMissingValues) {
   EXPECT_EQ(d.class_names(), (std::vector<std::string>{"down", "up"}));
   EXPECT_TRUE(torch::equal(d.steps()[1].view(-1), torch::tensor({3.0f, 2.0f})));
   write(dir / "gap.csv", "up,1,2,3\ndown,1,,3\n");
-  expect_error([&] { read_series_csv((dir / "gap.csv").string()); }, "gap.csv:2", "missing value in column 3");
+  expect_error([&] { read_series_csv((dir / "gap.csv").string()); },
+               ErrorCode::Corruption, "gap.csv:2", "missing value in column 3");
   write(dir / "tail.csv", "up,1,2,\n");
-  expect_error([&] { read_series_csv((dir / "tail.csv").string()); }, "tail.csv:1", "missing value in column 4");
+  expect_error([&] { read_series_csv((dir / "tail.csv").string()); },
+               ErrorCode::Corruption, "tail.csv:1", "missing value in column 4");
   write(dir / "word.csv", "up,1,2\ndown,1,x\n");
-  expect_error([&] { read_series_csv((dir / "word.csv").string()); }, "word.csv:2", "'x'");
+  expect_error([&] { read_series_csv((dir / "word.csv").string()); }, ErrorCode::Corruption, "word.csv:2", "'x'");
   write(dir / "nan.csv", "up,1,nan\n");
-  expect_error([&] { read_series_csv((dir / "nan.csv").string()); }, "nan.csv:1", "finite");
+  expect_error([&] { read_series_csv((dir / "nan.csv").string()); }, ErrorCode::InvalidArgument, "nan.csv:1", "finite");
   write(dir / "bare.csv", "up,1\ndown\n");
-  expect_error([&] { read_series_csv((dir / "bare.csv").string()); }, "bare.csv:2", "no values");
+  expect_error([&] { read_series_csv((dir / "bare.csv").string()); }, ErrorCode::Corruption, "bare.csv:2", "no values");
   EXPECT_EQ(d.name(0), (dir / "ok.csv").string() + ":2");
 }
 
@@ -176,19 +190,24 @@ TEST(SequenceFiles, CsvSeriesOnePerFileWithSeveralFeatures) {
   EXPECT_TRUE(torch::equal(d.steps()[1], torch::tensor({1.0f, 2.0f, 3.0f, 4.0f}).view({2, 2})));  // cut to 2 steps
   EXPECT_EQ(summary.truncated, 1);
   EXPECT_EQ(d.name(1), (dir / "ok" / "b.csv").string());
-  auto bad = [&](const std::string& name, const std::string& text, const std::string& where, const std::string& what) {
+  // `whole_file`: the error is about s.csv as a whole (its path()), not about one of its lines.
+  auto bad = [&](const std::string& name, const std::string& text, ErrorCode code, const std::string& where,
+                 const std::string& what, bool whole_file = false) {
     std::filesystem::create_directories(dir / name);
     write(dir / name / "s.csv", text);
-    expect_error([&] { read_series_files((dir / name).string()); }, where, what);
+    expect_error([&] { read_series_files((dir / name).string()); }, code, where, what,
+                 whole_file ? (dir / name / "s.csv").string() : "");
   };
-  bad("relabel", "up,1\ndown,2\n", "s.csv:2", "differs from the first row's 'up'");
-  bad("ragged", "up,1,2\nup,3\n", "s.csv:2", "1 values, the first row has 2");
-  bad("gap", "up,1,2\nup,,3\n", "s.csv:2", "missing value in column 2");
-  bad("header_only", "label,x\n", "s.csv", "no time steps");
+  bad("relabel", "up,1\ndown,2\n", ErrorCode::Corruption, "s.csv:2", "differs from the first row's 'up'");
+  bad("ragged", "up,1,2\nup,3\n", ErrorCode::Corruption, "s.csv:2", "1 values, the first row has 2");
+  bad("gap", "up,1,2\nup,,3\n", ErrorCode::Corruption, "s.csv:2", "missing value in column 2");
+  bad("header_only", "label,x\n", ErrorCode::Corruption, "s.csv", "no time steps", /*whole_file=*/true);
   write(dir / "relabel" / "t.csv", "up,1,2\n");
   write(dir / "relabel" / "s.csv", "up,1\n");
-  expect_error([&] { read_series_files((dir / "relabel").string()); }, "t.csv", "2 features per step");
-  expect_error([&] { read_series_files((dir / "none").string()); }, "none", "no such folder");
+  expect_error([&] { read_series_files((dir / "relabel").string()); },
+               ErrorCode::InvalidArgument, "t.csv", "2 features per step", (dir / "relabel" / "t.csv").string());
+  expect_error([&] { read_series_files((dir / "none").string()); },
+               ErrorCode::NotFound, "none", "no such folder", (dir / "none").string());
   // csv:DIR reads train/ and test/ folders of files in place of train.csv and test.csv.
   for (const std::string split : {"train", "test"}) {
     for (int c = 0; c < 4; ++c) {
@@ -215,7 +234,8 @@ TEST(SequenceDataset, GatherPadsWithAMaskColumn) {
   auto [mean, std] = d.feature_stats();
   EXPECT_NEAR(mean[0], 3.0, 1e-9);                 // 1, 3, 5
   EXPECT_NEAR(std[1], std::sqrt(8.0 / 3), 1e-6);  // 2, 4, 6
-  expect_error([] { SequenceDataset({torch::zeros({0, 2})}, {0}, "mem"); }, "mem", "T >= 1");
+  expect_error([] { SequenceDataset({torch::zeros({0, 2})}, {0}, "mem"); },
+               ErrorCode::InvalidArgument, "mem", "T >= 1", "mem");
 }
 
 TEST(SequenceSplits, ValidationIsWholeClassesAndTheVocabularyComesFromTrain) {
@@ -233,9 +253,12 @@ TEST(SequenceSplits, ValidationIsWholeClassesAndTheVocabularyComesFromTrain) {
   EXPECT_EQ(s.vocabulary.size(), 7u);  // <unk> + a..f; g, h only in validation
   EXPECT_EQ(s.summary.unknown_tokens, 10 + 6);  // validation g, h (10); test x y z, x y, z (6)
   EXPECT_EQ(s.tokens, "char");
-  expect_error([&] { open_sequences("text:" + dir.string(), 15, 0); }, "train.tsv", "--validation-size");
-  expect_error([&] { open_sequences("fasta:" + dir.string(), 4, 0); }, "train.fasta", "no such file");
-  expect_error([&] { open_sequences("csv:" + dir.string(), 4, 0, "word"); }, "--tokens", "csv");
+  expect_error([&] { open_sequences("text:" + dir.string(), 15, 0); },
+               ErrorCode::InvalidArgument, "train.tsv", "--validation-size", (dir / "train.tsv").string());
+  expect_error([&] { open_sequences("fasta:" + dir.string(), 4, 0); },
+               ErrorCode::NotFound, "train.fasta", "no such file", (dir / "train.fasta").string());
+  expect_error([&] { open_sequences("csv:" + dir.string(), 4, 0, "word"); },
+               ErrorCode::InvalidArgument, "--tokens", "csv");
 }
 
 // An item's embedding must not depend on what it is batched with: packing hides the padding.
@@ -269,10 +292,12 @@ TEST(RnnEncoder, SameEmbeddingWhateverTheBatchNeighbours) {
     EXPECT_TRUE(torch::allclose(enc->forward(x), enc->forward(noisy), 1e-6, 1e-6));
   }
   RnnEncoder enc(RnnEncoderOptions().features(2));
-  expect_error([&] { enc->forward(torch::zeros({2, 4, 2})); }, "expected a sequence batch", "[2, 4, 2]");
-  expect_error([&] { enc->forward(torch::zeros({1, 4, 3})); }, "rnn encoder", "no steps");
+  expect_error([&] { enc->forward(torch::zeros({2, 4, 2})); },
+               ErrorCode::InvalidArgument, "expected a sequence batch", "[2, 4, 2]");
+  expect_error([&] { enc->forward(torch::zeros({1, 4, 3})); }, ErrorCode::InvalidArgument, "rnn encoder", "no steps");
   RnnEncoder tokens(RnnEncoderOptions().vocab_size(5));
-  expect_error([&] { tokens->forward(torch::tensor({1.0f, 9.0f}).view({1, 1, 2})); }, "token id", "5");
+  expect_error([&] { tokens->forward(torch::tensor({1.0f, 9.0f}).view({1, 1, 2})); },
+               ErrorCode::InvalidArgument, "token id", "5");
 }
 
 // The per-direction recurrent layers against torch::nn's own bidirectional LSTM/GRU forward on
@@ -342,8 +367,10 @@ TEST(RnnEncoder, NoLayersPoolsTheTokenEmbeddingsDirectly) {
     EXPECT_EQ(grad[0].abs().sum().item<float>(), 0.0f);
     EXPECT_GT(grad[3].abs().sum().item<float>(), 0.0f);
   }
-  expect_error([] { RnnEncoder(RnnEncoderOptions().layers(0).pooling("last")); }, "0 recurrent layers", "mean or max");
-  expect_error([] { RnnEncoder(RnnEncoderOptions().layers(-1)); }, "rnn encoder", "layers >= 0");
+  expect_error([] { RnnEncoder(RnnEncoderOptions().layers(0).pooling("last")); },
+               ErrorCode::InvalidArgument, "0 recurrent layers", "mean or max");
+  expect_error([] { RnnEncoder(RnnEncoderOptions().layers(-1)); },
+               ErrorCode::InvalidArgument, "rnn encoder", "layers >= 0");
 }
 
 // Backpropagation through the recurrent layers against central differences, in float64.
@@ -392,7 +419,7 @@ TEST(HybridEncoder, EncodesEachColumnThenRunsTheRnnOverThem) {
   auto features = torch::stack(columns, 1);  // [2, 3, 5]
   auto expected = hybrid->rnn->forward(torch::cat({torch::ones({2, 3, 1}), features}, 2));
   EXPECT_TRUE(torch::allclose(e, expected, 1e-5, 1e-6));
-  expect_error([&] { HybridEncoder(cnn, rnn, 5); }, "width 12", "5 frames");
+  expect_error([&] { HybridEncoder(cnn, rnn, 5); }, ErrorCode::InvalidArgument, "width 12", "5 frames");
 }
 
 TEST(SequenceNetwork, SaveLoadKeepsVocabularyAndOutputsAndPairsOfUnequalLength) {

@@ -1,5 +1,6 @@
 #pragma once
 /// \file distance.h  Distances between embeddings, as pairwise matrices or row by row.
+/// Thread safety: pure functions of their arguments; any calls may run concurrently.
 
 #include <torch/torch.h>
 

@@ -26,9 +26,6 @@ const char* to_string(ErrorCode code);
 /// TORCH_INTERNAL_ASSERT instead. Copyable and immutable: safe to pass between threads.
 class Error : public std::runtime_error {
  public:
-  /// Transitional: a failure of no stated category (InvalidArgument). Being removed; every throw
-  /// site names its code.
-  explicit Error(const std::string& message) : std::runtime_error(message), code_(ErrorCode::InvalidArgument) {}
   /// A failure that concerns no particular file.
   Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
   /// A failure concerning `path` (a file, folder or key): what() is "path: problem".

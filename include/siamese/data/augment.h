@@ -17,6 +17,7 @@
 /// Geometric transforms are combined into one affine warp (borders replicate the edge pixels);
 /// results are clamped to [0, 1]. The same (seed, stream, item) always gives the same image,
 /// whichever thread computes it.
+/// Thread safety: every function here is pure; any calls may run concurrently.
 
 #include <torch/torch.h>
 

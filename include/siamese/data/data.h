@@ -18,6 +18,8 @@ namespace siamese {
 
 /// A labelled data set: anything that can turn a list of item indices into a model input batch.
 /// Image sets implement it here; sequence sets implement it the same way.
+/// Thread safety: every const method of every data set here may run concurrently (the loader's
+/// workers call gather() at once); nothing modifies a data set after construction.
 class Dataset {
  public:
   virtual ~Dataset() = default;
@@ -172,6 +174,7 @@ struct Batch {
 
 /// Materialises planned batches on worker threads, in plan order, keeping at most `prefetch`
 /// batches ready ahead of the consumer, so training never waits on data while workers keep up.
+/// Thread safety: one consumer thread calls next(); the workers are the loader's own.
 class Loader {
  public:
   /// Turns a gathered batch into model inputs on a worker thread (augmentation): (inputs, batch

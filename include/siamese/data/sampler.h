@@ -68,6 +68,7 @@ struct PlanBalance {
 PlanBalance plan_balance(const std::vector<BatchPlan>& plan, SamplerKind kind, const std::vector<int64_t>& labels);
 
 /// Plans batches over a labelled set. Classes with a single item never give positives.
+/// Thread safety: plan_epoch() is const and depends only on (seed, epoch): calls may run concurrently.
 class Sampler {
  public:
   /// labels: class of every item (values >= 0). Throws siamese::Error when the labels cannot give

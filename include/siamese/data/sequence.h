@@ -35,6 +35,7 @@ std::vector<std::string> tokenize(const std::string& text, const std::string& to
 
 /// Token -> id. Id 0 is "<unk>"; the others are the tokens seen at least min_count times in the
 /// training items, most frequent first (ties by token).
+/// Thread safety: immutable after build(); const calls may run concurrently.
 class Vocabulary {
  public:
   Vocabulary() = default;

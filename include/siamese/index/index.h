@@ -48,6 +48,9 @@ struct SearchHit {
 
 /// Embeddings with ids and metadata. add / remove / search / save / load; every id in the
 /// metadata is in the vector index and vice versa, in memory and on disk.
+/// Thread safety: the const methods (search, size, items, options, save) may run concurrently
+/// with each other; add, remove and set_search_parameters need the index to themselves (a
+/// service guards them with a reader-writer lock). Two processes writing one file: see save().
 class EmbeddingIndex {
  public:
   /// An empty index. Throws siamese::Error on dim <= 0 or a spec FAISS does not understand.

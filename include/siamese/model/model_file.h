@@ -23,7 +23,9 @@ struct SavedModel {
 /// file under `path`, and an existing file is replaced only by a complete one.
 void save_model(const std::string& path, SiameseNetwork& network, double threshold, const std::string& info = "{}");
 
-/// Loads a model file, or DIR/model.pt when `path` is a folder. Throws siamese::Error naming the
+/// Loads a model file, or DIR/model.pt when `path` is a folder, its network in eval mode.
+/// Thread safety: load_model and save_model of different models may run concurrently; every
+/// SavedModel owns its own network. Throws siamese::Error naming the
 /// file when it is missing, corrupt, not a siamese model, or of another format version.
 SavedModel load_model(const std::string& path);
 

@@ -160,6 +160,9 @@ struct SiameseNetworkOptions {
 /// The twin network: ONE encoder instance shared by every branch, so the weights are shared by
 /// construction. Inputs are images scaled to [0, 1], [N, C, H, W], or sequence batches
 /// [N, T, 1 + F] (sequence.h); normalisation happens inside.
+/// Thread safety: in eval mode, embed() and forward() only read the module, so several threads
+/// may embed with one network at once (each under its own NoGradGuard). Training, train()/eval(),
+/// load() and anything that changes parameters need the network to themselves.
 class SiameseNetworkImpl : public torch::nn::Module {
  public:
   explicit SiameseNetworkImpl(SiameseNetworkOptions options = {});

@@ -1,5 +1,6 @@
 #pragma once
-/// \file loss.h  Contrastive and triplet losses, for explicit pairs/triplets and for every valid
+/// \file loss.h  (Thread safety: pure functions; any calls may run concurrently.)
+/// Contrastive and triplet losses, for explicit pairs/triplets and for every valid
 /// pair/triplet inside a labelled batch of embeddings.
 
 #include <torch/torch.h>

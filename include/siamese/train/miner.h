@@ -1,5 +1,6 @@
 #pragma once
 /// \file miner.h  Online mining: which pairs or triplets of a labelled batch of embeddings count.
+/// Thread safety: pure functions of their arguments (seeded); any calls may run concurrently.
 ///
 /// Miners look at the detached distance matrix of the batch and return indices; the loss is then
 /// computed on the chosen pairs/triplets only, with gradients flowing through the embeddings.
