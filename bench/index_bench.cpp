@@ -8,13 +8,13 @@
 // also given as a ratio to Flat measured in the same run on the same machine.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "siamese/core/embeddings_file.h"
 #include "siamese/core/error.h"
 #include "siamese/index/index.h"
 
@@ -22,17 +22,8 @@ using namespace siamese;
 
 namespace {
 
-torch::Tensor read_embeddings(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[8];
-  int64_t dims[2];
-  if (!in.read(magic, 8) || std::string(magic, 8) != "SIAMEMB1" || !in.read(reinterpret_cast<char*>(dims), sizeof dims)) {
-    throw Error(ErrorCode::Corruption, path, "not a file of `siamese embed --out FILE.bin`");
-  }
-  auto e = torch::empty({dims[0], dims[1]}, torch::kFloat32);
-  if (!in.read(static_cast<char*>(e.data_ptr()), static_cast<std::streamsize>(e.nbytes()))) throw Error(ErrorCode::Corruption, path, "truncated");
-  return e;
-}
+/// The embeddings of a `siamese embed --out FILE.bin` file (labels unused).
+torch::Tensor read_embeddings(const std::string& path) { return read_embeddings_bin(path).embeddings; }
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;

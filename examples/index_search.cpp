@@ -23,18 +23,20 @@ int main(int argc, char** argv) {
     torch::Tensor embeddings = siamese::embed_dataset(model.network, test);  // [10000, D]
 
     // A FAISS index chosen by its factory string; the fingerprint ties it to this model.
+    const std::string fingerprint = siamese::model_fingerprint(model.network);
     siamese::EmbeddingIndex index(siamese::IndexOptions()
                                       .spec("HNSW32")
                                       .dim(embeddings.size(1))
                                       .distance(model.network->options.distance())
-                                      .fingerprint(siamese::model_fingerprint(model.network)));
+                                      .fingerprint(fingerprint));
     std::vector<std::string> keys;
     for (int64_t i = 0; i < test.size(); ++i) keys.push_back("test#" + std::to_string(i));
-    index.add(embeddings, keys, test.labels());
+    index.add(embeddings, keys, test.labels(), fingerprint);  // refused if another model made them
     index.save(index_file);  // one SQLite file, written atomically
 
     siamese::EmbeddingIndex loaded = siamese::EmbeddingIndex::load(index_file);
-    auto hits = loaded.search(embeddings.slice(0, 0, 3), 5);  // 3 queries, 5 nearest each
+    // 3 queries, 5 nearest each; the index refuses queries embedded by another model.
+    auto hits = loaded.search(embeddings.slice(0, 0, 3), 5, fingerprint);
     for (size_t q = 0; q < hits.size(); ++q) {
       std::printf("query test#%zu (class %lld):", q, static_cast<long long>(test.labels()[q]));
       for (const auto& hit : hits[q]) {

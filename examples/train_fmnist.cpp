@@ -15,11 +15,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   siamese::TrainOptions options;  // defaults: the fmnist-seen protocol, triplet loss, P×K batches
-  options.out = argv[1];
-  options.data = "fashion-mnist";  // the Debian package dataset-fashion-mnist
-  if (argc > 2) options.epochs = std::stoll(argv[2]);
-  if (argc > 3) options.split.subset(std::stoll(argv[3])).validation_size(std::stoll(argv[3]) / 5);
-  options.threads = 2;
+  options.runtime.out = argv[1];
+  options.data.spec = "fashion-mnist";  // the Debian package dataset-fashion-mnist
+  if (argc > 2) options.optim.epochs = std::stoll(argv[2]);
+  if (argc > 3) options.data.split.subset(std::stoll(argv[3])).validation_size(std::stoll(argv[3]) / 5);
+  options.runtime.threads = 2;
 
   // The library prints nothing by itself: give it a logger to see what it does.
   siamese::StderrLogger logger;

@@ -16,6 +16,23 @@
 
 namespace siamese::testing {
 
+/// Whether the default data set is installed (Debian's dataset-fashion-mnist, as open_data reads it).
+inline bool have_fashion_mnist() {
+  const std::string dir = "/usr/share/datasets/fashion-mnist/";
+  for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                        "t10k-labels-idx1-ubyte.gz"}) {
+    if (!std::filesystem::exists(dir + f)) return false;
+  }
+  return true;
+}
+
+/// At the top of a test (or a fixture's SetUp) that reads Fashion-MNIST: skips it, saying why,
+/// when the data set is not installed, instead of failing on a missing file.
+#define SIAMESE_SKIP_WITHOUT_FASHION_MNIST()                                                       \
+  if (!siamese::testing::have_fashion_mnist())                                                     \
+  GTEST_SKIP() << "needs Fashion-MNIST (/usr/share/datasets/fashion-mnist): apt-get install "      \
+                  "dataset-fashion-mnist, or run scripts/install-deps"
+
 /// A fresh, empty folder under the system temporary directory.
 inline std::filesystem::path temp_dir(const std::string& name) {
   auto dir = std::filesystem::temp_directory_path() / ("siamese_test_" + name + "_" + std::to_string(::getpid()));

@@ -10,6 +10,7 @@
 #include "siamese/core/atomic_file.h"
 #include "inputs.h"
 #include "siamese/core/error.h"
+#include "siamese/core/log.h"
 #include "siamese/model/model_file.h"
 
 namespace fs = std::filesystem;
@@ -18,20 +19,11 @@ namespace siamese::cli {
 
 namespace {
 
-/// The model must be the one whose fingerprint the index holds.
-void check_model(const EmbeddingIndex& index, SavedModel& model, const std::string& index_path, const std::string& model_path) {
-  const auto fp = model_fingerprint(model.network);
-  if (index.options().fingerprint() != fp) {
-    throw Error(ErrorCode::InvalidArgument, index_path,
-                "built with another model (fingerprint " + index.options().fingerprint() + "); " + model_path +
-                    " has fingerprint " + fp);
-  }
-}
-
 /// Adds the inputs to the index in blocks, reporting progress on stderr.
+/// The index refuses embeddings of a model other than the one whose fingerprint it holds.
 void add_inputs(EmbeddingIndex& index, SavedModel& model, const Inputs& in) {
   auto e = embed_inputs(model, in);
-  index.add(e, in.keys, in.labels);
+  index.add(e, in.keys, in.labels, model_fingerprint(model.network));
   std::fprintf(stderr, "added %lld embeddings (index now %lld)\n", static_cast<long long>(e.size(0)),
                static_cast<long long>(index.size()));
 }
@@ -119,7 +111,8 @@ void add_index(CLI::App& app) {
       throw Error(ErrorCode::InvalidArgument, f->out, "exists; pass --force to replace it");
     }
     auto model = load_model(f->model);
-    auto in = read_inputs(f->data, model, f->split);
+    StderrLogger logger;
+    auto in = read_inputs(f->data, model, f->split, logger);
     EmbeddingIndex index(IndexOptions()
                              .spec(f->spec)
                              .dim(model.network->encoder->embedding_dim())
@@ -140,8 +133,9 @@ void add_index(CLI::App& app) {
   add->callback([f]() {
     auto index = EmbeddingIndex::load(f->index);
     auto model = load_model(f->model);
-    check_model(index, model, f->index, f->model);
-    add_inputs(index, model, read_inputs(f->data, model, f->split));
+    index.check_fingerprint(model_fingerprint(model.network));  // before embedding anything
+    StderrLogger logger;
+    add_inputs(index, model, read_inputs(f->data, model, f->split, logger));
     index.save(f->index);
   });
 
@@ -178,11 +172,13 @@ void add_search(CLI::App& app) {
   cmd->callback([f]() {
     auto index = EmbeddingIndex::load(f->index);
     auto model = load_model(f->model);
-    check_model(index, model, f->index, f->model);
+    const auto fingerprint = model_fingerprint(model.network);
+    index.check_fingerprint(fingerprint);  // before embedding anything
     index.set_search_parameters(f->nprobe > 0 ? f->nprobe : index.options().nprobe(),
                                 f->ef_search > 0 ? f->ef_search : index.options().ef_search());
-    auto queries = read_inputs(f->query, model, f->split);
-    auto hits = index.search(embed_inputs(model, queries), f->k);
+    StderrLogger logger;
+    auto queries = read_inputs(f->query, model, f->split, logger);
+    auto hits = index.search(embed_inputs(model, queries), f->k, fingerprint);
     for (size_t i = 0; i < hits.size(); ++i) {
       if (f->json) {
         nlohmann::ordered_json j;

@@ -5,9 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "inputs.h"
 #include "siamese/core/error.h"
+#include "siamese/core/log.h"
 #include "siamese/eval/metrics.h"
+#include "siamese/model/inputs.h"
 
 namespace siamese::cli {
 
@@ -30,7 +31,8 @@ void add_oneshot(CLI::App& app) {
   cmd->add_flag("--json", f->json, "print one JSON object per query");
   cmd->callback([f]() {
     auto model = load_model(f->model);
-    auto support = read_inputs(f->support, model);
+    StderrLogger logger;
+    auto support = read_inputs(f->support, model, "train", logger);
     if (support.class_names.size() < 2) {
       throw Error(ErrorCode::InvalidArgument, f->support,
                   "needs labelled examples of at least 2 classes (images: one sub-folder per class), found " +
@@ -49,7 +51,7 @@ void add_oneshot(CLI::App& app) {
     std::vector<int64_t> labels;
     for (auto r : rows) labels.push_back(support.labels[static_cast<size_t>(r)]);
     auto support_e = embed_inputs(model, support).index_select(0, torch::tensor(rows, torch::kInt64));
-    auto queries = read_inputs(f->query, model);
+    auto queries = read_inputs(f->query, model, "train", logger);
     const double threshold = f->threshold < -1.5 ? model.threshold : f->threshold;
     auto matches = classify_by_support(embed_inputs(model, queries), support_e, labels,
                                        model.network->options.distance(), parse_support_rule(f->rule), threshold);

@@ -1,4 +1,5 @@
 // siamese train: flags (or a config file) -> TrainOptions -> train() -> metrics on stdout.
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 
@@ -7,43 +8,28 @@
 #include "siamese/train/trainer.h"
 
 namespace siamese::cli {
-namespace {
-
-/// fmnist-unseen training starts from the ablation's best configuration (image_recipe): each part of
-/// it that the flags given leave open and the other options allow.
-void apply_image_recipe(TrainOptions& o, const std::function<bool(const char*)>& given) {
-  const TrainOptions best = image_recipe(o);
-  if (!given("--augment")) o.augment = best.augment;
-  if (!given("--schedule")) o.schedule = best.schedule;
-  if (o.sampler.kind != SamplerKind::PK) return;  // mining and views work on pk batches
-  if (!given("--miner") && o.loss != LossKind::NTXent) o.miner = best.miner;
-  if (!o.augment.any()) return;  // views of one image differ only when augmented
-  if (!given("--views")) o.sampler.views = best.sampler.views;
-  if (!given("--k")) o.sampler.k = best.sampler.k;
-  if (!given("--instance-weight") && o.sampler.views >= 2) o.instance_weight = best.instance_weight;
-}
-
-}  // namespace
 
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "train a Siamese network; writes model, history, metrics into --out");
   // Every default comes from TrainOptions; fmnist-unseen training of the cnn encoder then takes
-  // image_recipe's values for the flags not given (apply_image_recipe).
+  // image_recipe's values for the flags not given.
   struct Flags {
     TrainOptions o;
-    std::string protocol = to_string(o.split.protocol()), sampler = to_string(o.sampler.kind),
-                loss = to_string(o.loss), miner = to_string(o.miner), distance = to_string(o.network.distance()),
-                schedule = to_string(o.schedule), encoder = o.network.encoder(), augment = to_string(o.augment),
-                imbalance = to_string(o.split.imbalance()), resume;
-    std::vector<int64_t> conv = o.network.cnn().conv_channels(), unseen = o.split.unseen_classes();
+    std::string protocol = to_string(o.data.split.protocol()), sampler = to_string(o.sampler.kind),
+                loss = to_string(o.loss.kind), miner = to_string(o.loss.miner), distance = to_string(o.network.distance()),
+                schedule = to_string(o.optim.schedule), encoder = to_string(o.network.encoder()), augment = to_string(o.data.augment),
+                optimizer = to_string(o.optim.optimizer), select_by = to_string(o.optim.select_by),
+                pooling = to_string(o.network.rnn().pooling()),
+                imbalance = to_string(o.data.split.imbalance()), resume;
+    std::vector<int64_t> conv = o.network.cnn().conv_channels(), unseen = o.data.split.unseen_classes();
     int64_t hidden = o.network.cnn().hidden(), dim = o.network.cnn().embedding_dim(),
-            validation = o.split.validation_size(), subset = o.split.subset();
+            validation = o.data.split.validation_size(), subset = o.data.split.subset();
     bool normalize = o.network.cnn().normalize(), quiet = false;
     RnnEncoderOptions rnn = o.network.rnn();
   };
   auto f = std::make_shared<Flags>();
   auto& o = f->o;
-  cmd->add_option("--data", o.data,
+  cmd->add_option("--data", o.data.spec,
                   "fashion-mnist | idx:DIR | folder:DIR (DIR/train/<class>/, DIR/test/<class>/); sequences: "
                   "text:DIR (train.tsv, test.tsv) | fasta:DIR (train.fasta, test.fasta) | strokes:DIR (train/*.jhf, "
                   "test/*.jhf) | csv:DIR (train.csv, test.csv)")
@@ -62,7 +48,7 @@ void add_train(CLI::App& app) {
     cmd->add_option(name, value, help)->capture_default_str()->group("Sequence encoders (lstm, gru, hybrid)");
   };
   rnn_flag("--tokens", o.network.tokens(), "text and fasta: char | word | kmerK (default char)");
-  rnn_flag("--max-length", o.max_length, "cut longer sequences to N steps (0 = no limit); counted in the load summary");
+  rnn_flag("--max-length", o.data.max_length, "cut longer sequences to N steps (0 = no limit); counted in the load summary");
   rnn_flag("--token-dim", r.token_dim(), "width of the learned token embedding");
   rnn_flag("--conv1d", r.conv_channels(), "channels of a 1-D convolution over time before the RNN (0 = none)");
   rnn_flag("--conv1d-kernel", r.conv_kernel(), "its kernel size (odd)");
@@ -72,7 +58,7 @@ void add_train(CLI::App& app) {
   rnn_flag("--layers", r.layers(), "stacked recurrent layers (0: none, the token vectors are pooled directly)");
   rnn_flag("--bidirectional", r.bidirectional(), "run both directions (true/false)");
   rnn_flag("--dropout", r.dropout(), "dropout between stacked layers");
-  rnn_flag("--pooling", r.pooling(), "last | mean | max over the steps");
+  rnn_flag("--pooling", f->pooling, "last | mean | max over the steps");
   rnn_flag("--frames", o.network.frames(), "hybrid: columns each image is cut into");
   cmd->add_option("--conv-channels", f->conv, "one conv-BN-ReLU-pool block per entry")->delimiter(',')
       ->capture_default_str();
@@ -80,9 +66,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--embedding-dim", f->dim, "embedding size")->capture_default_str();
   cmd->add_option("--normalize", f->normalize, "L2-normalise embeddings (true/false)")->capture_default_str();
   cmd->add_option("--loss", f->loss, "contrastive | triplet | ntxent (pk sampler)")->capture_default_str();
-  cmd->add_option("--temperature", o.temperature, "ntxent loss: temperature of the cosine similarities")
+  cmd->add_option("--temperature", o.loss.temperature, "ntxent loss: temperature of the cosine similarities")
       ->capture_default_str();
-  cmd->add_option("--margin", o.margin, "loss margin")->capture_default_str();
+  cmd->add_option("--margin", o.loss.margin, "loss margin")->capture_default_str();
   cmd->add_option("--miner", f->miner,
                   "all | batch-hard | semi-hard | hard-pairs | distance-weighted (pk sampler; fmnist-unseen: batch-hard)")
       ->capture_default_str();
@@ -101,42 +87,42 @@ void add_train(CLI::App& app) {
   cmd->add_option("--p", o.sampler.p, "classes per batch (pk sampler)")->capture_default_str();
   cmd->add_option("--k", o.sampler.k, "images per class (pk sampler; fmnist-unseen with augmentation: 8)")
       ->capture_default_str();
-  cmd->add_option("--class-rotations", o.class_rotations,
+  cmd->add_option("--class-rotations", o.data.class_rotations,
                   "1 | 2 | 4: add the training images turned by 180° (2) or 90°, 180°, 270° (4) as new classes")
       ->capture_default_str();
   cmd->add_option("--views", o.sampler.views,
                   "copies of each image per pk batch, each augmented apart (fmnist-unseen with augmentation: 2)")
       ->capture_default_str();
-  cmd->add_option("--instance-weight", o.instance_weight,
+  cmd->add_option("--instance-weight", o.loss.instance_weight,
                   "weight of the loss term whose positives are views of one image (needs --views 2+, --augment; "
                   "fmnist-unseen with augmentation and 2+ views: 10)")
       ->capture_default_str();
   cmd->add_option("--batch-size", o.sampler.batch_size, "pairs or triplets per batch (pairs/triplets samplers)")
       ->capture_default_str();
-  cmd->add_option("--epochs", o.epochs, "passes over the training images")->capture_default_str();
-  cmd->add_option("--optimizer", o.optimizer, "adam | sgd")->capture_default_str();
-  cmd->add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
-  cmd->add_option("--weight-decay", o.weight_decay, "L2 weight decay")->capture_default_str();
+  cmd->add_option("--epochs", o.optim.epochs, "passes over the training images")->capture_default_str();
+  cmd->add_option("--optimizer", f->optimizer, "adam | sgd")->capture_default_str();
+  cmd->add_option("--lr", o.optim.lr, "peak learning rate")->capture_default_str();
+  cmd->add_option("--weight-decay", o.optim.weight_decay, "L2 weight decay")->capture_default_str();
   cmd->add_option("--schedule", f->schedule,
                   "none | step | cosine | plateau (LR x gamma after --patience flat epochs; fmnist-unseen: plateau)")
       ->capture_default_str();
-  cmd->add_option("--patience", o.patience, "plateau schedule: epochs without a better --select-by metric")
+  cmd->add_option("--patience", o.optim.patience, "plateau schedule: epochs without a better --select-by metric")
       ->capture_default_str();
-  cmd->add_option("--early-stop", o.early_stop, "stop after N epochs without a better --select-by metric (0 = never)")
+  cmd->add_option("--early-stop", o.optim.early_stop, "stop after N epochs without a better --select-by metric (0 = never)")
       ->capture_default_str();
-  cmd->add_option("--select-by", o.select_by, "validation metric that picks the best model: map_at_r | recall_at_1 | roc_auc")
+  cmd->add_option("--select-by", f->select_by, "validation metric that picks the best model: map_at_r | recall_at_1 | roc_auc")
       ->capture_default_str();
-  cmd->add_option("--offline-mining-every", o.offline_mining_every,
+  cmd->add_option("--offline-mining-every", o.loss.offline_mining_every,
                   "every N epochs, mine each image's nearest other-class images as its negatives (0 = never)")
       ->capture_default_str();
-  cmd->add_option("--offline-negatives", o.offline_negatives, "mined negatives kept per image")->capture_default_str();
-  cmd->add_option("--warmup-steps", o.warmup_steps, "linear LR warm-up steps")->capture_default_str();
-  cmd->add_option("--step-size", o.step_size, "step schedule: epochs between LR drops")->capture_default_str();
-  cmd->add_option("--gamma", o.gamma, "step and plateau schedules: LR factor at each drop")->capture_default_str();
-  cmd->add_option("--seed", o.seed, "seed of weights, sampling and pairs")->capture_default_str();
-  cmd->add_option("--threads", o.threads, "compute threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--workers", o.workers, "data loader threads")->capture_default_str();
-  cmd->add_option("--out", o.out, "run folder (must not hold a run already)")->capture_default_str();
+  cmd->add_option("--offline-negatives", o.loss.offline_negatives, "mined negatives kept per image")->capture_default_str();
+  cmd->add_option("--warmup-steps", o.optim.warmup_steps, "linear LR warm-up steps")->capture_default_str();
+  cmd->add_option("--step-size", o.optim.step_size, "step schedule: epochs between LR drops")->capture_default_str();
+  cmd->add_option("--gamma", o.optim.gamma, "step and plateau schedules: LR factor at each drop")->capture_default_str();
+  cmd->add_option("--seed", o.runtime.seed, "seed of weights, sampling and pairs")->capture_default_str();
+  cmd->add_option("--threads", o.runtime.threads, "compute threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--workers", o.runtime.workers, "data loader threads")->capture_default_str();
+  cmd->add_option("--out", o.runtime.out, "run folder (must not hold a run already)")->capture_default_str();
   cmd->add_option("--resume", f->resume, "continue the interrupted run in DIR (its own flags are used)");
   cmd->add_flag("--quiet", f->quiet, "no progress output");
 
@@ -147,9 +133,12 @@ void add_train(CLI::App& app) {
     if (!f->resume.empty()) {
       result = resume(f->resume, console, &console);
     } else {
-      o.split.protocol(parse_protocol(f->protocol)).unseen_classes(f->unseen).validation_size(f->validation)
+      o.data.split.protocol(parse_protocol(f->protocol)).unseen_classes(f->unseen).validation_size(f->validation)
           .subset(f->subset).imbalance(parse_imbalance(f->imbalance));
-      o.network.encoder(f->encoder);
+      o.network.encoder(parse_encoder(f->encoder));
+      f->rnn.pooling(parse_pooling(f->pooling));
+      o.optim.optimizer = parse_optimizer(f->optimizer);
+      o.optim.select_by = parse_select_by(f->select_by);
       o.network.cnn(CnnEncoderOptions().conv_channels(f->conv).hidden(f->hidden).embedding_dim(f->dim)
                         .normalize(f->normalize));
       o.network.rnn(f->rnn.embedding_dim(f->dim).normalize(f->normalize));
@@ -159,13 +148,18 @@ void add_train(CLI::App& app) {
         }
       }
       o.network.distance(parse_distance(f->distance));
-      o.augment = parse_augment(f->augment);
+      o.data.augment = parse_augment(f->augment);
       o.sampler.kind = parse_sampler(f->sampler);
-      o.loss = parse_loss(f->loss);
-      o.miner = parse_miner(f->miner);
-      o.schedule = parse_schedule(f->schedule);
-      if (o.split.protocol() == Protocol::Unseen && o.network.encoder() == "cnn" && !is_sequence_spec(o.data)) {
-        apply_image_recipe(o, [cmd](const char* flag) { return cmd->count(flag) > 0; });
+      o.loss.kind = parse_loss(f->loss);
+      o.loss.miner = parse_miner(f->miner);
+      o.optim.schedule = parse_schedule(f->schedule);
+      if (o.data.split.protocol() == Protocol::Unseen && o.network.encoder() == EncoderKind::Cnn && !is_sequence_spec(o.data.spec)) {
+        // fmnist-unseen training starts from the ablation's best configuration where no flag says otherwise.
+        o = image_recipe(o, [cmd](const std::string& key) {
+          std::string flag = "--" + key;
+          std::replace(flag.begin(), flag.end(), '_', '-');
+          return cmd->count(flag) > 0;
+        });
       }
       result = train(o, console, &console);
     }
@@ -173,7 +167,7 @@ void add_train(CLI::App& app) {
     std::printf("%s\n", to_json(result.test, result.test.recall_at_1_by_class.size() <= 20).c_str());
     std::fprintf(stderr, "trained %.0f s at %.0f images/s; model, history.csv and metrics.json in %s\n",
                  result.train_seconds, result.images_per_second,
-                 f->resume.empty() ? o.out.c_str() : f->resume.c_str());
+                 f->resume.empty() ? o.runtime.out.c_str() : f->resume.c_str());
   });
 }
 

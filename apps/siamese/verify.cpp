@@ -1,17 +1,17 @@
 // siamese verify: same or different? One pair of images, or a pairs file under the LFW protocol
 // (10-fold cross-validated accuracy, ROC AUC, EER, TAR@FAR, ROC curve as CSV and SVG).
 #include <cstdio>
-#include <map>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "siamese/core/atomic_file.h"
-#include "inputs.h"
-#include "siamese/data/data.h"
 #include "siamese/core/error.h"
+#include "siamese/core/log.h"
+#include "siamese/data/data.h"
 #include "siamese/eval/metrics.h"
+#include "siamese/eval/pairs_protocol.h"
+#include "siamese/model/inputs.h"
 #include "siamese/model/model_file.h"
-#include "siamese/data/sequence.h"
 
 namespace siamese::cli {
 
@@ -63,49 +63,28 @@ std::string roc_svg(const Roc& roc, double auc, const std::string& title) {
   return s + "<!-- " + title + " -->\n</svg>\n";
 }
 
-/// The LFW protocol on a pairs file.
+/// The LFW protocol on a pairs file (run by the library), printed; the ROC curve written on request.
 void verify_pairs(const std::string& model_path, const std::string& pairs_path, const std::string& root,
                   const std::string& roc_prefix, bool json) {
   auto model = load_model(model_path);
-  auto pairs = read_pairs_file(pairs_path, root);
-  std::map<std::string, int64_t> row;  // each distinct image embedded once
-  std::vector<std::string> files;
-  for (const auto& p : pairs) {
-    for (const auto* f : {&p.a, &p.b}) {
-      if (row.emplace(*f, static_cast<int64_t>(files.size())).second) files.push_back(*f);
-    }
-  }
-  auto e = embed_inputs(model, read_files(files, model));
-  std::vector<int64_t> a, b, fold;
-  std::vector<uint8_t> same;
-  for (const auto& p : pairs) {
-    a.push_back(row[p.a]);
-    b.push_back(row[p.b]);
-    same.push_back(p.same);
-    fold.push_back(p.fold);
-  }
-  auto distances = paired_distance(e.index_select(0, torch::tensor(a)), e.index_select(0, torch::tensor(b)),
-                                   model.network->options.distance()).to(torch::kFloat64).contiguous();
-  const std::vector<double> d(distances.data_ptr<double>(), distances.data_ptr<double>() + distances.numel());
+  const auto r = run_pairs_protocol(model, pairs_path, root);
   nlohmann::ordered_json j;
-  j["pairs"] = pairs.size();
-  j["images"] = files.size();
-  j["folds"] = fold.back() + 1;
-  if (fold.back() > 0) {
-    auto cv = cross_validate(d, same, fold);
-    j["accuracy_mean"] = cv.accuracy_mean;
-    j["accuracy_std"] = cv.accuracy_std;
-    j["fold_accuracy"] = cv.fold_accuracy;
+  j["pairs"] = r.pairs;
+  j["images"] = r.images;
+  j["folds"] = r.folds;
+  if (r.cross_validation) {
+    j["accuracy_mean"] = r.cross_validation->accuracy_mean;
+    j["accuracy_std"] = r.cross_validation->accuracy_std;
+    j["fold_accuracy"] = r.cross_validation->fold_accuracy;
   }
-  j["accuracy_at_model_threshold"] = accuracy_at(d, same, model.threshold);
-  j["model_threshold"] = model.threshold;
-  j["roc_auc"] = roc_auc(d, same);
-  j["eer"] = equal_error_rate(d, same);
-  j["tar_at_far_1e-3"] = tar_at_far(d, same, 1e-3);
+  j["accuracy_at_model_threshold"] = r.accuracy_at_model_threshold;
+  j["model_threshold"] = r.model_threshold;
+  j["roc_auc"] = r.roc_auc;
+  j["eer"] = r.eer;
+  j["tar_at_far_1e-3"] = r.tar_at_far_1e_3;
   if (!roc_prefix.empty()) {
-    auto roc = roc_curve(d, same);
-    write_text_atomically(roc_prefix + ".csv", roc_csv(roc));
-    write_text_atomically(roc_prefix + ".svg", roc_svg(roc, j["roc_auc"].get<double>(), pairs_path));
+    write_text_atomically(roc_prefix + ".csv", roc_csv(r.roc));
+    write_text_atomically(roc_prefix + ".svg", roc_svg(r.roc, r.roc_auc, pairs_path));
     std::fprintf(stderr, "wrote %s.csv and %s.svg\n", roc_prefix.c_str(), roc_prefix.c_str());
   }
   if (json) {
@@ -145,7 +124,8 @@ void add_verify(CLI::App& app) {
     torch::Tensor a, b;
     if (model.network->takes_sequences()) {  // two texts, or two files of one sequence each
       auto one = [&](const std::string& what) {
-        auto in = read_inputs(what, model);
+        StderrLogger logger;
+        auto in = read_inputs(what, model, "train", logger);
         if (in.keys.size() != 1) {
           throw Error(ErrorCode::InvalidArgument,
                       "verify: " + what + " holds " + std::to_string(in.keys.size()) + " sequences; give one each");

@@ -1,29 +1,15 @@
 #include "siamese/core/distance.h"
 
+#include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
 
 namespace siamese {
 
-Distance parse_distance(const std::string& name) {
-  if (name == "euclidean") return Distance::Euclidean;
-  if (name == "sqeuclidean") return Distance::SqEuclidean;
-  if (name == "cosine") return Distance::Cosine;
-  if (name == "manhattan") return Distance::Manhattan;
-  if (name == "malstm") return Distance::MaLSTM;
-  throw Error(ErrorCode::InvalidArgument,
-              "unknown distance '" + name + "' (expected euclidean, sqeuclidean, cosine, manhattan or malstm)");
-}
+constexpr EnumNames<Distance, 5> kDistanceNames{{{Distance::Euclidean, "euclidean"}, {Distance::SqEuclidean, "sqeuclidean"}, {Distance::Cosine, "cosine"}, {Distance::Manhattan, "manhattan"}, {Distance::MaLSTM, "malstm"}}};
 
-std::string to_string(Distance distance) {
-  switch (distance) {
-    case Distance::Euclidean: return "euclidean";
-    case Distance::SqEuclidean: return "sqeuclidean";
-    case Distance::Cosine: return "cosine";
-    case Distance::Manhattan: return "manhattan";
-    case Distance::MaLSTM: return "malstm";
-  }
-  TORCH_INTERNAL_ASSERT(false, "unhandled Distance");
-}
+Distance parse_distance(const std::string& name) { return parse_enum(kDistanceNames, name, "distance"); }
+
+std::string to_string(Distance distance) { return enum_name(kDistanceNames, distance); }
 
 namespace {
 constexpr double kMinSquared = 1e-12;

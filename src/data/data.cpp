@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "siamese/data/image_files.h"
+#include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
 #include "siamese/data/sampler.h"
 
@@ -380,15 +381,11 @@ DataSource open_data(const std::string& spec) {
               "unknown data '" + spec + "' (expected fashion-mnist, idx:DIR or folder:DIR)");
 }
 
-Protocol parse_protocol(const std::string& name) {
-  if (name == "fmnist-seen") return Protocol::Seen;
-  if (name == "fmnist-unseen") return Protocol::Unseen;
-  throw Error(ErrorCode::InvalidArgument, "unknown protocol '" + name + "' (expected fmnist-seen or fmnist-unseen)");
-}
+constexpr EnumNames<Protocol, 2> kProtocolNames{{{Protocol::Seen, "fmnist-seen"}, {Protocol::Unseen, "fmnist-unseen"}}};
 
-std::string to_string(Protocol protocol) {
-  return protocol == Protocol::Seen ? "fmnist-seen" : "fmnist-unseen";
-}
+Protocol parse_protocol(const std::string& name) { return parse_enum(kProtocolNames, name, "protocol"); }
+
+std::string to_string(Protocol protocol) { return enum_name(kProtocolNames, protocol); }
 
 Imbalance parse_imbalance(const std::string& spec) {
   Imbalance m;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
 
 namespace siamese {
@@ -21,21 +22,11 @@ std::vector<std::vector<int64_t>> indices_by_class(const std::vector<int64_t>& l
   return by_class;
 }
 
-SamplerKind parse_sampler(const std::string& name) {
-  if (name == "pairs") return SamplerKind::Pairs;
-  if (name == "triplets") return SamplerKind::Triplets;
-  if (name == "pk") return SamplerKind::PK;
-  throw Error(ErrorCode::InvalidArgument, "unknown sampler '" + name + "' (expected pairs, triplets or pk)");
-}
+constexpr EnumNames<SamplerKind, 3> kSamplerKindNames{{{SamplerKind::Pairs, "pairs"}, {SamplerKind::Triplets, "triplets"}, {SamplerKind::PK, "pk"}}};
 
-std::string to_string(SamplerKind sampler) {
-  switch (sampler) {
-    case SamplerKind::Pairs: return "pairs";
-    case SamplerKind::Triplets: return "triplets";
-    case SamplerKind::PK: return "pk";
-  }
-  return "?";
-}
+SamplerKind parse_sampler(const std::string& name) { return parse_enum(kSamplerKindNames, name, "sampler"); }
+
+std::string to_string(SamplerKind sampler) { return enum_name(kSamplerKindNames, sampler); }
 
 Sampler::Sampler(std::vector<int64_t> labels, SamplerOptions options)
     : labels_(std::move(labels)), options_(options), by_class_(indices_by_class(labels_)) {

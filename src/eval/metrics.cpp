@@ -6,6 +6,7 @@
 #include <numeric>
 #include <random>
 
+#include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
 #include "siamese/data/sampler.h"
 
@@ -283,11 +284,9 @@ CrossValidation cross_validate(const std::vector<double>& distance, const std::v
   return cv;
 }
 
-SupportRule parse_support_rule(const std::string& name) {
-  if (name == "mean") return SupportRule::ClassMean;
-  if (name == "nearest") return SupportRule::Nearest;
-  throw Error(ErrorCode::InvalidArgument, "unknown support rule '" + name + "' (mean or nearest)");
-}
+constexpr EnumNames<SupportRule, 2> kSupportRuleNames{{{SupportRule::ClassMean, "mean"}, {SupportRule::Nearest, "nearest"}}};
+
+SupportRule parse_support_rule(const std::string& name) { return parse_enum(kSupportRuleNames, name, "support rule"); }
 
 std::vector<SupportMatch> classify_by_support(const torch::Tensor& queries, const torch::Tensor& support,
                                               const std::vector<int64_t>& support_labels, Distance distance,

@@ -176,6 +176,7 @@ struct EmbeddingIndex::State {
   std::unique_ptr<faiss::Index> index;
   std::map<int64_t, IndexItem> items;
   int64_t next_id = 0;
+  std::string path;  ///< the file it was loaded from; "" for an index built in memory
 };
 
 EmbeddingIndex::EmbeddingIndex(IndexOptions options) : state_(std::make_unique<State>()) {
@@ -233,6 +234,22 @@ std::vector<int64_t> EmbeddingIndex::add(const torch::Tensor& embeddings, const 
   }
   s.next_id += n;
   return ids;
+}
+
+std::vector<int64_t> EmbeddingIndex::add(const torch::Tensor& embeddings, const std::vector<std::string>& keys,
+                                         const std::vector<int64_t>& labels, const std::string& fingerprint) {
+  check_fingerprint(fingerprint);
+  return add(embeddings, keys, labels);
+}
+
+void EmbeddingIndex::check_fingerprint(const std::string& fingerprint) const {
+  const auto& own = state_->options.fingerprint();
+  if (own.empty() || own == fingerprint) return;
+  const std::string problem = "built with another model (fingerprint " + own +
+                              "); these embeddings come from a model with fingerprint " +
+                              (fingerprint.empty() ? std::string("none") : fingerprint);
+  if (!state_->path.empty()) throw Error(ErrorCode::InvalidArgument, state_->path, problem);
+  throw Error(ErrorCode::InvalidArgument, "index: " + problem);
 }
 
 int64_t EmbeddingIndex::remove(const std::vector<int64_t>& ids) {
@@ -302,6 +319,12 @@ std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const torch::Tensor& 
     }
   }
   return out;
+}
+
+std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const torch::Tensor& queries, int64_t k,
+                                                           const std::string& fingerprint) const {
+  check_fingerprint(fingerprint);
+  return search(queries, k);
 }
 
 void EmbeddingIndex::save(const std::string& path) const {
@@ -409,6 +432,7 @@ EmbeddingIndex EmbeddingIndex::load(const std::string& path) {
                     std::to_string(state->items.size()) + " items, header " + meta["count"] + ") disagree");
   }
   apply_search_parameters(state->index.get(), state->options);
+  state->path = path;
   return EmbeddingIndex(std::move(state));
 }
 

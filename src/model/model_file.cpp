@@ -30,7 +30,7 @@ std::string model_fingerprint(SiameseNetwork& network) {
 
 std::string to_json(const SiameseNetworkOptions& o) {
   nlohmann::ordered_json j;
-  j["encoder"] = o.encoder();
+  j["encoder"] = to_string(o.encoder());
   j["in_channels"] = o.cnn().in_channels();
   j["height"] = o.cnn().height();
   j["width"] = o.cnn().width();
@@ -39,9 +39,9 @@ std::string to_json(const SiameseNetworkOptions& o) {
   j["embedding_dim"] = o.cnn().embedding_dim();
   j["normalize"] = o.cnn().normalize();
   j["distance"] = to_string(o.distance());
-  if (o.encoder() != "cnn") {
+  if (o.encoder() != EncoderKind::Cnn) {
     const auto& r = o.rnn();
-    j["rnn"] = {{"cell", r.cell()},
+    j["rnn"] = {{"cell", to_string(r.cell())},
                 {"vocab_size", r.vocab_size()},
                 {"token_dim", r.token_dim()},
                 {"features", r.features()},
@@ -53,7 +53,7 @@ std::string to_json(const SiameseNetworkOptions& o) {
                 {"layers", r.layers()},
                 {"bidirectional", r.bidirectional()},
                 {"dropout", r.dropout()},
-                {"pooling", r.pooling()},
+                {"pooling", to_string(r.pooling())},
                 {"embedding_dim", r.embedding_dim()},
                 {"normalize", r.normalize()}};
     j["frames"] = o.frames();
@@ -74,7 +74,7 @@ SiameseNetworkOptions network_options_from_json(const std::string& text) {
   try {
     auto j = nlohmann::json::parse(text);
     SiameseNetworkOptions o;
-    o.encoder(j.at("encoder").get<std::string>());
+    o.encoder(parse_encoder(j.at("encoder").get<std::string>()));
     o.cnn(CnnEncoderOptions()
               .in_channels(j.at("in_channels"))
               .height(j.at("height"))
@@ -87,7 +87,7 @@ SiameseNetworkOptions network_options_from_json(const std::string& text) {
     if (j.contains("rnn")) {
       const auto& r = j.at("rnn");
       o.rnn(RnnEncoderOptions()
-                .cell(r.at("cell"))
+                .cell(parse_cell(r.at("cell").get<std::string>()))
                 .vocab_size(r.at("vocab_size"))
                 .token_dim(r.at("token_dim"))
                 .features(r.at("features"))
@@ -99,7 +99,7 @@ SiameseNetworkOptions network_options_from_json(const std::string& text) {
                 .layers(r.at("layers"))
                 .bidirectional(r.at("bidirectional"))
                 .dropout(r.at("dropout"))
-                .pooling(r.at("pooling"))
+                .pooling(parse_pooling(r.at("pooling").get<std::string>()))
                 .embedding_dim(r.at("embedding_dim"))
                 .normalize(r.at("normalize")));
       o.frames(j.at("frames"));

@@ -1,5 +1,6 @@
 #include "siamese/model/network.h"
 
+#include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
 
 #include <limits>
@@ -59,22 +60,28 @@ torch::Tensor CnnEncoderImpl::forward(torch::Tensor x) {
   return e;
 }
 
+constexpr EnumNames<Cell, 2> kCellNames{{{Cell::Lstm, "lstm"}, {Cell::Gru, "gru"}}};
+constexpr EnumNames<Pooling, 3> kPoolingNames{{{Pooling::Last, "last"}, {Pooling::Mean, "mean"}, {Pooling::Max, "max"}}};
+constexpr EnumNames<EncoderKind, 4> kEncoderNames{
+    {{EncoderKind::Cnn, "cnn"}, {EncoderKind::Lstm, "lstm"}, {EncoderKind::Gru, "gru"}, {EncoderKind::Hybrid, "hybrid"}}};
+
+Cell parse_cell(const std::string& name) { return parse_enum(kCellNames, name, "cell"); }
+std::string to_string(Cell cell) { return enum_name(kCellNames, cell); }
+Pooling parse_pooling(const std::string& name) { return parse_enum(kPoolingNames, name, "pooling"); }
+std::string to_string(Pooling pooling) { return enum_name(kPoolingNames, pooling); }
+EncoderKind parse_encoder(const std::string& name) { return parse_enum(kEncoderNames, name, "encoder"); }
+std::string to_string(EncoderKind encoder) { return enum_name(kEncoderNames, encoder); }
+
 RnnEncoderImpl::RnnEncoderImpl(RnnEncoderOptions options_) : options(std::move(options_)) { reset(); }
 
 void RnnEncoderImpl::reset() {
   const auto& o = options;
-  if (o.cell() != "lstm" && o.cell() != "gru") {
-    throw Error(ErrorCode::InvalidArgument, "rnn encoder: cell '" + o.cell() + "' (expected lstm or gru)");
-  }
-  if (o.pooling() != "last" && o.pooling() != "mean" && o.pooling() != "max") {
-    throw Error(ErrorCode::InvalidArgument, "rnn encoder: pooling '" + o.pooling() + "' (expected last, mean or max)");
-  }
   if (o.hidden() < 1 || o.layers() < 0 || o.embedding_dim() < 1 || o.vocab_size() < 0 ||
       (o.vocab_size() == 0 && o.features() < 1) || (o.vocab_size() > 0 && o.token_dim() < 1)) {
     throw Error(ErrorCode::InvalidArgument,
                 "rnn encoder: hidden, embedding_dim and features (or token_dim) must be >= 1, layers >= 0");
   }
-  if (o.layers() == 0 && o.pooling() == "last") {
+  if (o.layers() == 0 && o.pooling() == Pooling::Last) {
     throw Error(ErrorCode::InvalidArgument,
                 "rnn encoder: with 0 recurrent layers there is no final state; use pooling mean or max");
   }
@@ -97,7 +104,7 @@ void RnnEncoderImpl::reset() {
     head = register_module("head", torch::nn::Linear(width, o.embedding_dim()));
     return;
   }
-  if (o.cell() == "lstm") {
+  if (o.cell() == Cell::Lstm) {
     lstm = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(width, o.hidden())
                                                        .num_layers(o.layers())
                                                        .batch_first(true)
@@ -176,7 +183,7 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
       // The known tokens (id 0 is <unk>); all of the item's steps when it has none.
       bag = mask.logical_and(ids != 0);
       bag = torch::where(bag.any(1, true), bag, mask);
-      if (o.pooling() == "mean" && o.vocab_size() <= 64 * x.size(1)) {
+      if (o.pooling() == Pooling::Mean && o.vocab_size() <= 64 * x.size(1)) {
         // A bag of tokens averaged is the item's token counts times the embedding table: one matrix product
         // instead of an [N, T, token_dim] gather, the same numbers. Its cost grows with the vocabulary, the
         // gather's with T: on 2 cores the two break even near a vocabulary of ~100 T (bench/, BM_Bag*), so
@@ -212,11 +219,11 @@ torch::Tensor RnnEncoderImpl::forward(torch::Tensor x) {
   // With no recurrent layers the token (or convolution) features are pooled directly: a bag of tokens.
   auto [out, last] = o.layers() > 0 ? recurrent_layers(h, lengths.to(h.device())) : std::make_pair(h, torch::Tensor());
   torch::Tensor pooled;
-  if (o.pooling() == "last") {
+  if (o.pooling() == Pooling::Last) {
     pooled = last;
   } else {
     auto real = bag.defined() ? bag.unsqueeze(2).to(out.scalar_type()) : real_steps(out);
-    if (o.pooling() == "mean") {
+    if (o.pooling() == Pooling::Mean) {
       pooled = (out * real).sum(1) / real.sum(1);
     } else {
       pooled = std::get<0>(out.masked_fill(real == 0, -std::numeric_limits<double>::infinity()).max(1));
@@ -263,12 +270,12 @@ torch::Tensor HybridEncoderImpl::forward(torch::Tensor x) {
 }
 
 SiameseNetworkImpl::SiameseNetworkImpl(SiameseNetworkOptions options_) : options(std::move(options_)) {
-  const auto& kind = options.encoder();
+  const auto kind = options.encoder();
   int64_t channels = options.cnn().in_channels();
-  if (kind == "cnn") {
+  if (kind == EncoderKind::Cnn) {
     encoder = std::make_shared<CnnEncoderImpl>(options.cnn());
-  } else if (kind == "lstm" || kind == "gru") {
-    auto r = options.rnn().cell(kind);
+  } else if (kind == EncoderKind::Lstm || kind == EncoderKind::Gru) {
+    auto r = options.rnn().cell(kind == EncoderKind::Lstm ? Cell::Lstm : Cell::Gru);
     if (!options.vocabulary().empty()) {
       if (r.vocab_size() != 0 && r.vocab_size() != static_cast<int64_t>(options.vocabulary().size())) {
         throw Error(ErrorCode::InvalidArgument,
@@ -280,10 +287,8 @@ SiameseNetworkImpl::SiameseNetworkImpl(SiameseNetworkOptions options_) : options
     options.rnn(r);
     encoder = std::make_shared<RnnEncoderImpl>(r);
     channels = r.vocab_size() > 0 ? 1 : r.features();
-  } else if (kind == "hybrid") {
-    encoder = std::make_shared<HybridEncoderImpl>(options.cnn(), options.rnn(), options.frames());
   } else {
-    throw Error(ErrorCode::InvalidArgument, "unknown encoder '" + kind + "' (expected cnn, lstm, gru or hybrid)");
+    encoder = std::make_shared<HybridEncoderImpl>(options.cnn(), options.rnn(), options.frames());
   }
   register_module("encoder", encoder);
   const bool tokens = takes_sequences() && options.rnn().vocab_size() > 0;
@@ -307,7 +312,7 @@ SiameseNetworkImpl::SiameseNetworkImpl(SiameseNetworkOptions options_) : options
 }
 
 bool SiameseNetworkImpl::takes_sequences() const {
-  return options.encoder() == "lstm" || options.encoder() == "gru";
+  return options.encoder() == EncoderKind::Lstm || options.encoder() == EncoderKind::Gru;
 }
 
 torch::Tensor SiameseNetworkImpl::embed(torch::Tensor x) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "siamese/core/atomic_file.h"
+#include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
 
 namespace fs = std::filesystem;
@@ -15,33 +16,31 @@ using Clock = std::chrono::steady_clock;
 
 namespace siamese {
 
-Schedule parse_schedule(const std::string& name) {
-  if (name == "none") return Schedule::None;
-  if (name == "step") return Schedule::Step;
-  if (name == "cosine") return Schedule::Cosine;
-  if (name == "plateau") return Schedule::Plateau;
-  throw Error(ErrorCode::InvalidArgument, "unknown schedule '" + name + "' (expected none, step, cosine or plateau)");
-}
+constexpr EnumNames<Schedule, 4> kScheduleNames{{{Schedule::None, "none"}, {Schedule::Step, "step"}, {Schedule::Cosine, "cosine"}, {Schedule::Plateau, "plateau"}}};
 
-std::string to_string(Schedule schedule) {
-  switch (schedule) {
-    case Schedule::None: return "none";
-    case Schedule::Step: return "step";
-    case Schedule::Cosine: return "cosine";
-    case Schedule::Plateau: return "plateau";
+Schedule parse_schedule(const std::string& name) { return parse_enum(kScheduleNames, name, "schedule"); }
+
+std::string to_string(Schedule schedule) { return enum_name(kScheduleNames, schedule); }
+
+constexpr EnumNames<SelectBy, 3> kSelectByNames{
+    {{SelectBy::MapAtR, "map_at_r"}, {SelectBy::RecallAt1, "recall_at_1"}, {SelectBy::RocAuc, "roc_auc"}}};
+constexpr EnumNames<OptimizerKind, 2> kOptimizerNames{{{OptimizerKind::Adam, "adam"}, {OptimizerKind::Sgd, "sgd"}}};
+
+SelectBy parse_select_by(const std::string& name) { return parse_enum(kSelectByNames, name, "select-by"); }
+std::string to_string(SelectBy select_by) { return enum_name(kSelectByNames, select_by); }
+OptimizerKind parse_optimizer(const std::string& name) { return parse_enum(kOptimizerNames, name, "optimizer"); }
+std::string to_string(OptimizerKind optimizer) { return enum_name(kOptimizerNames, optimizer); }
+
+double select_metric(const EpochRecord& r, SelectBy select_by) {
+  switch (select_by) {
+    case SelectBy::MapAtR: return r.val_map_at_r;
+    case SelectBy::RecallAt1: return r.val_recall_at_1;
+    case SelectBy::RocAuc: return r.val_roc_auc;
   }
-  return "?";
+  throw Error(ErrorCode::Internal, "select_metric: unhandled SelectBy");
 }
 
-double select_metric(const EpochRecord& r, const std::string& name) {
-  if (name == "map_at_r") return r.val_map_at_r;
-  if (name == "recall_at_1") return r.val_recall_at_1;
-  if (name == "roc_auc") return r.val_roc_auc;
-  throw Error(ErrorCode::InvalidArgument,
-              "unknown --select-by '" + name + "' (expected map_at_r, recall_at_1 or roc_auc)");
-}
-
-double learning_rate(const LoopOptions& o, int64_t step, int64_t steps_per_epoch) {
+double learning_rate(const OptimOptions& o, int64_t step, int64_t steps_per_epoch) {
   double lr = o.lr;
   if (o.warmup_steps > 0 && step < o.warmup_steps) lr *= static_cast<double>(step + 1) / o.warmup_steps;
   const int64_t total = std::max<int64_t>(1, o.epochs * steps_per_epoch);
@@ -53,7 +52,7 @@ double learning_rate(const LoopOptions& o, int64_t step, int64_t steps_per_epoch
   return lr;
 }
 
-Standing standing(const std::vector<EpochRecord>& history, const LoopOptions& o) {
+Standing standing(const std::vector<EpochRecord>& history, const OptimOptions& o) {
   Standing s;
   int64_t flat = 0;
   for (const auto& r : history) {
@@ -106,13 +105,10 @@ std::vector<EpochRecord> history_from_json(const nlohmann::json& j) {
   return h;
 }
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const LoopOptions& o, torch::nn::Module& module) {
-  if (o.optimizer == "sgd") {
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimOptions& o, torch::nn::Module& module) {
+  if (o.optimizer == OptimizerKind::Sgd) {
     return std::make_unique<torch::optim::SGD>(
         module.parameters(), torch::optim::SGDOptions(o.lr).momentum(0.9).weight_decay(o.weight_decay));
-  }
-  if (o.optimizer != "adam") {
-    throw Error(ErrorCode::InvalidArgument, "unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
   }
   return std::make_unique<torch::optim::Adam>(module.parameters(),
                                               torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
@@ -132,7 +128,7 @@ std::string summary(const EpochRecord& r, int64_t epochs) {
 class Loop {
  public:
   Loop(TrainingTask& task, const LoopOptions& o, Logger& logger, TrainObserver* observer)
-      : task_(task), o_(o), logger_(logger), observer_(observer), optimizer_(make_optimizer(o, task.module())),
+      : task_(task), o_(o), logger_(logger), observer_(observer), optimizer_(make_optimizer(o.optim, task.module())),
         checkpoint_((fs::path(o.out) / "checkpoint.pt").string()) {}
 
   LoopResult run(bool resume);
@@ -202,14 +198,14 @@ EpochRecord Loop::train_epoch(int64_t epoch, double lr_scale) {
   const int64_t steps = task_.begin_epoch(epoch, record);
   task_.module().train();
   const auto start = Clock::now();
-  double loss_sum = 0, wait = 0, lr = o_.lr;
+  double loss_sum = 0, wait = 0, lr = o_.optim.lr;
   int64_t images = 0, active = 0, selected = 0, done = 0;
   while (true) {
     const auto asked = Clock::now();
     auto batch = task_.next_batch();
     wait += std::chrono::duration<double>(Clock::now() - asked).count();
     if (!batch) break;
-    lr = learning_rate(o_, step_, steps) * lr_scale;
+    lr = learning_rate(o_.optim, step_, steps) * lr_scale;
     for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
     auto step = task_.loss(*batch, step_);
     active += step.active;
@@ -230,8 +226,8 @@ EpochRecord Loop::train_epoch(int64_t epoch, double lr_scale) {
     images += batch->inputs.size(0);
     if (observer_) {
       const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-      const double eta = (steps - done + (o_.epochs - epoch - 1) * steps) * elapsed / static_cast<double>(done);
-      observer_->on_step({epoch + 1, o_.epochs, done, steps, loss_sum / done, images / std::max(1e-9, elapsed), eta});
+      const double eta = (steps - done + (o_.optim.epochs - epoch - 1) * steps) * elapsed / static_cast<double>(done);
+      observer_->on_step({epoch + 1, o_.optim.epochs, done, steps, loss_sum / done, images / std::max(1e-9, elapsed), eta});
     }
   }
   record.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -252,11 +248,11 @@ LoopResult Loop::run(bool resume) {
     result.train_seconds += r.seconds;
     images += r.images_per_second * r.seconds;
   }
-  for (int64_t epoch = first_epoch_; epoch < o_.epochs; ++epoch) {
-    const auto stand = standing(history_, o_);
-    if (o_.early_stop > 0 && stand.since_best >= o_.early_stop) {
+  for (int64_t epoch = first_epoch_; epoch < o_.optim.epochs; ++epoch) {
+    const auto stand = standing(history_, o_.optim);
+    if (o_.optim.early_stop > 0 && stand.since_best >= o_.optim.early_stop) {
       std::ostringstream m;
-      m << "early stop: no better validation " << o_.select_by << " for " << stand.since_best << " epochs; best "
+      m << "early stop: no better validation " << to_string(o_.optim.select_by) << " for " << stand.since_best << " epochs; best "
         << stand.best;
       logger_.info(m.str());
       result.stopped_early = true;
@@ -267,9 +263,9 @@ LoopResult Loop::run(bool resume) {
     images += record.images_per_second * record.seconds;
     task_.validate(record);
     history_.push_back(record);
-    logger_.progress(summary(record, o_.epochs));
+    logger_.progress(summary(record, o_.optim.epochs));
     if (auto note = task_.epoch_note(); !note.empty()) logger_.progress(note);
-    if (select_metric(record, o_.select_by) > stand.best) task_.keep_best(record);
+    if (select_metric(record, o_.optim.select_by) > stand.best) task_.keep_best(record);
     save_checkpoint(epoch + 1);
     if (observer_ && !observer_->on_epoch_end(record)) {
       result.finished = false;

@@ -4,25 +4,16 @@
 
 #include <algorithm>
 
+#include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
 
 namespace siamese {
 
-LossKind parse_loss(const std::string& name) {
-  if (name == "contrastive") return LossKind::Contrastive;
-  if (name == "triplet") return LossKind::Triplet;
-  if (name == "ntxent") return LossKind::NTXent;
-  throw Error(ErrorCode::InvalidArgument, "unknown loss '" + name + "' (expected contrastive, triplet or ntxent)");
-}
+constexpr EnumNames<LossKind, 3> kLossKindNames{{{LossKind::Contrastive, "contrastive"}, {LossKind::Triplet, "triplet"}, {LossKind::NTXent, "ntxent"}}};
 
-std::string to_string(LossKind loss) {
-  switch (loss) {
-    case LossKind::Contrastive: return "contrastive";
-    case LossKind::Triplet: return "triplet";
-    case LossKind::NTXent: return "ntxent";
-  }
-  return "?";
-}
+LossKind parse_loss(const std::string& name) { return parse_enum(kLossKindNames, name, "loss"); }
+
+std::string to_string(LossKind loss) { return enum_name(kLossKindNames, loss); }
 
 torch::Tensor ntxent_loss(const torch::Tensor& embeddings, const torch::Tensor& labels, double temperature,
                           int64_t* active) {

@@ -5,30 +5,16 @@
 #include <algorithm>
 #include <limits>
 
+#include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
 
 namespace siamese {
 
-MinerKind parse_miner(const std::string& name) {
-  if (name == "all") return MinerKind::All;
-  if (name == "batch-hard") return MinerKind::BatchHard;
-  if (name == "semi-hard") return MinerKind::SemiHard;
-  if (name == "hard-pairs") return MinerKind::HardPairs;
-  if (name == "distance-weighted") return MinerKind::DistanceWeighted;
-  throw Error(ErrorCode::InvalidArgument,
-              "unknown miner '" + name + "' (expected all, batch-hard, semi-hard, hard-pairs or distance-weighted)");
-}
+constexpr EnumNames<MinerKind, 5> kMinerKindNames{{{MinerKind::All, "all"}, {MinerKind::BatchHard, "batch-hard"}, {MinerKind::SemiHard, "semi-hard"}, {MinerKind::HardPairs, "hard-pairs"}, {MinerKind::DistanceWeighted, "distance-weighted"}}};
 
-std::string to_string(MinerKind miner) {
-  switch (miner) {
-    case MinerKind::All: return "all";
-    case MinerKind::BatchHard: return "batch-hard";
-    case MinerKind::SemiHard: return "semi-hard";
-    case MinerKind::HardPairs: return "hard-pairs";
-    case MinerKind::DistanceWeighted: return "distance-weighted";
-  }
-  return "?";
-}
+MinerKind parse_miner(const std::string& name) { return parse_enum(kMinerKindNames, name, "miner"); }
+
+std::string to_string(MinerKind miner) { return enum_name(kMinerKindNames, miner); }
 
 namespace {
 

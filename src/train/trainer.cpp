@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -21,169 +23,183 @@ using Clock = std::chrono::steady_clock;
 
 namespace siamese {
 
-TrainOptions image_recipe(TrainOptions o) {
-  o.miner = MinerKind::BatchHard;
-  o.augment = parse_augment("rotate=15,scale=0.15,translate=0.1,crop=0.3,flip=0.5,noise=0.05@0.5,contrast=0.3");
-  o.sampler.views = 2;
-  o.sampler.k = 8;
-  o.instance_weight = 10;
-  o.schedule = Schedule::Plateau;
+TrainOptions image_recipe(TrainOptions o, const std::function<bool(const std::string&)>& keep) {
+  auto kept = [&keep](const char* key) { return keep && keep(key); };
+  if (!kept("augment")) {
+    o.data.augment = parse_augment("rotate=15,scale=0.15,translate=0.1,crop=0.3,flip=0.5,noise=0.05@0.5,contrast=0.3");
+  }
+  if (!kept("schedule")) o.optim.schedule = Schedule::Plateau;
+  if (o.sampler.kind != SamplerKind::PK) return o;  // mining and views work on pk batches
+  if (!kept("miner") && o.loss.kind != LossKind::NTXent) o.loss.miner = MinerKind::BatchHard;
+  if (!o.data.augment.any()) return o;  // views of one image differ only when augmented
+  if (!kept("views")) o.sampler.views = 2;
+  if (!kept("k")) o.sampler.k = 8;
+  if (!kept("instance_weight") && o.sampler.views >= 2) o.loss.instance_weight = 10;
   return o;
 }
 
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+/// One key of config.json: how to read it from the options and write it back. `optional`: a
+/// config written by an older version may lack it (the default stays).
+struct Field {
+  const char* key;
+  std::function<Json(const TrainOptions&)> get;
+  std::function<void(TrainOptions&, const Json&)> set;
+  bool optional = false;
+};
+
+/// A plain field: `member` of the group `group` of TrainOptions.
+template <typename Group, typename T>
+Field plain(const char* key, Group TrainOptions::*group, T Group::*member, bool optional = false) {
+  return {key, [=](const TrainOptions& o) { return Json((o.*group).*member); },
+          [=](TrainOptions& o, const Json& j) { (o.*group).*member = j.get<T>(); }, optional};
+}
+
+/// An enum (or any value with to_string and a parser) kept as its name.
+template <typename Group, typename T>
+Field named(const char* key, Group TrainOptions::*group, T Group::*member, T (*parse)(const std::string&),
+            bool optional = false) {
+  return {key, [=](const TrainOptions& o) { return Json(to_string((o.*group).*member)); },
+          [=](TrainOptions& o, const Json& j) { (o.*group).*member = parse(j.get<std::string>()); }, optional};
+}
+
+/// A TORCH_ARG field of the split options.
+template <typename T>
+Field split(const char* key, const T& (SplitOptions::*get)() const, SplitOptions& (SplitOptions::*set)(const T&),
+            bool optional = false) {
+  return {key, [=](const TrainOptions& o) { return Json((o.data.split.*get)()); },
+          [=](TrainOptions& o, const Json& j) { (o.data.split.*set)(j.get<T>()); }, optional};
+}
+
+/// Every field of TrainOptions, in config.json's order.
+const std::vector<Field>& fields() {
+  using T = TrainOptions;
+  static const std::vector<Field> table = {
+      plain("data", &T::data, &DataOptions::spec),
+      {"protocol", [](const T& o) { return Json(to_string(o.data.split.protocol())); },
+       [](T& o, const Json& j) { o.data.split.protocol(parse_protocol(j.get<std::string>())); }},
+      split<std::vector<int64_t>>("unseen_classes", &SplitOptions::unseen_classes, &SplitOptions::unseen_classes),
+      split<int64_t>("validation_size", &SplitOptions::validation_size, &SplitOptions::validation_size),
+      split<int64_t>("subset", &SplitOptions::subset, &SplitOptions::subset),
+      {"imbalance", [](const T& o) { return Json(to_string(o.data.split.imbalance())); },
+       [](T& o, const Json& j) { o.data.split.imbalance(parse_imbalance(j.get<std::string>())); }, true},
+      plain("max_length", &T::data, &DataOptions::max_length, true),
+      {"network", [](const T& o) { return Json::parse(to_json(o.network)); },
+       [](T& o, const Json& j) { o.network = network_options_from_json(j.dump()); }},
+      named("augment", &T::data, &DataOptions::augment, parse_augment, true),
+      named("sampler", &T::sampler, &SamplerOptions::kind, parse_sampler),
+      plain("batch_size", &T::sampler, &SamplerOptions::batch_size),
+      plain("pos_fraction", &T::sampler, &SamplerOptions::pos_fraction),
+      plain("balance", &T::sampler, &SamplerOptions::balance, true),
+      plain("p", &T::sampler, &SamplerOptions::p),
+      plain("k", &T::sampler, &SamplerOptions::k),
+      plain("views", &T::sampler, &SamplerOptions::views, true),
+      plain("class_rotations", &T::data, &DataOptions::class_rotations, true),
+      plain("instance_weight", &T::loss, &LossOptions::instance_weight, true),
+      named("loss", &T::loss, &LossOptions::kind, parse_loss),
+      named("miner", &T::loss, &LossOptions::miner, parse_miner, true),
+      plain("margin", &T::loss, &LossOptions::margin),
+      plain("temperature", &T::loss, &LossOptions::temperature, true),
+      named("optimizer", &T::optim, &OptimOptions::optimizer, parse_optimizer),
+      plain("lr", &T::optim, &OptimOptions::lr),
+      plain("weight_decay", &T::optim, &OptimOptions::weight_decay),
+      named("schedule", &T::optim, &OptimOptions::schedule, parse_schedule),
+      plain("warmup_steps", &T::optim, &OptimOptions::warmup_steps),
+      plain("step_size", &T::optim, &OptimOptions::step_size),
+      plain("gamma", &T::optim, &OptimOptions::gamma),
+      plain("patience", &T::optim, &OptimOptions::patience, true),
+      plain("early_stop", &T::optim, &OptimOptions::early_stop, true),
+      named("select_by", &T::optim, &OptimOptions::select_by, parse_select_by, true),
+      plain("offline_mining_every", &T::loss, &LossOptions::offline_mining_every, true),
+      plain("offline_negatives", &T::loss, &LossOptions::offline_negatives, true),
+      plain("epochs", &T::optim, &OptimOptions::epochs),
+      plain("seed", &T::runtime, &RuntimeOptions::seed),
+      plain("threads", &T::runtime, &RuntimeOptions::threads),
+      plain("workers", &T::runtime, &RuntimeOptions::workers),
+      plain("out", &T::runtime, &RuntimeOptions::out),
+  };
+  return table;
+}
+
+}  // namespace
+
 std::string to_json(const TrainOptions& o) {
-  nlohmann::ordered_json j;
-  j["data"] = o.data;
-  j["protocol"] = to_string(o.split.protocol());
-  j["unseen_classes"] = o.split.unseen_classes();
-  j["validation_size"] = o.split.validation_size();
-  j["subset"] = o.split.subset();
-  j["imbalance"] = to_string(o.split.imbalance());
-  j["max_length"] = o.max_length;
-  j["network"] = nlohmann::json::parse(to_json(o.network));
-  j["augment"] = to_string(o.augment);
-  j["sampler"] = to_string(o.sampler.kind);
-  j["batch_size"] = o.sampler.batch_size;
-  j["pos_fraction"] = o.sampler.pos_fraction;
-  j["balance"] = o.sampler.balance;
-  j["p"] = o.sampler.p;
-  j["k"] = o.sampler.k;
-  j["views"] = o.sampler.views;
-  j["class_rotations"] = o.class_rotations;
-  j["instance_weight"] = o.instance_weight;
-  j["loss"] = to_string(o.loss);
-  j["miner"] = to_string(o.miner);
-  j["margin"] = o.margin;
-  j["temperature"] = o.temperature;
-  j["optimizer"] = o.optimizer;
-  j["lr"] = o.lr;
-  j["weight_decay"] = o.weight_decay;
-  j["schedule"] = to_string(o.schedule);
-  j["warmup_steps"] = o.warmup_steps;
-  j["step_size"] = o.step_size;
-  j["gamma"] = o.gamma;
-  j["patience"] = o.patience;
-  j["early_stop"] = o.early_stop;
-  j["select_by"] = o.select_by;
-  j["offline_mining_every"] = o.offline_mining_every;
-  j["offline_negatives"] = o.offline_negatives;
-  j["epochs"] = o.epochs;
-  j["seed"] = o.seed;
-  j["threads"] = o.threads;
-  j["workers"] = o.workers;
-  j["out"] = o.out;
+  Json j;
+  for (const auto& f : fields()) j[f.key] = f.get(o);
   return j.dump(2);
 }
 
 TrainOptions train_options_from_json(const std::string& text) {
+  TrainOptions o;
+  const char* key = "";
   try {
     auto j = nlohmann::json::parse(text);
-    TrainOptions o;
-    o.data = j.at("data");
-    o.split.protocol(parse_protocol(j.at("protocol")))
-        .unseen_classes(j.at("unseen_classes").get<std::vector<int64_t>>())
-        .validation_size(j.at("validation_size"))
-        .subset(j.at("subset"))
-        .imbalance(parse_imbalance(j.value("imbalance", "")));
-    o.max_length = j.value("max_length", int64_t{0});
-    o.network = network_options_from_json(j.at("network").dump());
-    o.augment = parse_augment(j.value("augment", "none"));
-    o.sampler.kind = parse_sampler(j.at("sampler"));
-    o.sampler.batch_size = j.at("batch_size");
-    o.sampler.pos_fraction = j.at("pos_fraction");
-    o.sampler.balance = j.value("balance", true);
-    o.sampler.p = j.at("p");
-    o.sampler.k = j.at("k");
-    o.sampler.views = j.value("views", 1);
-    o.class_rotations = j.value("class_rotations", 1);
-    o.instance_weight = j.value("instance_weight", 0.0);
-    o.loss = parse_loss(j.at("loss"));
-    o.miner = parse_miner(j.value("miner", "all"));
-    o.margin = j.at("margin");
-    o.temperature = j.value("temperature", o.temperature);
-    o.optimizer = j.at("optimizer");
-    o.lr = j.at("lr");
-    o.weight_decay = j.at("weight_decay");
-    o.schedule = parse_schedule(j.at("schedule"));
-    o.warmup_steps = j.at("warmup_steps");
-    o.step_size = j.at("step_size");
-    o.gamma = j.at("gamma");
-    o.patience = j.value("patience", o.patience);
-    o.early_stop = j.value("early_stop", o.early_stop);
-    o.select_by = j.value("select_by", o.select_by);
-    o.offline_mining_every = j.value("offline_mining_every", o.offline_mining_every);
-    o.offline_negatives = j.value("offline_negatives", o.offline_negatives);
-    o.epochs = j.at("epochs");
-    o.seed = j.at("seed");
-    o.sampler.seed = o.seed;
-    o.threads = j.at("threads");
-    o.workers = j.at("workers");
-    o.out = j.at("out");
-    return o;
+    if (!j.is_object()) throw Error(ErrorCode::Corruption, "bad training configuration: not a JSON object");
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const auto& table = fields();
+      if (std::none_of(table.begin(), table.end(), [&](const Field& f) { return it.key() == f.key; })) {
+        throw Error(ErrorCode::Corruption, "bad training configuration: unknown key '" + it.key() + "'");
+      }
+    }
+    for (const auto& f : fields()) {
+      key = f.key;
+      if (j.contains(f.key)) {
+        f.set(o, j.at(f.key));
+      } else if (!f.optional) {
+        throw Error(ErrorCode::Corruption, std::string("bad training configuration: missing key '") + f.key + "'");
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::Corruption, std::string("bad training configuration: ") + e.what());
+    throw Error(ErrorCode::Corruption, std::string("bad training configuration: ") +
+                                           (*key ? std::string("key '") + key + "': " : std::string()) + e.what());
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::InvalidArgument) throw;
+    throw Error(ErrorCode::Corruption, std::string("bad training configuration: key '") + key + "': " + e.what());
   }
+  o.sampler.seed = o.runtime.seed;
+  return o;
 }
 
 LoopOptions loop_options(const TrainOptions& o) {
   LoopOptions l;
-  l.epochs = o.epochs;
-  l.optimizer = o.optimizer;
-  l.lr = o.lr;
-  l.weight_decay = o.weight_decay;
-  l.schedule = o.schedule;
-  l.warmup_steps = o.warmup_steps;
-  l.step_size = o.step_size;
-  l.gamma = o.gamma;
-  l.patience = o.patience;
-  l.early_stop = o.early_stop;
-  l.select_by = o.select_by;
-  l.seed = o.seed;
-  l.out = o.out;
+  l.optim = o.optim;
+  l.seed = o.runtime.seed;
+  l.out = o.runtime.out;
   return l;
-}
-
-double learning_rate(const TrainOptions& o, int64_t step, int64_t steps_per_epoch) {
-  return learning_rate(loop_options(o), step, steps_per_epoch);
-}
-
-Standing standing(const std::vector<EpochRecord>& history, const TrainOptions& o) {
-  return standing(history, loop_options(o));
 }
 
 namespace {
 
 void validate(const TrainOptions& o) {
-  if (o.epochs < 1) throw Error(ErrorCode::InvalidArgument, "epochs must be >= 1");
-  if (!(o.lr > 0)) throw Error(ErrorCode::InvalidArgument, "lr must be > 0");
-  if (o.margin < 0) throw Error(ErrorCode::InvalidArgument, "margin must be >= 0");
-  if (o.optimizer != "adam" && o.optimizer != "sgd") {
-    throw Error(ErrorCode::InvalidArgument, "unknown optimizer '" + o.optimizer + "' (expected adam or sgd)");
-  }
-  if (o.loss == LossKind::Triplet && o.sampler.kind == SamplerKind::Pairs) {
+  if (o.optim.epochs < 1) throw Error(ErrorCode::InvalidArgument, "epochs must be >= 1");
+  if (!(o.optim.lr > 0)) throw Error(ErrorCode::InvalidArgument, "lr must be > 0");
+  if (o.loss.margin < 0) throw Error(ErrorCode::InvalidArgument, "margin must be >= 0");
+  if (o.loss.kind == LossKind::Triplet && o.sampler.kind == SamplerKind::Pairs) {
     throw Error(ErrorCode::InvalidArgument, "the triplet loss needs --sampler triplets or pk, not pairs");
   }
-  if (o.loss == LossKind::NTXent && (o.sampler.kind != SamplerKind::PK || o.miner != MinerKind::All)) {
+  if (o.loss.kind == LossKind::NTXent && (o.sampler.kind != SamplerKind::PK || o.loss.miner != MinerKind::All)) {
     throw Error(ErrorCode::InvalidArgument,
                 "the ntxent loss needs --sampler pk and --miner all: it weighs every pair of the batch itself");
   }
-  if (!(o.temperature > 0)) throw Error(ErrorCode::InvalidArgument, "temperature must be > 0");
-  if (o.workers < 1) throw Error(ErrorCode::InvalidArgument, "workers must be >= 1");
-  select_metric(EpochRecord{}, o.select_by);  // throws on an unknown name
-  if (o.patience < 1) throw Error(ErrorCode::InvalidArgument, "patience must be >= 1");
-  if (o.early_stop < 0) throw Error(ErrorCode::InvalidArgument, "early-stop must be >= 0");
-  if (o.offline_mining_every < 0) throw Error(ErrorCode::InvalidArgument, "offline-mining-every must be >= 0");
-  if (o.offline_mining_every > 0 && o.offline_negatives < 1) {
+  if (!(o.loss.temperature > 0)) throw Error(ErrorCode::InvalidArgument, "temperature must be > 0");
+  if (o.runtime.workers < 1) throw Error(ErrorCode::InvalidArgument, "workers must be >= 1");
+  if (o.optim.patience < 1) throw Error(ErrorCode::InvalidArgument, "patience must be >= 1");
+  if (o.optim.early_stop < 0) throw Error(ErrorCode::InvalidArgument, "early-stop must be >= 0");
+  if (o.loss.offline_mining_every < 0) throw Error(ErrorCode::InvalidArgument, "offline-mining-every must be >= 0");
+  if (o.loss.offline_mining_every > 0 && o.loss.offline_negatives < 1) {
     throw Error(ErrorCode::InvalidArgument, "offline-negatives must be >= 1");
   }
-  if (o.instance_weight < 0) throw Error(ErrorCode::InvalidArgument, "instance weight must be >= 0");
-  if (o.instance_weight > 0 && (o.sampler.views < 2 || !o.augment.any())) {
+  if (o.loss.instance_weight < 0) throw Error(ErrorCode::InvalidArgument, "instance weight must be >= 0");
+  if (o.loss.instance_weight > 0 && (o.sampler.views < 2 || !o.data.augment.any())) {
     throw Error(ErrorCode::InvalidArgument,
                 "the instance term needs --views 2 or more and --augment: its positives are views of one image");
   }
-  if (o.miner != MinerKind::All && o.sampler.kind != SamplerKind::PK) {
+  if (o.loss.miner != MinerKind::All && o.sampler.kind != SamplerKind::PK) {
     throw Error(ErrorCode::InvalidArgument,
-                "miners work on labelled batches: --miner " + to_string(o.miner) + " needs --sampler pk");
+                "miners work on labelled batches: --miner " + to_string(o.loss.miner) + " needs --sampler pk");
   }
 }
 
@@ -194,27 +210,27 @@ StepLoss batch_loss_of(const TrainOptions& o, SiameseNetwork& net, const Batch& 
   auto e = net->embed(batch.inputs);
   if (o.sampler.kind == SamplerKind::PK) {
     auto loss_of = [&](const torch::Tensor& labels, uint64_t seed) {
-      return mined_loss(o.loss, o.miner, e, labels, distance, o.margin, seed, o.temperature);
+      return mined_loss(o.loss.kind, o.loss.miner, e, labels, distance, o.loss.margin, seed, o.loss.temperature);
     };
-    auto r = loss_of(batch.labels, o.seed * 1000003 + step);
-    if (o.instance_weight > 0) {
-      auto inst = loss_of(torch::tensor(batch.indices, torch::kInt64), o.seed * 1000003 + step + 7);
-      r.loss = r.loss + o.instance_weight * inst.loss;
+    auto r = loss_of(batch.labels, o.runtime.seed * 1000003 + step);
+    if (o.loss.instance_weight > 0) {
+      auto inst = loss_of(torch::tensor(batch.indices, torch::kInt64), o.runtime.seed * 1000003 + step + 7);
+      r.loss = r.loss + o.loss.instance_weight * inst.loss;
     }
     return {r.loss, r.active, r.selected};
   }
   if (o.sampler.kind == SamplerKind::Pairs) {
     const auto n = e.size(0) / 2;
     auto d = paired_distance(e.slice(0, 0, n), e.slice(0, n), distance);
-    return {contrastive_loss(d, torch::tensor(plan.similar), o.margin)};
+    return {contrastive_loss(d, torch::tensor(plan.similar), o.loss.margin)};
   }
   const auto n = e.size(0) / 3;
   auto a = e.slice(0, 0, n);
   auto d_ap = paired_distance(a, e.slice(0, n, 2 * n), distance);
   auto d_an = paired_distance(a, e.slice(0, 2 * n), distance);
-  return {o.loss == LossKind::Triplet ? triplet_loss(d_ap, d_an, o.margin)
+  return {o.loss.kind == LossKind::Triplet ? triplet_loss(d_ap, d_an, o.loss.margin)
                                       : contrastive_loss(torch::cat({d_ap, d_an}),
-                                                         torch::cat({torch::ones({n}), torch::zeros({n})}), o.margin)};
+                                                         torch::cat({torch::ones({n}), torch::zeros({n})}), o.loss.margin)};
 }
 
 torch::Tensor to_tensor(const HardNegatives& hard) {
@@ -239,52 +255,61 @@ void set_threads(int threads) {
   if (auto openblas = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) openblas(1);
 }
 
-/// The splits a run trains, validates and tests on. Images may be wrapped (RotatedClasses), so
-/// the base data sets are kept alive here too.
-struct TrainingData {
-  std::shared_ptr<const Dataset> train, validation, test;
-  std::shared_ptr<const ImageDataset> images;  ///< image runs: the training split before rotations
-};
+/// Fits the network options to the data: input shape and normalisation of an ImageDataset, the
+/// features or vocabulary size and normalisation of a SequenceDataset (other data sets: as given).
+void fit_network(TrainOptions& o, const Dataset& train) {
+  if (const auto* s = dynamic_cast<const SequenceDataset*>(&train)) {
+    auto r = o.network.rnn();
+    if (s->tokens()) {
+      r.vocab_size(static_cast<int64_t>(o.network.vocabulary().size()));
+    } else {
+      r.vocab_size(0).features(s->features());
+    }
+    auto [mean, std] = s->feature_stats();
+    o.network.rnn(r).input_mean(mean).input_std(std);
+  } else if (const auto* images = dynamic_cast<const ImageDataset*>(&train)) {
+    auto [mean, std] = images->channel_stats();
+    const auto& shape = images->images().sizes();
+    o.network.input_mean(mean).input_std(std);
+    o.network.cnn(o.network.cnn().in_channels(shape[1]).height(shape[2]).width(shape[3]));
+  }
+}
 
-/// Opens the data and fits the network options to it: input shape, normalisation, vocabulary.
+/// Class augmentation: the training images with their rotations as new classes (RotatedClasses),
+/// the wrapper owning the images it rotates.
+std::shared_ptr<const Dataset> with_rotations(const std::shared_ptr<const Dataset>& train, int64_t rotations) {
+  if (rotations <= 1) return train;
+  auto images = std::dynamic_pointer_cast<const ImageDataset>(train);
+  if (!images) throw Error(ErrorCode::InvalidArgument, "--class-rotations needs an ImageDataset to train on");
+  using Holder = std::pair<std::shared_ptr<const ImageDataset>, RotatedClasses>;
+  auto holder = std::make_shared<Holder>(std::piecewise_construct, std::forward_as_tuple(images),
+                                         std::forward_as_tuple(*images, rotations));
+  return std::shared_ptr<const Dataset>(holder, &holder->second);
+}
+
+/// Opens options.data.spec, split by its protocol.
 TrainingData open_training_data(TrainOptions& o, Logger& logger) {
   TrainingData d;
-  const bool sequences = o.network.encoder() == "lstm" || o.network.encoder() == "gru";
-  if (is_sequence_spec(o.data)) {
+  const bool sequences = o.network.encoder() == EncoderKind::Lstm || o.network.encoder() == EncoderKind::Gru;
+  if (is_sequence_spec(o.data.spec)) {
     if (!sequences) {
-      throw Error(ErrorCode::InvalidArgument, o.data + " is sequence data: train it with --encoder lstm or gru");
+      throw Error(ErrorCode::InvalidArgument, o.data.spec + " is sequence data: train it with --encoder lstm or gru");
     }
-    if (o.augment.any() || o.class_rotations > 1) {
-      throw Error(ErrorCode::InvalidArgument,
-                  "--augment and --class-rotations transform images; " + o.data + " holds sequences");
-    }
-    auto s = open_sequences(o.data, o.split.validation_size(), o.max_length, o.network.tokens(), o.network.vocabulary());
+    auto s = open_sequences(o.data.spec, o.data.split.validation_size(), o.data.max_length, o.network.tokens(),
+                            o.network.vocabulary());
     logger.info("sequences: " + std::to_string(s.train.size()) + " train, " + std::to_string(s.validation.size()) +
                 " validation, " + std::to_string(s.test.size()) + " test (" + s.summary.to_string() + ")");
-    auto r = o.network.rnn();
-    if (s.train.tokens()) {
-      r.vocab_size(static_cast<int64_t>(s.vocabulary.size()));
-    } else {
-      r.vocab_size(0).features(s.train.features());
-    }
-    auto [mean, std] = s.train.feature_stats();
-    o.network.rnn(r).tokens(s.tokens).vocabulary(s.vocabulary).input_mean(mean).input_std(std);
+    o.network.tokens(s.tokens).vocabulary(s.vocabulary);
     d.train = std::make_shared<SequenceDataset>(std::move(s.train));
     d.validation = std::make_shared<SequenceDataset>(std::move(s.validation));
     d.test = std::make_shared<SequenceDataset>(std::move(s.test));
     return d;
   }
   if (sequences) {
-    throw Error(ErrorCode::InvalidArgument, o.data + " holds images: train it with --encoder cnn or hybrid");
+    throw Error(ErrorCode::InvalidArgument, o.data.spec + " holds images: train it with --encoder cnn or hybrid");
   }
-  auto splits = make_splits(open_data(o.data), o.split);
-  auto [mean, std] = splits.train.channel_stats();
-  const auto& shape = splits.train.images().sizes();
-  o.network.input_mean(mean).input_std(std);
-  o.network.cnn(o.network.cnn().in_channels(shape[1]).height(shape[2]).width(shape[3]));
-  d.images = std::make_shared<ImageDataset>(std::move(splits.train));
-  d.train = o.class_rotations > 1 ? std::static_pointer_cast<const Dataset>(std::make_shared<RotatedClasses>(*d.images, o.class_rotations))
-                                  : d.images;
+  auto splits = make_splits(open_data(o.data.spec), o.data.split);
+  d.train = std::make_shared<ImageDataset>(std::move(splits.train));
   d.validation = std::make_shared<ImageDataset>(std::move(splits.validation));
   d.test = std::make_shared<ImageDataset>(std::move(splits.test));
   return d;
@@ -320,7 +345,7 @@ class EmbeddingTask : public TrainingTask {
   torch::nn::Module& module() override { return *net_; }
 
   int64_t begin_epoch(int64_t epoch, EpochRecord& record) override {
-    if (o_.offline_mining_every > 0 && epoch > 0 && epoch % o_.offline_mining_every == 0) mine(epoch);
+    if (o_.loss.offline_mining_every > 0 && epoch > 0 && epoch % o_.loss.offline_mining_every == 0) mine(epoch);
     plan_ = sampler_.plan_epoch(epoch, hard_);
     const auto balance = plan_balance(plan_, o_.sampler.kind, train_.labels());
     record.min_class_share = balance.min_class_share;
@@ -332,13 +357,13 @@ class EmbeddingTask : public TrainingTask {
     std::vector<std::vector<int64_t>> indices;
     for (const auto& b : plan_) indices.push_back(b.indices);
     Loader::Transform transform;
-    if (o_.augment.any()) {
+    if (o_.data.augment.any()) {
       transform = [this, epoch](const torch::Tensor& inputs, int64_t number) {
-        return augment(inputs, o_.augment, o_.seed, (static_cast<uint64_t>(epoch) << 32) + number);
+        return augment(inputs, o_.data.augment, o_.runtime.seed, (static_cast<uint64_t>(epoch) << 32) + number);
       };
     }
     loader_.reset();  // the previous epoch's workers end before the new ones start
-    loader_ = std::make_unique<Loader>(train_, indices, o_.workers, 4, transform);
+    loader_ = std::make_unique<Loader>(train_, indices, o_.runtime.workers, 4, transform);
     return static_cast<int64_t>(plan_.size());
   }
 
@@ -370,15 +395,15 @@ class EmbeddingTask : public TrainingTask {
 
   void keep_best(const EpochRecord& record) override {
     nlohmann::ordered_json info;
-    info["data"] = o_.data;
-    info["protocol"] = is_sequence_spec(o_.data) ? "sequences" : to_string(o_.split.protocol());
-    info["max_length"] = o_.max_length;
-    info["unseen_classes"] = o_.split.unseen_classes();
-    info["validation_size"] = o_.split.validation_size();
+    info["data"] = o_.data.spec;
+    info["protocol"] = is_sequence_spec(o_.data.spec) ? "sequences" : to_string(o_.data.split.protocol());
+    info["max_length"] = o_.data.max_length;
+    info["unseen_classes"] = o_.data.split.unseen_classes();
+    info["validation_size"] = o_.data.split.validation_size();
     info["epoch"] = record.epoch;
-    info["select_by"] = o_.select_by;
-    info["val_" + o_.select_by] = select_metric(record, o_.select_by);
-    save_model((fs::path(o_.out) / "model.pt").string(), net_, calibrate_threshold(distances_, pairs_.same),
+    info["select_by"] = to_string(o_.optim.select_by);
+    info["val_" + to_string(o_.optim.select_by)] = select_metric(record, o_.optim.select_by);
+    save_model((fs::path(o_.runtime.out) / "model.pt").string(), net_, calibrate_threshold(distances_, pairs_.same),
                info.dump());
   }
 
@@ -388,7 +413,7 @@ class EmbeddingTask : public TrainingTask {
 
   void load_state(torch::serialize::InputArchive& archive) override {
     c10::IValue v;
-    if (o_.offline_mining_every > 0 && archive.try_read("hard_negatives", v)) hard_ = from_tensor(v.toTensor());
+    if (o_.loss.offline_mining_every > 0 && archive.try_read("hard_negatives", v)) hard_ = from_tensor(v.toTensor());
   }
 
  private:
@@ -396,7 +421,7 @@ class EmbeddingTask : public TrainingTask {
     const auto start = Clock::now();
     net_->eval();
     hard_ = mine_hard_negatives(embed_dataset(net_, train_), train_.labels(), o_.network.distance(),
-                                o_.offline_negatives);
+                                o_.loss.offline_negatives);
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.1f", std::chrono::duration<double>(Clock::now() - start).count());
     logger_.progress("offline mining: the " + std::to_string(hard_.per_item) + " nearest other-class images of each of " +
@@ -419,18 +444,18 @@ class EmbeddingTask : public TrainingTask {
 
 /// A fresh run refuses a folder that already holds one (nothing there is touched).
 void start_run_folder(const TrainOptions& o) {
-  const fs::path out(o.out);
+  const fs::path out(o.runtime.out);
   for (const char* name : {"config.json", "checkpoint.pt", "model.pt"}) {
     if (fs::exists(out / name)) {
       throw Error(ErrorCode::InvalidArgument,
-                  (out / name).string() + " exists: " + o.out + " already holds a run; continue it with --resume " +
-                      o.out + " or choose another --out");
+                  (out / name).string() + " exists: " + o.runtime.out + " already holds a run; continue it with --resume " +
+                      o.runtime.out + " or choose another --out");
     }
   }
   try {
     fs::create_directories(out);
   } catch (const fs::filesystem_error& e) {
-    throw Error(ErrorCode::IOError, o.out, std::string("cannot create the run folder (") + e.what() + ")");
+    throw Error(ErrorCode::IOError, o.runtime.out, std::string("cannot create the run folder (") + e.what() + ")");
   }
   write_text_atomically((out / "config.json").string(), to_json(o));
 }
@@ -438,31 +463,42 @@ void start_run_folder(const TrainOptions& o) {
 /// The best model on the test split: the protocol's metrics, also written to metrics.json.
 EvalReport finish(const TrainOptions& o, TrainResult& result, const Dataset& test) {
   EvalOptions eval;
-  eval.few_shot(o.split.protocol() == Protocol::Unseen || is_sequence_spec(o.data));
+  eval.few_shot(o.data.split.protocol() == Protocol::Unseen || is_sequence_spec(o.data.spec));
   auto report = evaluate(result.model.network, test, result.model.threshold, eval);
-  report.protocol = is_sequence_spec(o.data) ? "sequences" : to_string(o.split.protocol());
+  report.protocol = is_sequence_spec(o.data.spec) ? "sequences" : to_string(o.data.split.protocol());
   auto metrics = nlohmann::ordered_json::parse(to_json(report));
   metrics["train_images_per_second"] = result.images_per_second;
   metrics["train_seconds"] = result.train_seconds;
   metrics["epochs"] = static_cast<int64_t>(result.history.size());
   metrics["stopped_early"] = result.stopped_early;
   metrics["threads"] = at::get_num_threads();
-  write_text_atomically((fs::path(o.out) / "metrics.json").string(), metrics.dump(2) + "\n");
+  write_text_atomically((fs::path(o.runtime.out) / "metrics.json").string(), metrics.dump(2) + "\n");
   return report;
 }
 
-TrainResult run(TrainOptions o, bool resuming, Logger& logger, TrainObserver* observer) {
+TrainResult run(TrainOptions o, bool resuming, const TrainingData* given, Logger& logger, TrainObserver* observer) {
   validate(o);
-  set_threads(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  const auto data = open_training_data(o, logger);
-  o.sampler.seed = o.seed;
+  set_threads(o.runtime.threads > 0 ? o.runtime.threads
+                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  auto data = given ? *given : open_training_data(o, logger);
+  if (!data.train || !data.validation || !data.test) {
+    throw Error(ErrorCode::InvalidArgument, "train: the given data needs train, validation and test sets");
+  }
+  const bool sequences = dynamic_cast<const SequenceDataset*>(data.train.get()) != nullptr;
+  if (sequences && (o.data.augment.any() || o.data.class_rotations > 1)) {
+    throw Error(ErrorCode::InvalidArgument,
+                "--augment and --class-rotations transform images; " + data.train->source() + " holds sequences");
+  }
+  fit_network(o, *data.train);
+  data.train = with_rotations(data.train, o.data.class_rotations);
+  o.sampler.seed = o.runtime.seed;
   fit_pk_to_classes(o, *data.train, logger);
-  torch::manual_seed(o.seed);
+  torch::manual_seed(o.runtime.seed);
   SiameseNetwork net(o.network);
   EmbeddingTask task(o, net, data, logger);
   if (!resuming) start_run_folder(o);
   logger.info("training on " + std::to_string(data.train->size()) + " items (" + data.train->source() +
-              "), validating on " + std::to_string(data.validation->size()) + ", " + std::to_string(o.epochs) +
+              "), validating on " + std::to_string(data.validation->size()) + ", " + std::to_string(o.optim.epochs) +
               " epochs");
   auto loop = run_training_loop(task, loop_options(o), resuming, logger, observer);
 
@@ -472,7 +508,7 @@ TrainResult run(TrainOptions o, bool resuming, Logger& logger, TrainObserver* ob
   result.images_per_second = loop.images_per_second;
   result.finished = loop.finished;
   result.stopped_early = loop.stopped_early;
-  result.model = load_model((fs::path(o.out) / "model.pt").string());
+  result.model = load_model((fs::path(o.runtime.out) / "model.pt").string());
   if (result.finished) result.test = finish(o, result, *data.test);
   return result;
 }
@@ -480,7 +516,11 @@ TrainResult run(TrainOptions o, bool resuming, Logger& logger, TrainObserver* ob
 }  // namespace
 
 TrainResult train(const TrainOptions& options, Logger& logger, TrainObserver* observer) {
-  return run(options, false, logger, observer);
+  return run(options, false, nullptr, logger, observer);
+}
+
+TrainResult train(const TrainOptions& options, const TrainingData& data, Logger& logger, TrainObserver* observer) {
+  return run(options, false, &data, logger, observer);
 }
 
 TrainResult resume(const std::string& dir, Logger& logger, TrainObserver* observer) {
@@ -496,8 +536,8 @@ TrainResult resume(const std::string& dir, Logger& logger, TrainObserver* observ
     if (!e.path().empty()) throw;
     throw Error(e.code() == ErrorCode::InvalidArgument ? ErrorCode::Corruption : e.code(), config.string(), e.what());
   }
-  options.out = dir;
-  return run(options, true, logger, observer);
+  options.runtime.out = dir;
+  return run(options, true, nullptr, logger, observer);
 }
 
 }  // namespace siamese

@@ -25,11 +25,14 @@ class Cli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new fs::path(temp_dir("cli"));
+    train_out_ = new std::string;
+    if (!siamese::testing::have_fashion_mnist()) return;  // every test skips (SetUp)
     auto r = run("train --subset 2000 --epochs 2 --conv-channels 16,32 --hidden 64 --p 10 --k 8 --quiet --out " +
                  (*dir_ / "run").string());
-    train_out_ = new std::string(r.out);
+    *train_out_ = r.out;
     train_code_ = r.code;
   }
+  void SetUp() override { SIAMESE_SKIP_WITHOUT_FASHION_MNIST(); }
   static void TearDownTestSuite() {
     delete dir_;
     delete train_out_;
@@ -252,13 +255,13 @@ TEST_F(Cli, StrategyFlagsReachTheRunAndItsLog) {
 
 TEST_F(Cli, UnseenClassTrainingStartsFromTheAblationsBestConfigurationWhereNoFlagSaysOtherwise) {
   const TrainOptions defaults, best = image_recipe(TrainOptions{});
-  ASSERT_NE(best.miner, defaults.miner);
-  ASSERT_NE(best.schedule, defaults.schedule);
+  ASSERT_NE(best.loss.miner, defaults.loss.miner);
+  ASSERT_NE(best.optim.schedule, defaults.optim.schedule);
   // fmnist-seen (the fixture's run) keeps the defaults.
   auto seen = nlohmann::json::parse(read_file(*dir_ / "run" / "config.json"));
-  EXPECT_EQ(seen["miner"], to_string(defaults.miner));
+  EXPECT_EQ(seen["miner"], to_string(defaults.loss.miner));
   EXPECT_EQ(seen["augment"], "none");
-  EXPECT_EQ(seen["schedule"], to_string(defaults.schedule));
+  EXPECT_EQ(seen["schedule"], to_string(defaults.optim.schedule));
 
   auto train_unseen = [&](const std::string& name, const std::string& flags) {
     const auto out = *dir_ / name;
@@ -268,11 +271,11 @@ TEST_F(Cli, UnseenClassTrainingStartsFromTheAblationsBestConfigurationWhereNoFla
     return nlohmann::json::parse(read_file(out / "config.json"));
   };
   auto unseen = train_unseen("unseen", "--k 4");  // a flag given wins over the recipe
-  EXPECT_EQ(unseen["miner"], to_string(best.miner));
-  EXPECT_EQ(unseen["augment"], to_string(best.augment));
-  EXPECT_EQ(unseen["schedule"], to_string(best.schedule));
+  EXPECT_EQ(unseen["miner"], to_string(best.loss.miner));
+  EXPECT_EQ(unseen["augment"], to_string(best.data.augment));
+  EXPECT_EQ(unseen["schedule"], to_string(best.optim.schedule));
   EXPECT_EQ(unseen["views"], best.sampler.views);
-  EXPECT_DOUBLE_EQ(unseen["instance_weight"].get<double>(), best.instance_weight);
+  EXPECT_DOUBLE_EQ(unseen["instance_weight"].get<double>(), best.loss.instance_weight);
   EXPECT_EQ(unseen["k"], 4);
 
   // Without augmentation the views and the instance term stay off; ntxent keeps every pair.
@@ -282,7 +285,7 @@ TEST_F(Cli, UnseenClassTrainingStartsFromTheAblationsBestConfigurationWhereNoFla
   EXPECT_EQ(plain["views"], 1);
   EXPECT_EQ(plain["k"], defaults.sampler.k);
   EXPECT_DOUBLE_EQ(plain["instance_weight"].get<double>(), 0);
-  EXPECT_EQ(plain["schedule"], to_string(best.schedule));
+  EXPECT_EQ(plain["schedule"], to_string(best.optim.schedule));
 }
 
 namespace {

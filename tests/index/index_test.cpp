@@ -1,10 +1,14 @@
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <set>
 
@@ -14,6 +18,8 @@
 
 using namespace siamese;
 namespace fs = std::filesystem;
+
+extern char** environ;
 
 namespace {
 
@@ -241,22 +247,109 @@ TEST(Index, DamagedFilesAreRefusedByName) {
   EXPECT_EQ(EmbeddingIndex::load(path).size(), 3000);
 }
 
+TEST(Index, RefusesEmbeddingsOfAnotherModel) {
+  auto dir = siamese::testing::temp_dir("index_fingerprint");
+  auto x = torch::randn({20, 4});
+  EmbeddingIndex index(IndexOptions().dim(4).fingerprint("00aa11bb22cc33dd"));
+  auto expect_refused = [](const std::function<void()>& f, const std::string& path) {
+    try {
+      f();
+      ADD_FAILURE() << "embeddings of another model accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
+      EXPECT_EQ(e.path(), path) << e.what();
+      const std::string what = e.what();
+      EXPECT_NE(what.find("built with another model"), std::string::npos) << what;
+      EXPECT_NE(what.find("00aa11bb22cc33dd"), std::string::npos) << what;  // both fingerprints named
+      EXPECT_NE(what.find("ffff000011112222"), std::string::npos) << what;
+    }
+  };
+  expect_refused([&] { index.add(x, keys_for(20), labels_for(20), "ffff000011112222"); }, "");
+  EXPECT_EQ(index.size(), 0);  // nothing added
+  EXPECT_THROW(index.add(x, keys_for(20), labels_for(20), ""), Error);  // no fingerprint is not this one
+  EXPECT_EQ(index.add(x, keys_for(20), labels_for(20), "00aa11bb22cc33dd").size(), 20u);
+  EXPECT_EQ(index.search(x.slice(0, 0, 2), 3, "00aa11bb22cc33dd").size(), 2u);
+  expect_refused([&] { index.search(x.slice(0, 0, 2), 3, "ffff000011112222"); }, "");
+  EXPECT_NO_THROW(index.check_fingerprint("00aa11bb22cc33dd"));
+
+  const auto path = (dir / "idx.db").string();
+  index.save(path);
+  auto loaded = EmbeddingIndex::load(path);
+  expect_refused([&] { loaded.check_fingerprint("ffff000011112222"); }, path);  // names the file
+  expect_refused([&] { loaded.search(x, 1, "ffff000011112222"); }, path);
+
+  EmbeddingIndex any(IndexOptions().dim(4));  // no fingerprint: any model's embeddings
+  EXPECT_EQ(any.add(x, keys_for(20), labels_for(20), "ffff000011112222").size(), 20u);
+  EXPECT_EQ(any.search(x, 1, "0123456789abcdef").size(), 20u);
+}
+
+namespace {
+
+/// Set in the environment of the child that KilledWhileSavingLeavesTheOldFileWhole starts: the
+/// index file it saves in a loop.
+constexpr const char* kCrashFileVariable = "SIAMESE_TEST_INDEX_CRASH_FILE";
+
+/// Starts this test binary afresh (exec, not a bare fork: the parent's LibTorch and OpenMP threads
+/// do not survive a fork) running only CrashChildSavesInALoop on `path`.
+pid_t start_saving_child(const std::string& path) {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    if (std::strncmp(*e, kCrashFileVariable, std::strlen(kCrashFileVariable)) != 0) env_strings.emplace_back(*e);
+  }
+  env_strings.push_back(std::string(kCrashFileVariable) + "=" + path);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string exe = "/proc/self/exe", filter = "--gtest_filter=Index.CrashChildSavesInALoop";
+  std::string brief = "--gtest_brief=1";
+  std::vector<char*> argv{exe.data(), filter.data(), brief.data(), nullptr};
+  pid_t child = -1;
+  if (posix_spawn(&child, exe.c_str(), nullptr, nullptr, argv.data(), envp.data()) != 0) return -1;
+  return child;
+}
+
+}  // namespace
+
+// The child of KilledWhileSavingLeavesTheOldFileWhole, in a process of its own: builds the big
+// index, writes PATH.ready, then saves it to PATH until killed. Skipped in a normal run.
+TEST(Index, CrashChildSavesInALoop) {
+  const char* path = std::getenv(kCrashFileVariable);
+  if (!path) GTEST_SKIP() << "runs only as the child of KilledWhileSavingLeavesTheOldFileWhole";
+  auto big = filled("Flat", Distance::Euclidean, torch::randn({200000, 32}));
+  std::ofstream(std::string(path) + ".ready") << "ready\n";
+  for (;;) big.save(path);  // killed somewhere in here
+}
+
 TEST(Index, KilledWhileSavingLeavesTheOldFileWhole) {
   auto dir = siamese::testing::temp_dir("index_crash");
   const auto path = (dir / "idx.db").string();
+  const auto ready = path + ".ready";
   auto small = filled("Flat", Distance::Euclidean, torch::randn({100, 32}));
   small.save(path);
-  auto big = filled("Flat", Distance::Euclidean, torch::randn({200000, 32}));
   for (int delay_ms : {1, 20, 200, 1500}) {
-    const pid_t child = fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      for (;;) big.save(path);  // killed somewhere in here
+    fs::remove(ready);
+    const pid_t child = start_saving_child(path);
+    ASSERT_GT(child, 0);
+    int status = 0;
+    bool exited = false;
+    for (int waited_ms = 0; !fs::exists(ready) && waited_ms < 300000; waited_ms += 10) {
+      if (waitpid(child, &status, WNOHANG) == child) {
+        exited = true;
+        break;
+      }
+      usleep(10000);
+    }
+    if (exited || !fs::exists(ready)) {
+      if (!exited) {
+        kill(child, SIGKILL);
+        waitpid(child, &status, 0);
+      }
+      FAIL() << "the saving child " << (exited ? "exited" : "never became ready") << " (status " << status << ")";
     }
     usleep(static_cast<useconds_t>(delay_ms * 1000));
     kill(child, SIGKILL);
-    int status = 0;
     waitpid(child, &status, 0);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
     auto loaded = EmbeddingIndex::load(path);  // the old index or the complete new one, never a mix
     EXPECT_TRUE(loaded.size() == 100 || loaded.size() == 200000) << loaded.size();
     EXPECT_EQ(static_cast<int64_t>(loaded.items().size()), loaded.size());

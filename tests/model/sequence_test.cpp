@@ -275,7 +275,7 @@ TEST(RnnEncoder, SameEmbeddingWhateverTheBatchNeighbours) {
     SCOPED_TRACE(c.cell + " " + c.pooling + " vocab " + std::to_string(c.vocab) + " conv " + std::to_string(c.conv_channels) +
                  " pool " + std::to_string(c.conv_pool));
     torch::manual_seed(3);
-    RnnEncoder enc(RnnEncoderOptions().cell(c.cell).pooling(c.pooling).vocab_size(c.vocab).token_dim(5).features(3)
+    RnnEncoder enc(RnnEncoderOptions().cell(parse_cell(c.cell)).pooling(parse_pooling(c.pooling)).vocab_size(c.vocab).token_dim(5).features(3)
                        .conv_channels(c.conv_channels).conv_kernel(3).conv_stride(c.conv_stride).conv_pool(c.conv_pool).hidden(7).layers(2)
                        .bidirectional(c.bidirectional).embedding_dim(4));
     enc->eval();
@@ -307,7 +307,7 @@ TEST(RnnEncoder, EqualsTheModulesOwnBidirectionalForward) {
     for (const std::string pooling : {"last", "mean"}) {
       SCOPED_TRACE(cell + " " + pooling);
       torch::manual_seed(11);
-      RnnEncoder enc(RnnEncoderOptions().cell(cell).features(3).hidden(5).layers(2).pooling(pooling).embedding_dim(4));
+      RnnEncoder enc(RnnEncoderOptions().cell(parse_cell(cell)).features(3).hidden(5).layers(2).pooling(parse_pooling(pooling)).embedding_dim(4));
       enc->eval();
       auto steps = torch::randn({7, 3});
       auto got = enc->forward(SequenceDataset({steps}, {0}, "mem").gather({0}));
@@ -333,7 +333,7 @@ TEST(RnnEncoder, NoLayersPoolsTheTokenEmbeddingsDirectly) {
   for (const auto& [pooling, vocab] : std::vector<std::pair<std::string, int64_t>>{{"mean", 20}, {"mean", 1000}, {"max", 20}}) {
     SCOPED_TRACE(pooling + " over " + std::to_string(vocab) + " tokens");
     torch::manual_seed(13);
-    RnnEncoder enc(RnnEncoderOptions().vocab_size(vocab).token_dim(6).layers(0).pooling(pooling).embedding_dim(4));
+    RnnEncoder enc(RnnEncoderOptions().vocab_size(vocab).token_dim(6).layers(0).pooling(parse_pooling(pooling)).embedding_dim(4));
     enc->eval();
     EXPECT_FALSE(enc->lstm);
     EXPECT_FALSE(enc->gru);
@@ -367,7 +367,7 @@ TEST(RnnEncoder, NoLayersPoolsTheTokenEmbeddingsDirectly) {
     EXPECT_EQ(grad[0].abs().sum().item<float>(), 0.0f);
     EXPECT_GT(grad[3].abs().sum().item<float>(), 0.0f);
   }
-  expect_error([] { RnnEncoder(RnnEncoderOptions().layers(0).pooling("last")); },
+  expect_error([] { RnnEncoder(RnnEncoderOptions().layers(0).pooling(Pooling::Last)); },
                ErrorCode::InvalidArgument, "0 recurrent layers", "mean or max");
   expect_error([] { RnnEncoder(RnnEncoderOptions().layers(-1)); },
                ErrorCode::InvalidArgument, "rnn encoder", "layers >= 0");
@@ -378,8 +378,8 @@ TEST(RnnEncoder, GradientsMatchFiniteDifferences) {
   for (const std::string cell : {"lstm", "gru"}) {
     SCOPED_TRACE(cell);
     torch::manual_seed(5);
-    RnnEncoder enc(RnnEncoderOptions().cell(cell).features(2).conv_channels(3).conv_kernel(3)
-                       .conv_pool(cell == "gru" ? 2 : 1).hidden(4).layers(2).pooling("mean").embedding_dim(3));
+    RnnEncoder enc(RnnEncoderOptions().cell(parse_cell(cell)).features(2).conv_channels(3).conv_kernel(3)
+                       .conv_pool(cell == "gru" ? 2 : 1).hidden(4).layers(2).pooling(Pooling::Mean).embedding_dim(3));
     enc->to(torch::kFloat64);
     SequenceDataset d(random_items({4, 2, 6}, 0, 2), {0, 1, 2}, "mem");
     auto x = d.gather({0, 1, 2}).to(torch::kFloat64);
@@ -407,7 +407,7 @@ TEST(RnnEncoder, GradientsMatchFiniteDifferences) {
 TEST(HybridEncoder, EncodesEachColumnThenRunsTheRnnOverThem) {
   torch::manual_seed(9);
   auto cnn = CnnEncoderOptions().height(8).width(12).conv_channels({4}).hidden(0).embedding_dim(5);
-  auto rnn = RnnEncoderOptions().hidden(6).embedding_dim(3).pooling("last");
+  auto rnn = RnnEncoderOptions().hidden(6).embedding_dim(3).pooling(Pooling::Last);
   HybridEncoder hybrid(cnn, rnn, 3);
   hybrid->eval();
   auto x = torch::rand({2, 1, 8, 12});
@@ -425,7 +425,7 @@ TEST(HybridEncoder, EncodesEachColumnThenRunsTheRnnOverThem) {
 TEST(SequenceNetwork, SaveLoadKeepsVocabularyAndOutputsAndPairsOfUnequalLength) {
   torch::manual_seed(11);
   SiameseNetwork net(SiameseNetworkOptions()
-                         .encoder("gru")
+                         .encoder(EncoderKind::Gru)
                          .rnn(RnnEncoderOptions().token_dim(4).hidden(5).embedding_dim(3))
                          .tokens("word")
                          .vocabulary({"<unk>", "the", "lord", "god"})
@@ -443,7 +443,7 @@ TEST(SequenceNetwork, SaveLoadKeepsVocabularyAndOutputsAndPairsOfUnequalLength) 
   auto loaded = load_model(path);
   EXPECT_EQ(loaded.network->options.vocabulary(), net->options.vocabulary());
   EXPECT_EQ(loaded.network->options.tokens(), "word");
-  EXPECT_EQ(loaded.network->options.encoder(), "gru");
+  EXPECT_EQ(loaded.network->options.encoder(), EncoderKind::Gru);
   EXPECT_TRUE(torch::equal(loaded.network->embed(d.gather({0, 1})), both));
   EXPECT_EQ(model_fingerprint(loaded.network), model_fingerprint(net));
 }

@@ -2,6 +2,8 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
 
 #include "siamese/core/error.h"
 #include "siamese/train/trainer.h"
@@ -16,15 +18,15 @@ namespace {
 /// A quick run: 600 Fashion-MNIST training images, small CNN, one thread (bit-reproducible).
 TrainOptions quick(const fs::path& out) {
   TrainOptions o;
-  o.out = out.string();
-  o.split.subset(600).validation_size(5000);
+  o.runtime.out = out.string();
+  o.data.split.subset(600).validation_size(5000);
   o.network.cnn(CnnEncoderOptions().conv_channels({8, 16}).hidden(32).embedding_dim(16).normalize(true));
   o.sampler.p = 5;
   o.sampler.k = 8;
-  o.epochs = 3;
-  o.warmup_steps = 5;
-  o.threads = 1;
-  o.workers = 2;
+  o.optim.epochs = 3;
+  o.optim.warmup_steps = 5;
+  o.runtime.threads = 1;
+  o.runtime.workers = 2;
   return o;
 }
 
@@ -38,40 +40,201 @@ class StopAfterTwo : public TrainObserver {
 
 TEST(Schedule, WarmupCosineAndStepByHand) {
   TrainOptions o;
-  o.lr = 0.1;
-  o.epochs = 4;
-  o.warmup_steps = 10;
-  o.schedule = Schedule::None;
-  EXPECT_DOUBLE_EQ(learning_rate(o, 0, 25), 0.01);
-  EXPECT_DOUBLE_EQ(learning_rate(o, 4, 25), 0.05);
-  EXPECT_DOUBLE_EQ(learning_rate(o, 50, 25), 0.1);
-  o.schedule = Schedule::Cosine;
-  EXPECT_NEAR(learning_rate(o, 50, 25), 0.05, 1e-12);  // half way: cos(π/2) = 0
-  EXPECT_NEAR(learning_rate(o, 100, 25), 0.0, 1e-12);
-  o.schedule = Schedule::Step;
-  o.step_size = 2;
-  o.gamma = 0.5;
-  EXPECT_DOUBLE_EQ(learning_rate(o, 49, 25), 0.1);   // epoch 1
-  EXPECT_DOUBLE_EQ(learning_rate(o, 50, 25), 0.05);  // epoch 2: first drop
+  o.optim.lr = 0.1;
+  o.optim.epochs = 4;
+  o.optim.warmup_steps = 10;
+  o.optim.schedule = Schedule::None;
+  EXPECT_DOUBLE_EQ(learning_rate(o.optim, 0, 25), 0.01);
+  EXPECT_DOUBLE_EQ(learning_rate(o.optim, 4, 25), 0.05);
+  EXPECT_DOUBLE_EQ(learning_rate(o.optim, 50, 25), 0.1);
+  o.optim.schedule = Schedule::Cosine;
+  EXPECT_NEAR(learning_rate(o.optim, 50, 25), 0.05, 1e-12);  // half way: cos(π/2) = 0
+  EXPECT_NEAR(learning_rate(o.optim, 100, 25), 0.0, 1e-12);
+  o.optim.schedule = Schedule::Step;
+  o.optim.step_size = 2;
+  o.optim.gamma = 0.5;
+  EXPECT_DOUBLE_EQ(learning_rate(o.optim, 49, 25), 0.1);   // epoch 1
+  EXPECT_DOUBLE_EQ(learning_rate(o.optim, 50, 25), 0.05);  // epoch 2: first drop
   EXPECT_THROW(parse_schedule("linear"), Error);
 }
 
-TEST(Trainer, OptionsRoundTripThroughJson) {
-  auto o = quick("/tmp/x");
-  o.loss = LossKind::Triplet;
-  o.margin = 0.3;
-  o.split.protocol(Protocol::Unseen).unseen_classes({1, 2});
-  auto back = train_options_from_json(to_json(o));
-  EXPECT_EQ(to_json(back), to_json(o));
-  EXPECT_THROW(train_options_from_json("{\"data\": 3}"), Error);
-  try {
-    train_options_from_json("{\"data\": 3}");
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::Corruption) << e.what();
+TEST(Trainer, EveryOptionRoundTripsThroughJsonAndUnknownKeysAreRefused) {
+  // Each field of TrainOptions is changed from its default by hand, here, independently of the
+  // field table that to_json and train_options_from_json share: a field missing from the table
+  // leaves config.json unchanged and comes back as its default, and the checks below fail.
+  using Change = std::pair<const char*, std::function<void(TrainOptions&)>>;
+  const std::vector<Change> changes = {
+      {"data", [](TrainOptions& o) { o.data.spec = "idx:/x"; }},
+      {"protocol", [](TrainOptions& o) { o.data.split.protocol(Protocol::Unseen); }},
+      {"unseen_classes", [](TrainOptions& o) { o.data.split.unseen_classes({1, 2}); }},
+      {"validation_size", [](TrainOptions& o) { o.data.split.validation_size(77); }},
+      {"subset", [](TrainOptions& o) { o.data.split.subset(99); }},
+      {"imbalance", [](TrainOptions& o) { o.data.split.imbalance({{3, 0.25}}); }},
+      {"max_length", [](TrainOptions& o) { o.data.max_length = 12; }},
+      {"augment", [](TrainOptions& o) { o.data.augment = parse_augment("rotate=5"); }},
+      {"class_rotations", [](TrainOptions& o) { o.data.class_rotations = 4; }},
+      {"network", [](TrainOptions& o) { o.network.cnn(o.network.cnn().hidden(17)); }},
+      {"sampler", [](TrainOptions& o) { o.sampler.kind = SamplerKind::Pairs; }},
+      {"batch_size", [](TrainOptions& o) { o.sampler.batch_size = 33; }},
+      {"pos_fraction", [](TrainOptions& o) { o.sampler.pos_fraction = 0.25; }},
+      {"balance", [](TrainOptions& o) { o.sampler.balance = false; }},
+      {"p", [](TrainOptions& o) { o.sampler.p = 3; }},
+      {"k", [](TrainOptions& o) { o.sampler.k = 5; }},
+      {"views", [](TrainOptions& o) { o.sampler.views = 2; }},
+      {"loss", [](TrainOptions& o) { o.loss.kind = LossKind::NTXent; }},
+      {"miner", [](TrainOptions& o) { o.loss.miner = MinerKind::SemiHard; }},
+      {"margin", [](TrainOptions& o) { o.loss.margin = 0.7; }},
+      {"temperature", [](TrainOptions& o) { o.loss.temperature = 0.3; }},
+      {"instance_weight", [](TrainOptions& o) { o.loss.instance_weight = 2; }},
+      {"offline_mining_every", [](TrainOptions& o) { o.loss.offline_mining_every = 2; }},
+      {"offline_negatives", [](TrainOptions& o) { o.loss.offline_negatives = 4; }},
+      {"optimizer", [](TrainOptions& o) { o.optim.optimizer = OptimizerKind::Sgd; }},
+      {"lr", [](TrainOptions& o) { o.optim.lr = 0.5; }},
+      {"weight_decay", [](TrainOptions& o) { o.optim.weight_decay = 0.01; }},
+      {"schedule", [](TrainOptions& o) { o.optim.schedule = Schedule::Step; }},
+      {"warmup_steps", [](TrainOptions& o) { o.optim.warmup_steps = 7; }},
+      {"step_size", [](TrainOptions& o) { o.optim.step_size = 9; }},
+      {"gamma", [](TrainOptions& o) { o.optim.gamma = 0.9; }},
+      {"patience", [](TrainOptions& o) { o.optim.patience = 3; }},
+      {"early_stop", [](TrainOptions& o) { o.optim.early_stop = 2; }},
+      {"select_by", [](TrainOptions& o) { o.optim.select_by = SelectBy::RocAuc; }},
+      {"epochs", [](TrainOptions& o) { o.optim.epochs = 11; }},
+      {"seed", [](TrainOptions& o) { o.runtime.seed = 5; }},
+      {"threads", [](TrainOptions& o) { o.runtime.threads = 3; }},
+      {"workers", [](TrainOptions& o) { o.runtime.workers = 4; }},
+      {"out", [](TrainOptions& o) { o.runtime.out = "/tmp/elsewhere"; }},
+  };
+  const auto defaults = nlohmann::json::parse(to_json(TrainOptions{}));
+  EXPECT_EQ(defaults.size(), changes.size());  // one key per field, none unlisted here
+  TrainOptions all;
+  for (const auto& [key, change] : changes) {
+    TrainOptions one;
+    change(one);
+    change(all);
+    const auto j = nlohmann::json::parse(to_json(one));
+    for (const auto& [k, v] : defaults.items()) {
+      if (k == key) {
+        EXPECT_NE(j.at(k), v) << key << " does not reach config.json";
+      } else {
+        EXPECT_EQ(j.at(k), v) << "changing " << key << " changed " << k;
+      }
+    }
   }
+  // Back from JSON: compared field by field, not through to_json.
+  const auto back = train_options_from_json(to_json(all));
+  EXPECT_EQ(back.data.spec, "idx:/x");
+  EXPECT_EQ(back.data.split.protocol(), Protocol::Unseen);
+  EXPECT_EQ(back.data.split.unseen_classes(), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(back.data.split.validation_size(), 77);
+  EXPECT_EQ(back.data.split.subset(), 99);
+  EXPECT_EQ(back.data.split.imbalance(), (Imbalance{{3, 0.25}}));
+  EXPECT_EQ(back.data.max_length, 12);
+  EXPECT_EQ(to_string(back.data.augment), "rotate=5");
+  EXPECT_EQ(back.data.class_rotations, 4);
+  EXPECT_EQ(back.network.cnn().hidden(), 17);
+  EXPECT_EQ(back.sampler.kind, SamplerKind::Pairs);
+  EXPECT_EQ(back.sampler.batch_size, 33);
+  EXPECT_DOUBLE_EQ(back.sampler.pos_fraction, 0.25);
+  EXPECT_FALSE(back.sampler.balance);
+  EXPECT_EQ(back.sampler.p, 3);
+  EXPECT_EQ(back.sampler.k, 5);
+  EXPECT_EQ(back.sampler.views, 2);
+  EXPECT_EQ(back.loss.kind, LossKind::NTXent);
+  EXPECT_EQ(back.loss.miner, MinerKind::SemiHard);
+  EXPECT_DOUBLE_EQ(back.loss.margin, 0.7);
+  EXPECT_DOUBLE_EQ(back.loss.temperature, 0.3);
+  EXPECT_DOUBLE_EQ(back.loss.instance_weight, 2);
+  EXPECT_EQ(back.loss.offline_mining_every, 2);
+  EXPECT_EQ(back.loss.offline_negatives, 4);
+  EXPECT_EQ(back.optim.optimizer, OptimizerKind::Sgd);
+  EXPECT_DOUBLE_EQ(back.optim.lr, 0.5);
+  EXPECT_DOUBLE_EQ(back.optim.weight_decay, 0.01);
+  EXPECT_EQ(back.optim.schedule, Schedule::Step);
+  EXPECT_EQ(back.optim.warmup_steps, 7);
+  EXPECT_EQ(back.optim.step_size, 9);
+  EXPECT_DOUBLE_EQ(back.optim.gamma, 0.9);
+  EXPECT_EQ(back.optim.patience, 3);
+  EXPECT_EQ(back.optim.early_stop, 2);
+  EXPECT_EQ(back.optim.select_by, SelectBy::RocAuc);
+  EXPECT_EQ(back.optim.epochs, 11);
+  EXPECT_EQ(back.runtime.seed, 5u);
+  EXPECT_EQ(back.sampler.seed, 5u);  // the sampler draws with the run's seed
+  EXPECT_EQ(back.runtime.threads, 3);
+  EXPECT_EQ(back.runtime.workers, 4);
+  EXPECT_EQ(back.runtime.out, "/tmp/elsewhere");
+
+  auto refused = [](const std::string& json, const std::string& key) {
+    try {
+      train_options_from_json(json);
+      ADD_FAILURE() << "accepted " << json.substr(0, 80);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::Corruption) << e.what();
+      EXPECT_NE(std::string(e.what()).find("'" + key + "'"), std::string::npos) << e.what();
+    }
+  };
+  auto with = nlohmann::json::parse(to_json(TrainOptions{}));
+  with["learning_rate"] = 0.1;  // a typo of "lr" is not silently ignored
+  refused(with.dump(), "learning_rate");
+  auto without = nlohmann::json::parse(to_json(TrainOptions{}));
+  without.erase("lr");  // a required key
+  refused(without.dump(), "lr");
+  auto bad = nlohmann::json::parse(to_json(TrainOptions{}));
+  bad["loss"] = "hinge";
+  refused(bad.dump(), "loss");
+  refused("{\"data\": 3}", "data");
+  // Keys an older config.json may lack keep their defaults.
+  auto old = nlohmann::json::parse(to_json(TrainOptions{}));
+  old.erase("select_by");
+  old.erase("views");
+  const auto from_old = train_options_from_json(old.dump());
+  EXPECT_EQ(from_old.optim.select_by, SelectBy::MapAtR);
+  EXPECT_EQ(from_old.sampler.views, 1);
+}
+
+TEST(Trainer, TheImageRecipeGivesValidOptionsWhateverTheSampler) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
+  auto root = temp_dir("recipe");
+  auto o = quick(root / "pairs");
+  o.sampler.kind = SamplerKind::Pairs;
+  o.loss.kind = LossKind::Contrastive;
+  o.optim.epochs = 1;
+  auto r = image_recipe(o);
+  EXPECT_EQ(r.loss.miner, MinerKind::All);  // miners and views need pk batches
+  EXPECT_EQ(r.sampler.views, 1);
+  EXPECT_EQ(r.loss.instance_weight, 0);
+  EXPECT_TRUE(r.data.augment.any());
+  EXPECT_EQ(r.optim.schedule, Schedule::Plateau);
+  EXPECT_TRUE(train(r).finished);  // and the trainer accepts them
+  auto base = quick(root / "pk");
+  base.sampler.k = 6;
+  auto pk = image_recipe(base, [](const std::string& key) { return key == "k" || key == "schedule"; });
+  EXPECT_EQ(pk.loss.miner, MinerKind::BatchHard);
+  EXPECT_EQ(pk.sampler.views, 2);
+  EXPECT_EQ(pk.sampler.k, 6);                           // kept: the caller's K
+  EXPECT_EQ(pk.optim.schedule, base.optim.schedule);  // kept
+  EXPECT_EQ(pk.loss.instance_weight, 10);
+}
+
+TEST(Trainer, DataSetsGivenDirectlyTrainLikeTheirSpec) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
+  auto root = temp_dir("given");
+  auto o = quick(root / "spec");
+  o.optim.epochs = 1;
+  auto by_spec = train(o);
+  auto splits = make_splits(open_data(o.data.spec), o.data.split);
+  TrainingData given{std::make_shared<ImageDataset>(splits.train), std::make_shared<ImageDataset>(splits.validation),
+                     std::make_shared<ImageDataset>(splits.test)};
+  o.runtime.out = (root / "given").string();
+  auto by_data = train(o, given);
+  EXPECT_EQ(model_fingerprint(by_spec.model.network), model_fingerprint(by_data.model.network));
+  EXPECT_DOUBLE_EQ(by_spec.test.recall_at_1, by_data.test.recall_at_1);
+  TrainingData missing{given.train, given.validation, nullptr};
+  o.runtime.out = (root / "missing").string();
+  EXPECT_THROW(train(o, missing), Error);
 }
 
 TEST(Trainer, ResumeAfterInterruptionEqualsUninterruptedRun) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
   auto root = temp_dir("resume");
   auto whole = train(quick(root / "whole"));
   ASSERT_TRUE(whole.finished);
@@ -97,6 +260,7 @@ TEST(Trainer, ResumeAfterInterruptionEqualsUninterruptedRun) {
 }
 
 TEST(Trainer, RefusesAFolderThatHoldsARunAndTouchesNothing) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
   auto root = temp_dir("refuse");
   std::ofstream((root / "model.pt").string()) << "precious";
   try {
@@ -118,11 +282,12 @@ TEST(Trainer, RefusesAFolderThatHoldsARunAndTouchesNothing) {
 }
 
 TEST(Trainer, DivergenceIsAClearErrorAndLeavesNoModel) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
   auto root = temp_dir("nan");
   auto o = quick(root / "run");
-  o.optimizer = "sgd";
-  o.lr = 1e30;
-  o.warmup_steps = 0;
+  o.optim.optimizer = OptimizerKind::Sgd;
+  o.optim.lr = 1e30;
+  o.optim.warmup_steps = 0;
   o.network.cnn(o.network.cnn().normalize(false));
   try {
     train(o);
@@ -135,25 +300,25 @@ TEST(Trainer, DivergenceIsAClearErrorAndLeavesNoModel) {
 }
 
 TEST(Trainer, RejectsBadOptions) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
   auto root = temp_dir("opts");
   auto o = quick(root / "a");
-  o.loss = LossKind::Triplet;
+  o.loss.kind = LossKind::Triplet;
   o.sampler.kind = SamplerKind::Pairs;
   EXPECT_THROW(train(o), Error);
-  o = quick(root / "b");
-  o.optimizer = "rmsprop";
-  EXPECT_THROW(train(o), Error);
+  EXPECT_THROW(parse_optimizer("rmsprop"), Error);
   o = quick(root / "c");
-  o.data = "idx:/nonexistent";
+  o.data.spec = "idx:/nonexistent";
   EXPECT_THROW(train(o), Error);
 }
 
 TEST(Trainer, UnseenProtocolAdaptsPToTheTrainingClassesAndReportsFewShot) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
   auto root = temp_dir("unseen");
   auto o = quick(root / "run");
-  o.split.protocol(Protocol::Unseen);
+  o.data.split.protocol(Protocol::Unseen);
   o.sampler.p = 10;  // only classes 0–4 train
-  o.epochs = 1;
+  o.optim.epochs = 1;
   auto result = train(o);
   std::ifstream config((root / "run" / "config.json").string());
   auto saved = train_options_from_json(std::string(std::istreambuf_iterator<char>(config), {}));
@@ -164,11 +329,12 @@ TEST(Trainer, UnseenProtocolAdaptsPToTheTrainingClassesAndReportsFewShot) {
 }
 
 TEST(Trainer, MinersTrainAndReportTheActiveFraction) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
   auto root = temp_dir("miners");
   for (auto miner : {MinerKind::BatchHard, MinerKind::SemiHard}) {
     auto o = quick(root / to_string(miner));
-    o.miner = miner;
-    o.epochs = 1;
+    o.loss.miner = miner;
+    o.optim.epochs = 1;
     auto r = train(o);
     ASSERT_EQ(r.history.size(), 1u);
     EXPECT_GT(r.history[0].active_fraction, 0.0) << to_string(miner);
@@ -176,17 +342,17 @@ TEST(Trainer, MinersTrainAndReportTheActiveFraction) {
     EXPECT_GT(r.test.recall_at_1, 0.3) << to_string(miner);  // chance: 0.1
   }
   auto o = quick(root / "pairs");
-  o.miner = MinerKind::BatchHard;
+  o.loss.miner = MinerKind::BatchHard;
   o.sampler.kind = SamplerKind::Pairs;
   EXPECT_THROW(train(o), Error);
 }
 
 TEST(Schedule, PlateauAndEarlyStoppingFollowTheSelectedMetric) {
   TrainOptions o;
-  o.schedule = Schedule::Plateau;
-  o.patience = 2;
-  o.gamma = 0.5;
-  o.select_by = "recall_at_1";
+  o.optim.schedule = Schedule::Plateau;
+  o.optim.patience = 2;
+  o.optim.gamma = 0.5;
+  o.optim.select_by = SelectBy::RecallAt1;
   std::vector<EpochRecord> h;
   auto add = [&h](double r1, double map) {
     EpochRecord r;
@@ -197,38 +363,38 @@ TEST(Schedule, PlateauAndEarlyStoppingFollowTheSelectedMetric) {
   };
   add(0.5, 0.9);
   add(0.6, 0.1);
-  EXPECT_DOUBLE_EQ(standing(h, o).best, 0.6);
-  EXPECT_EQ(standing(h, o).since_best, 0);
+  EXPECT_DOUBLE_EQ(standing(h, o.optim).best, 0.6);
+  EXPECT_EQ(standing(h, o.optim).since_best, 0);
   add(0.6, 0.1);  // equal is not better
   add(0.55, 0.1);
-  EXPECT_EQ(standing(h, o).since_best, 2);
-  EXPECT_DOUBLE_EQ(standing(h, o).lr_scale, 0.5);  // 2 flat epochs: one drop
+  EXPECT_EQ(standing(h, o.optim).since_best, 2);
+  EXPECT_DOUBLE_EQ(standing(h, o.optim).lr_scale, 0.5);  // 2 flat epochs: one drop
   add(0.59, 0.1);
-  EXPECT_DOUBLE_EQ(standing(h, o).lr_scale, 0.5);
+  EXPECT_DOUBLE_EQ(standing(h, o.optim).lr_scale, 0.5);
   add(0.58, 0.1);
-  EXPECT_DOUBLE_EQ(standing(h, o).lr_scale, 0.25);
+  EXPECT_DOUBLE_EQ(standing(h, o.optim).lr_scale, 0.25);
   add(0.7, 0.1);
-  EXPECT_EQ(standing(h, o).since_best, 0);
-  o.select_by = "map_at_r";
-  EXPECT_DOUBLE_EQ(standing(h, o).best, 0.9);
-  EXPECT_EQ(standing(h, o).since_best, 6);
-  o.schedule = Schedule::Cosine;
-  EXPECT_DOUBLE_EQ(standing(h, o).lr_scale, 1.0);
-  o.select_by = "accuracy";
-  EXPECT_THROW(standing(h, o), Error);
+  EXPECT_EQ(standing(h, o.optim).since_best, 0);
+  o.optim.select_by = SelectBy::MapAtR;
+  EXPECT_DOUBLE_EQ(standing(h, o.optim).best, 0.9);
+  EXPECT_EQ(standing(h, o.optim).since_best, 6);
+  o.optim.schedule = Schedule::Cosine;
+  EXPECT_DOUBLE_EQ(standing(h, o.optim).lr_scale, 1.0);
+  EXPECT_THROW(parse_select_by("accuracy"), Error);
 }
 
 TEST(Trainer, EarlyStoppingEndsTheRunAndKeepsTheBestModel) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
   auto root = temp_dir("early");
   auto o = quick(root / "run");
-  o.epochs = 6;
-  o.early_stop = 1;
-  o.lr = 1e-9;  // nothing learned: no epoch beats the first by much, some do not beat it at all
-  o.warmup_steps = 0;
-  o.schedule = Schedule::None;
+  o.optim.epochs = 6;
+  o.optim.early_stop = 1;
+  o.optim.lr = 1e-9;  // nothing learned: no epoch beats the first by much, some do not beat it at all
+  o.optim.warmup_steps = 0;
+  o.optim.schedule = Schedule::None;
   auto r = train(o);
   ASSERT_TRUE(r.finished);
-  const auto s = standing(r.history, o);
+  const auto s = standing(r.history, o.optim);
   EXPECT_TRUE(r.stopped_early);
   EXPECT_LT(r.history.size(), 6u);
   EXPECT_EQ(s.since_best, 1);  // stopped right after the first epoch without a new best
@@ -238,17 +404,18 @@ TEST(Trainer, EarlyStoppingEndsTheRunAndKeepsTheBestModel) {
 }
 
 TEST(Trainer, AugmentationViewsOfflineMiningAndImbalanceTrainAndResume) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
   auto root = temp_dir("strategies");
   auto options = [&root](const std::string& name) {
     auto o = quick(root / name);
-    o.augment = parse_augment("rotate=10,translate=0.1,noise=0.05@0.5");
+    o.data.augment = parse_augment("rotate=10,translate=0.1,noise=0.05@0.5");
     o.sampler.views = 2;
     o.sampler.k = 4;
-    o.instance_weight = 0.5;
-    o.offline_mining_every = 1;
-    o.offline_negatives = 5;
-    o.split.imbalance({{0, 0.2}});
-    o.miner = MinerKind::BatchHard;
+    o.loss.instance_weight = 0.5;
+    o.loss.offline_mining_every = 1;
+    o.loss.offline_negatives = 5;
+    o.data.split.imbalance({{0, 0.2}});
+    o.loss.miner = MinerKind::BatchHard;
     return o;
   };
   auto whole = train(options("whole"));

@@ -23,8 +23,8 @@ struct IndexOptions {
   /// The model's distance: Euclidean and squared Euclidean search by L2, cosine by inner product
   /// of L2-normalised vectors. Hits report distances in this measure. Default Euclidean.
   TORCH_ARG(Distance, distance) = Distance::Euclidean;
-  /// Fingerprint of the model that made the embeddings (model_fingerprint()); queries must come
-  /// from the same model. Default "" (no check).
+  /// Fingerprint of the model that made the embeddings (model_fingerprint()); the add and search
+  /// overloads that take a fingerprint refuse embeddings of any other model. Default "" (no check).
   TORCH_ARG(std::string, fingerprint) = "";
   /// IVF indexes: inverted lists visited per query (more = slower, closer to exact). Default 16.
   TORCH_ARG(int64_t, nprobe) = 16;
@@ -73,12 +73,28 @@ class EmbeddingIndex {
   std::vector<int64_t> add(const torch::Tensor& embeddings, const std::vector<std::string>& keys,
                            const std::vector<int64_t>& labels);
 
+  /// add() for embeddings of the model whose fingerprint is `fingerprint`: first
+  /// check_fingerprint(fingerprint), then the same. Throws siamese::Error(InvalidArgument) naming
+  /// both fingerprints when they differ; the index is then unchanged.
+  std::vector<int64_t> add(const torch::Tensor& embeddings, const std::vector<std::string>& keys,
+                           const std::vector<int64_t>& labels, const std::string& fingerprint);
+
   /// Removes the items with these ids; unknown ids are ignored. Returns how many were removed.
   int64_t remove(const std::vector<int64_t>& ids);
 
   /// The k nearest stored items of each query, nearest first: queries [Q, D] -> Q lists of at most
   /// min(k, size()) hits. Throws siamese::Error on an empty index, k < 1 or a dimension mismatch.
   std::vector<std::vector<SearchHit>> search(const torch::Tensor& queries, int64_t k) const;
+  /// search() for queries embedded by the model whose fingerprint is `fingerprint`: first
+  /// check_fingerprint(fingerprint), then the same.
+  std::vector<std::vector<SearchHit>> search(const torch::Tensor& queries, int64_t k,
+                                             const std::string& fingerprint) const;
+
+  /// Refuses embeddings of another model: when options().fingerprint() is not empty and differs
+  /// from `fingerprint` (an empty one included), throws siamese::Error(InvalidArgument) naming
+  /// both fingerprints, and the index file when the index was loaded from one. An index without a
+  /// fingerprint accepts any. Callers may check once before embedding many inputs.
+  void check_fingerprint(const std::string& fingerprint) const;
 
   int64_t size() const;
   const IndexOptions& options() const;

@@ -52,13 +52,24 @@ class CnnEncoderImpl : public EncoderImpl {
 };
 TORCH_MODULE(CnnEncoder);
 
+/// The recurrent cell: "lstm" or "gru".
+enum class Cell { Lstm, Gru };
+Cell parse_cell(const std::string& name);
+std::string to_string(Cell cell);
+
+/// How an RNN's steps become one vector: "last" (final hidden state of each direction), "mean"
+/// or "max" over the real steps.
+enum class Pooling { Last, Mean, Max };
+Pooling parse_pooling(const std::string& name);
+std::string to_string(Pooling pooling);
+
 /// Options of the recurrent encoder (LSTM or GRU) over sequence batches [N, T, 1 + F] (the
 /// layout of sequence.h: column 0 marks real steps). Steps are token ids (vocab_size > 0, looked
 /// up in a learned embedding) or F numeric features; an optional 1-D convolution runs over time
 /// first; the recurrent layers run per direction so that padding never reaches the result.
 struct RnnEncoderOptions {
-  /// "lstm" or "gru". Default "lstm".
-  TORCH_ARG(std::string, cell) = "lstm";
+  /// Default Cell::Lstm.
+  TORCH_ARG(Cell, cell) = Cell::Lstm;
   /// Token vocabulary size (ids 0 .. vocab_size − 1; 0 = unknown); 0 = numeric features. Default 0.
   TORCH_ARG(int64_t, vocab_size) = 0;
   /// Width of the token embedding. Default 32.
@@ -80,9 +91,8 @@ struct RnnEncoderOptions {
   TORCH_ARG(int64_t, layers) = 1;
   TORCH_ARG(bool, bidirectional) = true;
   TORCH_ARG(double, dropout) = 0.0;
-  /// How the steps become one vector: "last" (final hidden state of each direction), "mean" or
-  /// "max" over the real steps. Default "mean".
-  TORCH_ARG(std::string, pooling) = "mean";
+  /// How the steps become one vector. Default Pooling::Mean.
+  TORCH_ARG(Pooling, pooling) = Pooling::Mean;
   /// Embedding size D (a linear layer after pooling). Default 64.
   TORCH_ARG(int64_t, embedding_dim) = 64;
   /// L2-normalise each embedding. Default false.
@@ -133,11 +143,16 @@ class HybridEncoderImpl : public EncoderImpl {
 };
 TORCH_MODULE(HybridEncoder);
 
+/// Which encoder a network has: "cnn" (images), "lstm" or "gru" (sequences, the rnn options) or
+/// "hybrid" (images as column sequences: cnn, rnn and frames).
+enum class EncoderKind { Cnn, Lstm, Gru, Hybrid };
+EncoderKind parse_encoder(const std::string& name);
+std::string to_string(EncoderKind encoder);
+
 /// Everything needed to rebuild a network: stored in the model file as its configuration.
 struct SiameseNetworkOptions {
-  /// Encoder kind: "cnn" (images), "lstm" or "gru" (sequences, rnn options; rnn.cell follows
-  /// this name) or "hybrid" (images as column sequences: cnn, rnn and frames). Default "cnn".
-  TORCH_ARG(std::string, encoder) = "cnn";
+  /// Encoder kind (rnn.cell follows Lstm / Gru). Default EncoderKind::Cnn.
+  TORCH_ARG(EncoderKind, encoder) = EncoderKind::Cnn;
   /// Options of the CNN encoder (encoder "cnn"; the per-column CNN of "hybrid").
   TORCH_ARG(CnnEncoderOptions, cnn) = {};
   /// Options of the recurrent encoder (encoders "lstm", "gru", "hybrid").

@@ -37,14 +37,23 @@ struct EpochRecord {
   double min_class_share = 0, max_class_share = 0, positive_share = 0;
 };
 
-/// The validation metrics that can select the best model: "map_at_r", "recall_at_1", "roc_auc".
-double select_metric(const EpochRecord& record, const std::string& name);
+/// The validation metric that picks the best epoch (and drives plateau and early stopping):
+/// "map_at_r", "recall_at_1" or "roc_auc".
+enum class SelectBy { MapAtR, RecallAt1, RocAuc };
+SelectBy parse_select_by(const std::string& name);
+std::string to_string(SelectBy select_by);
+double select_metric(const EpochRecord& record, SelectBy select_by);
 
-/// The loop's own settings (the optimisation part of TrainOptions).
-struct LoopOptions {
+/// "adam" or "sgd" (momentum 0.9).
+enum class OptimizerKind { Adam, Sgd };
+OptimizerKind parse_optimizer(const std::string& name);
+std::string to_string(OptimizerKind optimizer);
+
+/// Optimisation: how many epochs, the optimiser, the learning-rate schedule, how epochs are ranked.
+struct OptimOptions {
   int64_t epochs = 8;
-  std::string optimizer = "adam";  ///< "adam" | "sgd" (momentum 0.9)
-  double lr = 2e-3;                ///< peak learning rate
+  OptimizerKind optimizer = OptimizerKind::Adam;
+  double lr = 2e-3;  ///< peak learning rate
   double weight_decay = 0;
   Schedule schedule = Schedule::Cosine;
   int64_t warmup_steps = 100;  ///< linear warm-up from lr/warmup_steps to lr
@@ -52,14 +61,19 @@ struct LoopOptions {
   double gamma = 0.1;          ///< step and plateau schedules: LR factor at each drop
   int64_t patience = 1;        ///< plateau: epochs without a better metric before the LR drops
   int64_t early_stop = 0;      ///< stop after this many epochs without a better metric (0 = never)
-  std::string select_by = "map_at_r";  ///< the EpochRecord metric that ranks epochs (select_metric)
-  uint64_t seed = 0;                   ///< epoch e seeds torch with seed + 1000003·(e + 1)
-  std::string out;                     ///< run folder: checkpoint.pt and history.csv
+  SelectBy select_by = SelectBy::MapAtR;
+};
+
+/// The loop's settings.
+struct LoopOptions {
+  OptimOptions optim;
+  uint64_t seed = 0;  ///< epoch e seeds torch with seed + 1000003·(e + 1)
+  std::string out;    ///< run folder: checkpoint.pt and history.csv
 };
 
 /// The learning rate at a global step (warm-up, then the schedule over epochs · steps_per_epoch).
 /// The plateau schedule's drops depend on validation results; the loop multiplies them in.
-double learning_rate(const LoopOptions& options, int64_t step, int64_t steps_per_epoch);
+double learning_rate(const OptimOptions& options, int64_t step, int64_t steps_per_epoch);
 
 /// Where a run stands after the epochs in `history`, by options.select_by: the best validation
 /// metric, the plateau schedule's LR factor (× gamma after each `patience` epochs without a new
@@ -69,7 +83,7 @@ struct Standing {
   double lr_scale = 1;
   int64_t since_best = 0;
 };
-Standing standing(const std::vector<EpochRecord>& history, const LoopOptions& options);
+Standing standing(const std::vector<EpochRecord>& history, const OptimOptions& options);
 
 /// The loss of one batch and, for mined losses, how many of the pairs/triplets it weighed were
 /// active (non-zero) among those selected.

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,60 +21,64 @@
 
 namespace siamese {
 
-struct TrainOptions {
-  /// Data specification (see open_data) and which images train / validate / test.
-  std::string data = "fashion-mnist";
-  /// Image data: which images train / validate / test. Sequence data (sequence.h specs): only
-  /// validation_size counts (whole classes held out of the training file).
+/// What trains, validates and tests.
+struct DataOptions {
+  /// Data specification: an image spec (open_data) or a sequence spec (is_sequence_spec).
+  /// Default "fashion-mnist".
+  std::string spec = "fashion-mnist";
+  /// Image data: which images train / validate / test. Sequence data: only validation_size
+  /// counts (whole classes held out of the training file).
   SplitOptions split;
   /// Sequence data: cut longer items to this many steps (0 = no limit); counted in the load
   /// summary. Default 0.
   int64_t max_length = 0;
-  /// Network; input_mean / input_std are replaced by the training split's pixel (or numeric step
-  /// feature) statistics, input shapes and the vocabulary by those of the data.
-  SiameseNetworkOptions network = SiameseNetworkOptions().cnn(CnnEncoderOptions().normalize(true));
-  SamplerOptions sampler;
   /// Transforms applied to every training image in the loader threads (augment.h). Default none.
   AugmentOptions augment;
-  LossKind loss = LossKind::Triplet;
-  /// Which pairs/triplets of a pk batch count (see miner.h). Default all.
-  MinerKind miner = MinerKind::All;
   /// Class augmentation: 4 (or 2) adds every training image rotated by 90°, 180°, 270° (or 180°)
   /// as new classes (RotatedClasses); an epoch then covers the rotated images too. Default 1 (off).
   int64_t class_rotations = 1;
+};
+
+/// The loss and which pairs or triplets count.
+struct LossOptions {
+  LossKind kind = LossKind::Triplet;  ///< default triplet
+  /// Which pairs/triplets of a pk batch count (see miner.h). Default all.
+  MinerKind miner = MinerKind::All;
+  /// Loss margin. Default 0.2 (suits unit-length embeddings with the Euclidean distance).
+  double margin = 0.2;
+  /// ntxent loss: the temperature dividing cosine similarities. Default 0.1.
+  double temperature = 0.1;
   /// Weight of an instance term added to the loss: the same loss and miner over the batch with
   /// only the views of one image as positives (needs sampler.views >= 2 and augmentation). It keeps
   /// the features that tell images apart within a class, which classes never seen in training
   /// need. Default 0 (off).
   double instance_weight = 0;
-  /// ntxent loss: the temperature dividing cosine similarities. Default 0.1.
-  double temperature = 0.1;
-  /// Loss margin. Default 0.2 (suits unit-length embeddings with the Euclidean distance).
-  double margin = 0.2;
-  std::string optimizer = "adam";  ///< "adam" | "sgd" (momentum 0.9)
-  double lr = 2e-3;
-  double weight_decay = 0;
-  Schedule schedule = Schedule::Cosine;
-  int64_t warmup_steps = 100;  ///< linear warm-up from lr/warmup_steps to lr
-  int64_t step_size = 3;       ///< step schedule: multiply the LR by gamma every step_size epochs
-  double gamma = 0.1;          ///< step and plateau schedules: LR factor at each drop
-  /// plateau schedule: epochs without a better validation metric before the LR drops. Default 1.
-  int64_t patience = 1;
-  /// Stop after this many epochs without a better validation metric (0 = never). Default 0.
-  int64_t early_stop = 0;
-  /// Validation metric that picks the best model (and drives plateau and early stopping):
-  /// "map_at_r" (default), "recall_at_1" or "roc_auc".
-  std::string select_by = "map_at_r";
   /// Offline hard-negative mining: every N epochs (0 = never) embed the training set and find
   /// each image's `offline_negatives` nearest images of other classes; later batches draw their
   /// negatives among them (Sampler::plan_epoch). Defaults 0 and 10.
   int64_t offline_mining_every = 0;
   int64_t offline_negatives = 10;
-  int64_t epochs = 8;
-  uint64_t seed = 0;
-  int threads = 0;        ///< intra-op threads; 0 = all cores
-  int workers = 1;        ///< loader threads
-  std::string out = "runs/latest";
+};
+
+/// Where and with what a run computes.
+struct RuntimeOptions {
+  uint64_t seed = 0;               ///< weights, sampling, augmentation and pairs; default 0
+  int threads = 0;                 ///< intra-op threads; 0 = all cores
+  int workers = 1;                 ///< loader threads; default 1
+  std::string out = "runs/latest"; ///< run folder (must not hold a run already)
+};
+
+/// Everything a training run takes, in groups. config.json holds it as one flat object, one key
+/// per field (to_json), so a run folder describes itself.
+struct TrainOptions {
+  DataOptions data;
+  /// Network; input_mean / input_std are replaced by the training split's pixel (or numeric step
+  /// feature) statistics, input shapes and the vocabulary by those of the data.
+  SiameseNetworkOptions network = SiameseNetworkOptions().cnn(CnnEncoderOptions().normalize(true));
+  SamplerOptions sampler;
+  LossOptions loss;
+  OptimOptions optim;
+  RuntimeOptions runtime;
 };
 
 /// `options` with the configuration that recognised classes never seen in training best in
@@ -83,9 +88,15 @@ struct TrainOptions {
 /// fmnist-unseen` starts from it (flags given override it). The defaults above stay for the rest:
 /// on classes seen in training the recipe does worse (docs/ablation.md), and sequences cannot be
 /// augmented.
-TrainOptions image_recipe(TrainOptions options);
+/// Each part applies where `keep` (a config.json key: "augment", "schedule", "miner", "views",
+/// "k", "instance_weight") does not say the caller chose it, and where the other options allow
+/// it (miner, views and the instance term only on pk batches; views only with augmentation; no
+/// miner with ntxent), so the result is valid whatever the sampler.
+TrainOptions image_recipe(TrainOptions options, const std::function<bool(const std::string& key)>& keep = {});
 
-/// The options as JSON (written to OUT/config.json) and back; unknown keys are an error.
+/// The options as JSON (written to OUT/config.json) and back, through one table of fields (key,
+/// field, whether an older config may lack it). An unknown key, a missing required key or a bad
+/// value throws Error(Corruption).
 std::string to_json(const TrainOptions& options);
 TrainOptions train_options_from_json(const std::string& json);
 
@@ -107,14 +118,22 @@ struct TrainResult {
 /// Thread safety: one call per `out` folder at a time; it sets LibTorch's global thread count.
 TrainResult train(const TrainOptions& options, Logger& logger = silent_logger(), TrainObserver* observer = nullptr);
 
+/// Data given to train() directly instead of options.data.spec: any Dataset implementations.
+/// An ImageDataset or SequenceDataset fits the network's input shape and normalisation as a spec
+/// would (a token SequenceDataset needs options.network.tokens() and vocabulary() set to its
+/// own); for other Dataset types set options.network's input options yourself. config.json
+/// still records options.data.spec, so resume() of such a run needs the spec to reopen them.
+struct TrainingData {
+  std::shared_ptr<const Dataset> train, validation, test;
+};
+TrainResult train(const TrainOptions& options, const TrainingData& data, Logger& logger = silent_logger(),
+                  TrainObserver* observer = nullptr);
+
 /// Continues the run in `dir` from its last complete checkpoint, with the options it started with.
 /// With the same seed the result equals that of an uninterrupted run.
 TrainResult resume(const std::string& dir, Logger& logger = silent_logger(), TrainObserver* observer = nullptr);
 
-/// The loop's part of the options (epochs, optimiser, schedule, selection, seed, out).
+/// The loop's part of the options (optim, seed, out).
 LoopOptions loop_options(const TrainOptions& options);
-/// standing() and learning_rate() of loop.h for these options.
-Standing standing(const std::vector<EpochRecord>& history, const TrainOptions& options);
-double learning_rate(const TrainOptions& options, int64_t step, int64_t steps_per_epoch);
 
 }  // namespace siamese

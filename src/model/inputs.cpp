@@ -1,0 +1,273 @@
+#include "siamese/model/inputs.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "siamese/core/error.h"
+#include "siamese/data/image_files.h"
+
+namespace fs = std::filesystem;
+
+namespace siamese {
+
+namespace {
+
+/// The model file's info document (written by the trainer).
+nlohmann::json model_info(const SavedModel& model) {
+  try {
+    return nlohmann::json::parse(model.info);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::Corruption, "model info is not JSON (" + std::string(e.what()) + ")");
+  }
+}
+
+torch::Tensor to_uint8(const torch::Tensor& unit) { return unit.mul(255.0).round().clamp(0, 255).to(torch::kUInt8); }
+
+/// Reads the files into `in` (labels already set, -1 for none).
+Inputs read_files_as(const std::vector<std::string>& files, Inputs in, const SavedModel& model) {
+  const auto& c = model.network->options.cnn();
+  std::vector<torch::Tensor> images;
+  for (const auto& f : files) images.push_back(to_uint8(read_image(f, c.in_channels(), c.height(), c.width())));
+  std::vector<int64_t> dataset_labels;
+  for (auto l : in.labels) dataset_labels.push_back(std::max<int64_t>(l, 0));
+  in.items = std::make_shared<ImageDataset>(torch::cat(images), dataset_labels, files.empty() ? "" : files[0], in.class_names);
+  in.keys = files;
+  return in;
+}
+
+void check_split(const std::string& split) {
+  if (split != "train" && split != "test") {
+    throw Error(ErrorCode::InvalidArgument, "unknown split '" + split + "' (train or test)");
+  }
+}
+
+/// One text per non-blank line, unlabelled.
+TextItems read_plain_lines(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw Error(ErrorCode::IOError, path, "cannot read");
+  TextItems items;
+  items.source = path;
+  for (std::string line; std::getline(file, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    items.texts.push_back(line);
+    items.labels.emplace_back();
+  }
+  return items;
+}
+
+/// A text model's input that is not a spec: a file of texts, or the text itself. Sets `labelled`.
+SequenceDataset read_texts(const std::string& what, const SavedModel& model, int64_t max_length, bool& labelled,
+                           Logger& logger) {
+  const auto& net = model.network->options;
+  const auto ext = fs::path(what).extension().string();
+  TextItems items;
+  if (!fs::exists(what)) {  // the text itself
+    items.texts = {what};
+    items.labels = {""};
+    labelled = false;
+  } else if (ext == ".fasta" || ext == ".fa" || ext == ".fna") {
+    items = read_fasta(what, /*require_labels=*/false);
+    const auto unlabelled = std::count(items.labels.begin(), items.labels.end(), "");
+    if (unlabelled > 0 && unlabelled < static_cast<int64_t>(items.labels.size())) {
+      throw Error(ErrorCode::InvalidArgument, what,
+                  std::to_string(unlabelled) + " of " + std::to_string(items.labels.size()) +
+                      " records have no label ('>ID LABEL'); label all or none");
+    }
+    labelled = unlabelled == 0;
+  } else if (ext == ".tsv") {
+    items = read_text_lines(what);
+  } else {
+    items = read_plain_lines(what);
+    labelled = false;
+  }
+  if (items.texts.empty()) throw Error(ErrorCode::InvalidArgument, what, "no sequences");
+  LoadSummary summary;
+  auto data = encode_text(items, Vocabulary(net.vocabulary()), net.tokens(), max_length, &summary);
+  if (summary.only_unknown > 0) {  // all <unk>: two such items of one length embed alike, say what they may
+    if (fs::exists(what)) {
+      logger.warning(what + ": " + std::to_string(summary.only_unknown) + " of " + std::to_string(summary.items) +
+                     " items have no token the model knows (all read as <unk>): their embeddings tell nothing of "
+                     "their content");
+    } else {
+      logger.warning("'" + what + "' has no token the model knows (all read as <unk>): its embedding "
+                     "tells nothing of its content");
+    }
+  }
+  return data;
+}
+
+Inputs read_sequence_inputs(const std::string& what, const SavedModel& model, const std::string& split, Logger& logger) {
+  const auto& net = model.network->options;
+  const bool text = !net.tokens().empty();
+  const auto max_length = model_info(model).value("max_length", int64_t{0});
+  const auto ext = fs::path(what).extension().string();
+  bool labelled = true;
+  SequenceDataset data;
+  if (is_sequence_spec(what)) {
+    check_split(split);
+    auto s = open_sequences_as_trained(model, what);
+    data = split == "train" ? std::move(s.train) : std::move(s.test);
+  } else if (text && !fs::is_directory(what)) {
+    data = read_texts(what, model, max_length, labelled, logger);
+  } else if (text) {
+    throw Error(ErrorCode::InvalidArgument, what,
+                "a folder; this text model reads a .fasta, .tsv or text file, a spec, or a text");
+  } else if (fs::is_regular_file(what) && ext == ".csv") {
+    data = read_series_csv(what, max_length);
+  } else if (fs::is_directory(what)) {
+    bool strokes = false;
+    for (const auto& e : fs::directory_iterator(what)) strokes = strokes || e.path().extension() == ".jhf";
+    data = strokes ? read_strokes(what, max_length) : read_series_files(what, max_length);
+  } else {
+    if (!fs::exists(what)) throw Error(ErrorCode::NotFound, what, "no such file or folder");
+    throw Error(ErrorCode::InvalidArgument, what,
+                "this numeric sequence model reads a .csv file (a series per row), a folder of .csv files (a series "
+                "each) or a folder of .jhf strokes");
+  }
+  if (!text && data.features() != net.rnn().features()) {
+    throw Error(ErrorCode::InvalidArgument, what,
+                std::to_string(data.features()) + " feature(s) per step; the model reads " +
+                    std::to_string(net.rnn().features()));
+  }
+  Inputs in;
+  for (int64_t i = 0; i < data.size(); ++i) in.keys.push_back(data.name(i));
+  in.labels = data.labels();
+  if (labelled) {
+    in.class_names = data.class_names();
+  } else {
+    in.labels.assign(in.labels.size(), -1);
+  }
+  in.items = std::make_shared<SequenceDataset>(std::move(data));
+  return in;
+}
+
+/// The image files of a folder (recursively, sorted), labelled by first-level sub-folder.
+Inputs read_image_folder_inputs(const std::string& what, const SavedModel& model) {
+  Inputs in;
+  std::vector<fs::path> found;
+  for (const auto& e : fs::recursive_directory_iterator(what)) {
+    if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path());
+  }
+  std::sort(found.begin(), found.end());
+  std::map<std::string, int64_t> classes;  // first-level sub-folder -> label
+  for (const auto& p : found) {
+    auto rel = fs::relative(p, what);
+    if (rel.has_parent_path()) classes.emplace(rel.begin()->string(), 0);
+  }
+  for (auto& [name, label] : classes) {
+    label = static_cast<int64_t>(in.class_names.size());
+    in.class_names.push_back(name);
+  }
+  std::vector<std::string> files;
+  for (const auto& p : found) {
+    auto rel = fs::relative(p, what);
+    files.push_back(p.string());
+    in.labels.push_back(rel.has_parent_path() ? classes.at(rel.begin()->string()) : -1);
+  }
+  if (files.empty()) throw Error(ErrorCode::NotFound, what, "no images (.png .jpg .jpeg .bmp .pgm) in this folder");
+  return read_files_as(files, std::move(in), model);
+}
+
+/// The first min(n, size) indices.
+std::vector<int64_t> first(int64_t n, int64_t size) {
+  std::vector<int64_t> idx(static_cast<size_t>(std::max<int64_t>(0, std::min(n, size))));
+  std::iota(idx.begin(), idx.end(), 0);
+  return idx;
+}
+
+}  // namespace
+
+Inputs read_inputs(const std::string& what, const SavedModel& model, const std::string& split, Logger& logger) {
+  if (model.network->takes_sequences()) return read_sequence_inputs(what, model, split, logger);
+  if (fs::is_regular_file(what)) {
+    Inputs in;
+    in.labels.push_back(-1);
+    return read_files_as({what}, std::move(in), model);
+  }
+  if (fs::is_directory(what)) return read_image_folder_inputs(what, model);
+  if (what.find(':') != std::string::npos || what == "fashion-mnist") {
+    check_split(split);
+    auto source = open_data(what);
+    auto images = std::make_shared<ImageDataset>(split == "train" ? std::move(source.train) : std::move(source.test));
+    Inputs in;
+    in.labels = images->labels();
+    in.class_names = images->class_names();
+    for (int64_t i = 0; i < images->size(); ++i) in.keys.push_back(what + ":" + split + "#" + std::to_string(i));
+    in.items = images;
+    return in;
+  }
+  throw Error(ErrorCode::NotFound, what, "no such file or folder");
+}
+
+Inputs read_files(const std::vector<std::string>& files, const SavedModel& model) {
+  Inputs in;
+  in.labels.assign(files.size(), -1);
+  return read_files_as(files, std::move(in), model);
+}
+
+torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs) {
+  // As eval's embed_dataset (which model cannot include): batches of 512, no grad, eval mode only.
+  constexpr int64_t kBatch = 512;
+  auto& network = model.network;
+  if (network->is_training()) {
+    throw Error(ErrorCode::InvalidArgument,
+                "embed_inputs: the network is in training mode; call network->eval() first (load_model returns it so)");
+  }
+  const Dataset& data = *inputs.items;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < data.size(); start += kBatch) {
+    std::vector<int64_t> idx(static_cast<size_t>(std::min(kBatch, data.size() - start)));
+    std::iota(idx.begin(), idx.end(), start);
+    parts.push_back(network->embed(data.gather(idx)));
+  }
+  if (parts.empty()) throw Error(ErrorCode::InvalidArgument, data.source(), "nothing to embed (empty data set)");
+  return torch::cat(parts);
+}
+
+std::string trained_data_spec(const SavedModel& model) { return model_info(model).value("data", "fashion-mnist"); }
+
+SequenceSplits open_sequences_as_trained(const SavedModel& model, const std::string& spec) {
+  const auto& net = model.network->options;
+  const auto info = model_info(model);
+  return open_sequences(spec, info.value("validation_size", int64_t{5000}), info.value("max_length", int64_t{0}),
+                        net.tokens(), net.vocabulary());
+}
+
+TrainedData open_data_as_trained(const SavedModel& model, const TrainedDataOptions& options) {
+  const auto info = model_info(model);
+  TrainedData out;
+  out.spec = !options.data().empty() ? options.data() : info.value("data", "fashion-mnist");
+  if (is_sequence_spec(out.spec)) {
+    out.sequences = true;
+    auto splits = open_sequences_as_trained(model, out.spec);
+    auto keep = [&](SequenceDataset& d) {
+      if (options.subset() > 0 && d.size() > 0) d = d.subset(first(options.subset(), d.size()), "subset");
+      return std::make_shared<SequenceDataset>(std::move(d));
+    };
+    out.train = keep(splits.train);
+    out.validation = keep(splits.validation);
+    out.test = keep(splits.test);
+    return out;
+  }
+  out.protocol = options.protocol() ? *options.protocol() : parse_protocol(info.value("protocol", "fmnist-seen"));
+  const auto unseen = !options.unseen_classes().empty()
+                          ? options.unseen_classes()
+                          : info.value("unseen_classes", std::vector<int64_t>{5, 6, 7, 8, 9});
+  auto splits = make_splits(open_data(out.spec), SplitOptions()
+                                                     .protocol(out.protocol)
+                                                     .unseen_classes(unseen)
+                                                     .validation_size(info.value("validation_size", int64_t{5000}))
+                                                     .subset(options.subset()));
+  out.train = std::make_shared<ImageDataset>(std::move(splits.train));
+  out.validation = std::make_shared<ImageDataset>(std::move(splits.validation));
+  out.test = std::make_shared<ImageDataset>(std::move(splits.test));
+  return out;
+}
+
+}  // namespace siamese
