@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
       for (const auto& spec : split(specs, ';')) {
         std::fprintf(stderr, "index_bench: %s on %lld embeddings...\n", spec.c_str(), static_cast<long long>(n));
         auto t0 = std::chrono::steady_clock::now();
-        EmbeddingIndex index(IndexOptions().spec(spec).dim(real.size(1)).distance(Distance::Euclidean));
+        EmbeddingIndex index(IndexOptions(real.size(1)).spec(spec).distance(Distance::Euclidean));
         index.add(base, keys, labels);
         const double build = seconds_since(t0);
         t0 = std::chrono::steady_clock::now();

@@ -24,9 +24,8 @@ int main(int argc, char** argv) {
 
     // A FAISS index chosen by its factory string; the fingerprint ties it to this model.
     const std::string fingerprint = siamese::model_fingerprint(model.network);
-    siamese::EmbeddingIndex index(siamese::IndexOptions()
+    siamese::EmbeddingIndex index(siamese::IndexOptions(embeddings.size(1))
                                       .spec("HNSW32")
-                                      .dim(embeddings.size(1))
                                       .distance(model.network->options.distance())
                                       .fingerprint(fingerprint));
     std::vector<std::string> keys;

@@ -113,9 +113,8 @@ void add_index(CLI::App& app) {
     auto model = load_model(f->model);
     StderrLogger logger;
     auto in = read_inputs(f->data, model, f->split, logger);
-    EmbeddingIndex index(IndexOptions()
+    EmbeddingIndex index(IndexOptions(model.network->encoder->embedding_dim())
                              .spec(f->spec)
-                             .dim(model.network->encoder->embedding_dim())
                              .distance(model.network->options.distance())
                              .fingerprint(model_fingerprint(model.network))
                              .nprobe(f->nprobe)

@@ -172,7 +172,7 @@ struct Stmt {
 }  // namespace
 
 struct EmbeddingIndex::State {
-  IndexOptions options;
+  IndexOptions options{0};
   std::unique_ptr<faiss::Index> index;
   std::map<int64_t, IndexItem> items;
   int64_t next_id = 0;

@@ -36,7 +36,7 @@ std::vector<int64_t> labels_for(int64_t n) {
 }
 
 EmbeddingIndex filled(const std::string& spec, Distance distance, const torch::Tensor& x) {
-  EmbeddingIndex index(IndexOptions().spec(spec).dim(x.size(1)).distance(distance));
+  EmbeddingIndex index(IndexOptions(x.size(1)).spec(spec).distance(distance));
   index.add(x, keys_for(x.size(0)), labels_for(x.size(0)));
   return index;
 }
@@ -120,7 +120,7 @@ TEST(Index, SaveLoadGivesIdenticalResults) {
   auto x = torch::randn({1500, 12});
   auto q = torch::randn({30, 12});
   for (std::string spec : {"Flat", "IVF8,Flat", "HNSW16", "IVF8,PQ4x4"}) {
-    EmbeddingIndex index(IndexOptions().spec(spec).dim(12).distance(Distance::Cosine).fingerprint("abc123").nprobe(3));
+    EmbeddingIndex index(IndexOptions(12).spec(spec).distance(Distance::Cosine).fingerprint("abc123").nprobe(3));
     index.add(x, keys_for(1500), labels_for(1500));
     index.remove({4, 9, 1000});
     const auto path = (dir / "idx.db").string();
@@ -179,15 +179,15 @@ TEST(Index, RemoveKeepsMetadataInStepWithVectors) {
 }
 
 TEST(Index, BadInputGivesClearErrors) {
-  EXPECT_THROW(EmbeddingIndex(IndexOptions().dim(0)), Error);
+  EXPECT_THROW(EmbeddingIndex{IndexOptions(0)}, Error);
   try {
-    EmbeddingIndex(IndexOptions().dim(8).spec("NoSuchIndex42"));
+    EmbeddingIndex(IndexOptions(8).spec("NoSuchIndex42"));
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
     EXPECT_NE(std::string(e.what()).find("NoSuchIndex42"), std::string::npos);
   }
-  EmbeddingIndex index(IndexOptions().dim(4));
+  EmbeddingIndex index(IndexOptions(4));
   try {
     index.search(torch::zeros({1, 4}), 3);
     FAIL();
@@ -201,7 +201,7 @@ TEST(Index, BadInputGivesClearErrors) {
   EXPECT_THROW(index.add(torch::full({1, 4}, NAN), keys_for(1), {0}), Error);  // NaN
   EXPECT_THROW(index.add(torch::zeros({2, 4}), keys_for(1), {0}), Error);      // keys missing
   EXPECT_EQ(index.size(), 3);
-  EmbeddingIndex ivf(IndexOptions().dim(4).spec("IVF64,Flat"));
+  EmbeddingIndex ivf(IndexOptions(4).spec("IVF64,Flat"));
   try {
     ivf.add(torch::randn({10, 4}), keys_for(10), labels_for(10));
     FAIL();
@@ -250,7 +250,7 @@ TEST(Index, DamagedFilesAreRefusedByName) {
 TEST(Index, RefusesEmbeddingsOfAnotherModel) {
   auto dir = siamese::testing::temp_dir("index_fingerprint");
   auto x = torch::randn({20, 4});
-  EmbeddingIndex index(IndexOptions().dim(4).fingerprint("00aa11bb22cc33dd"));
+  EmbeddingIndex index(IndexOptions(4).fingerprint("00aa11bb22cc33dd"));
   auto expect_refused = [](const std::function<void()>& f, const std::string& path) {
     try {
       f();
@@ -278,7 +278,7 @@ TEST(Index, RefusesEmbeddingsOfAnotherModel) {
   expect_refused([&] { loaded.check_fingerprint("ffff000011112222"); }, path);  // names the file
   expect_refused([&] { loaded.search(x, 1, "ffff000011112222"); }, path);
 
-  EmbeddingIndex any(IndexOptions().dim(4));  // no fingerprint: any model's embeddings
+  EmbeddingIndex any(IndexOptions(4));  // no fingerprint: any model's embeddings
   EXPECT_EQ(any.add(x, keys_for(20), labels_for(20), "ffff000011112222").size(), 20u);
   EXPECT_EQ(any.search(x, 1, "0123456789abcdef").size(), 20u);
 }

@@ -15,10 +15,12 @@
 namespace siamese {
 
 struct IndexOptions {
+  /// dim: the embedding size D, required (> 0; checked by EmbeddingIndex).
+  explicit IndexOptions(int64_t dim) : dim_(dim) {}
   /// FAISS index factory string: "Flat" (exact), "IVF1024,Flat", "HNSW32", "IVF1024,PQ16", ...
   /// Default "Flat".
   TORCH_ARG(std::string, spec) = "Flat";
-  /// Embedding size D. Required (> 0).
+  /// Embedding size D (the constructor's).
   TORCH_ARG(int64_t, dim) = 0;
   /// The model's distance: Euclidean and squared Euclidean search by L2, cosine by inner product
   /// of L2-normalised vectors. Hits report distances in this measure. Default Euclidean.
