@@ -12,23 +12,6 @@
 
 namespace siamese {
 
-torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_t batch_size) {
-  if (network->is_training()) {
-    throw Error(ErrorCode::InvalidArgument,
-                "embed_dataset: the network is in training mode; call network->eval() first (load_model returns "
-                "it so). Embedding never switches the mode itself: other threads may be embedding with it.");
-  }
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> parts;
-  for (int64_t start = 0; start < data.size(); start += batch_size) {
-    std::vector<int64_t> idx(std::min(batch_size, data.size() - start));
-    std::iota(idx.begin(), idx.end(), start);
-    parts.push_back(network->embed(data.gather(idx)));
-  }
-  if (parts.empty()) throw Error(ErrorCode::InvalidArgument, data.source(), "nothing to embed (empty data set)");
-  return torch::cat(parts);
-}
-
 RetrievalMetrics retrieval_metrics(const torch::Tensor& embeddings, const std::vector<int64_t>& labels,
                                    Distance distance) {
   const int64_t n = embeddings.size(0);

@@ -210,25 +210,7 @@ Inputs read_files(const std::vector<std::string>& files, const SavedModel& model
   return read_files_as(files, std::move(in), model);
 }
 
-torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs) {
-  // As eval's embed_dataset (which model cannot include): batches of 512, no grad, eval mode only.
-  constexpr int64_t kBatch = 512;
-  auto& network = model.network;
-  if (network->is_training()) {
-    throw Error(ErrorCode::InvalidArgument,
-                "embed_inputs: the network is in training mode; call network->eval() first (load_model returns it so)");
-  }
-  const Dataset& data = *inputs.items;
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> parts;
-  for (int64_t start = 0; start < data.size(); start += kBatch) {
-    std::vector<int64_t> idx(static_cast<size_t>(std::min(kBatch, data.size() - start)));
-    std::iota(idx.begin(), idx.end(), start);
-    parts.push_back(network->embed(data.gather(idx)));
-  }
-  if (parts.empty()) throw Error(ErrorCode::InvalidArgument, data.source(), "nothing to embed (empty data set)");
-  return torch::cat(parts);
-}
+torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs) { return embed_dataset(model.network, *inputs.items); }
 
 std::string trained_data_spec(const SavedModel& model) { return model_info(model).value("data", "fashion-mnist"); }
 

@@ -4,6 +4,7 @@
 #include "siamese/core/error.h"
 
 #include <limits>
+#include <numeric>
 
 namespace siamese {
 
@@ -349,6 +350,23 @@ std::tuple<torch::Tensor, torch::Tensor> SiameseNetworkImpl::forward(torch::Tens
   auto ea = e.slice(0, 0, count);
   return {paired_distance(ea, e.slice(0, count, 2 * count), options.distance()),
           paired_distance(ea, e.slice(0, 2 * count), options.distance())};
+}
+
+torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_t batch_size) {
+  if (network->is_training()) {
+    throw Error(ErrorCode::InvalidArgument,
+                "embed_dataset: the network is in training mode; call network->eval() first (load_model returns "
+                "it so). Embedding never switches the mode itself: other threads may be embedding with it.");
+  }
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < data.size(); start += batch_size) {
+    std::vector<int64_t> idx(std::min(batch_size, data.size() - start));
+    std::iota(idx.begin(), idx.end(), start);
+    parts.push_back(network->embed(data.gather(idx)));
+  }
+  if (parts.empty()) throw Error(ErrorCode::InvalidArgument, data.source(), "nothing to embed (empty data set)");
+  return torch::cat(parts);
 }
 
 }  // namespace siamese

@@ -6,8 +6,6 @@
 #include "siamese/core/error.h"
 #include "siamese/eval/metrics.h"
 
-#include <thread>
-
 using namespace siamese;
 
 TEST(Retrieval, HandComputedLine) {
@@ -193,34 +191,4 @@ TEST(CrossValidation, HandComputedThreeFolds) {
   EXPECT_NEAR(cv.accuracy_mean, 8.0 / 9, 1e-12);
   EXPECT_NEAR(cv.accuracy_std, std::sqrt(2.0) / 9, 1e-12);
   EXPECT_THROW(cross_validate(d, same, std::vector<int64_t>(8, 0)), Error);  // one fold
-}
-
-TEST(Embedding, ThreadsShareOneNetworkAndNeverSwitchItsMode) {
-  torch::manual_seed(0);
-  SiameseNetwork net(SiameseNetworkOptions().cnn(
-      CnnEncoderOptions().in_channels(1).height(12).width(12).conv_channels({4}).hidden(8).embedding_dim(4)));
-  ImageDataset data(torch::randint(0, 256, {40, 1, 12, 12}).to(torch::kUInt8), std::vector<int64_t>(40, 0), "random");
-  try {  // a network in training mode is refused, not switched behind the caller's back
-    embed_dataset(net, data);
-    FAIL() << "embedded with a network in training mode";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
-  }
-  EXPECT_TRUE(net->is_training());
-  net->eval();
-  torch::Tensor expected;
-  {
-    torch::NoGradGuard no_grad;  // one batch straight through the network, the other way round
-    expected = net->embed(data.gather(std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-                                                           17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-                                                           32, 33, 34, 35, 36, 37, 38, 39}));
-  }
-  std::vector<torch::Tensor> got(4);
-  std::vector<std::thread> threads;
-  for (size_t t = 0; t < got.size(); ++t) {
-    threads.emplace_back([&, t] { got[t] = embed_dataset(net, data, static_cast<int64_t>(3 + t)); });
-  }
-  for (auto& t : threads) t.join();
-  for (const auto& g : got) EXPECT_TRUE(torch::allclose(g, expected, 1e-5, 1e-6));
-  EXPECT_FALSE(net->is_training());
 }

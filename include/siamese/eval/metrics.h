@@ -1,6 +1,6 @@
 #pragma once
 /// \file metrics.h  (Thread safety: the metric functions are pure and may run concurrently; the
-/// functions that embed (embed_dataset, evaluate, calibrate_on) may run concurrently on one
+/// functions that embed (evaluate, calibrate_on) may run concurrently on one
 /// network in eval mode, which they require and never change.)
 /// Evaluation: retrieval (Recall@K, MAP@R), verification (ROC, AUC, EER,
 /// TAR@FAR, calibrated threshold), N-way K-shot episodes, and the protocol report.
@@ -17,10 +17,6 @@
 #include "siamese/model/network.h"
 
 namespace siamese {
-
-/// Embeddings of every item of a data set, in order: [N, D] (network in eval mode, no grad).
-/// Requires the network in eval mode (throws Error(InvalidArgument) otherwise) and never changes it.
-torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_t batch_size = 512);
 
 /// Leave-one-out retrieval: each item queries all the others.
 struct RetrievalMetrics {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "siamese/core/distance.h"
+#include "siamese/data/data.h"
 
 namespace siamese {
 
@@ -198,5 +199,10 @@ class SiameseNetworkImpl : public torch::nn::Module {
   torch::Tensor input_std;   ///< buffer of the same shape
 };
 TORCH_MODULE(SiameseNetwork);
+
+/// Embeddings of every item of a data set, in order: [N, D] (no grad), in batches of
+/// batch_size. Thread safety: concurrent calls may share one network (see SiameseNetworkImpl).
+/// Requires the network in eval mode (throws Error(InvalidArgument) otherwise) and never changes it.
+torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_t batch_size = 512);
 
 }  // namespace siamese
