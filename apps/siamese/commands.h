@@ -13,5 +13,6 @@ void add_augment_preview(CLI::App& app);
 void add_index(CLI::App& app);
 void add_search(CLI::App& app);
 void add_oneshot(CLI::App& app);
+void add_report(CLI::App& app);
 
 }  // namespace siamese::cli

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace siamese::cli {
@@ -35,6 +36,28 @@ void Console::on_step(const StepProgress& p) {
                std::string(width - filled, ' ').c_str(), static_cast<long long>(p.step),
                static_cast<long long>(p.steps), p.mean_loss, p.images_per_second, duration(p.eta_seconds).c_str());
   bar_shown_ = true;
+}
+
+void print_summary(const EvalReport& test, const std::optional<EvalReport>& reference, const std::string& data,
+                   const std::string& report_path) {
+  static const char* const rows[][2] = {
+      {"recall_at_1", "Recall@1"},          {"recall_at_5", "Recall@5"},         {"map_at_r", "MAP@R"},
+      {"verification_accuracy", "verification accuracy"}, {"roc_auc", "ROC AUC"}, {"eer", "equal error rate"},
+      {"tar_at_far_1e-3", "TAR at FAR 1e-3"}, {"oneshot_5way_1shot", "5-way 1-shot"},
+      {"oneshot_5way_5shot", "5-way 5-shot"}, {"oneshot_20way_1shot", "20-way 1-shot"}, {"threshold", "threshold"}};
+  const auto model = nlohmann::json::parse(to_json(test, false));
+  const auto ref = reference ? nlohmann::json::parse(to_json(*reference, false)) : nlohmann::json::object();
+  std::printf("%s on %s: %lld test items, %lld pairs\n", test.protocol.c_str(), data.c_str(),
+              static_cast<long long>(test.test_images), static_cast<long long>(test.test_pairs));
+  std::printf("  %-22s %8s%s\n", "", "model", reference ? "  raw pixels" : "");
+  for (const auto& [key, label] : rows) {
+    if (!model.contains(key)) continue;
+    std::printf("  %-22s %8.4f", label, model[key].get<double>());
+    if (reference && ref.contains(key)) std::printf("  %10.4f", ref[key].get<double>());
+    std::printf("\n");
+  }
+  if (!report_path.empty()) std::printf("report: %s\n", report_path.c_str());
+  std::fflush(stdout);
 }
 
 }  // namespace siamese::cli

@@ -2,7 +2,11 @@
 // The CLI's side of the library's Logger and TrainObserver: messages on stderr, and on a terminal
 // a one-line progress bar that each message first clears.
 
+#include <optional>
+#include <string>
+
 #include "siamese/core/log.h"
+#include "siamese/eval/metrics.h"
 #include "siamese/train/loop.h"
 
 namespace siamese::cli {
@@ -19,5 +23,11 @@ class Console : public Logger, public TrainObserver {
   bool tty_;
   bool bar_shown_ = false;
 };
+
+/// The summary `train` and `eval` end with, on stdout: each metric rounded to 4 decimals in an
+/// aligned column, the protocol's non-learned reference beside it where there is one, then the
+/// report's path when one was written.
+void print_summary(const EvalReport& test, const std::optional<EvalReport>& reference, const std::string& data,
+                   const std::string& report_path = "");
 
 }  // namespace siamese::cli

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "console.h"
 #include "siamese/data/data.h"
 #include "siamese/eval/metrics.h"
 #include "siamese/model/inputs.h"
@@ -43,10 +44,12 @@ void add_eval(CLI::App& app) {
       std::printf("%s\n", to_json(report).c_str());
       return;
     }
-    auto j = nlohmann::ordered_json::parse(to_json(report, report.recall_at_1_by_class.size() <= 20));
-    std::printf("%s on %s\n", report.protocol.c_str(), data.spec.c_str());
-    for (auto& [key, value] : j.items()) {
-      if (key != "protocol") std::printf("  %-24s %s\n", key.c_str(), value.dump().c_str());
+    const auto reference = raw_pixel_reference(*data.test, *data.validation, EvalOptions(options).few_shot(few_shot));
+    print_summary(report, reference, data.spec);
+    if (report.recall_at_1_by_class.size() <= 20) {
+      std::printf("  Recall@1 by class:");
+      for (const auto& [label, recall] : report.recall_at_1_by_class) std::printf(" %lld:%.4f", static_cast<long long>(label), recall);
+      std::printf("\n");
     }
   });
 }

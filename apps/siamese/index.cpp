@@ -8,10 +8,11 @@
 
 #include "commands.h"
 #include "siamese/core/atomic_file.h"
-#include "inputs.h"
 #include "siamese/core/error.h"
 #include "siamese/core/log.h"
+#include "siamese/model/inputs.h"
 #include "siamese/model/model_file.h"
+#include "siamese/report/html.h"
 
 namespace fs = std::filesystem;
 
@@ -26,61 +27,6 @@ void add_inputs(EmbeddingIndex& index, SavedModel& model, const Inputs& in) {
   index.add(e, in.keys, in.labels, model_fingerprint(model.network));
   std::fprintf(stderr, "added %lld embeddings (index now %lld)\n", static_cast<long long>(e.size(0)),
                static_cast<long long>(index.size()));
-}
-
-std::string base64(const std::vector<unsigned char>& bytes) {
-  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    uint32_t v = static_cast<uint32_t>(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) v |= static_cast<uint32_t>(bytes[i + 1]) << 8;
-    if (i + 2 < bytes.size()) v |= bytes[i + 2];
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? table[(v >> 6) & 63] : '=';
-    out += i + 2 < bytes.size() ? table[v & 63] : '=';
-  }
-  return out;
-}
-
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
-  }
-  return out;
-}
-
-/// An item on the page: its image, or for a sequence model its key (the text, the FASTA ID, ...).
-std::string show(const std::string& key, bool sequences) {
-  if (sequences) return "<div class=\"s\">" + html_escape(key) + "</div>";
-  return "<img src=\"data:image/png;base64," + base64(png_for_key(key)) + "\" alt=\"" + html_escape(key) + "\">";
-}
-
-/// One page: each query in a row, followed by its neighbours with their distances.
-std::string search_page(const Inputs& queries, const std::vector<std::vector<SearchHit>>& hits, const std::string& index_path,
-                        bool sequences) {
-  std::string h =
-      "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>siamese search</title><style>"
-      "body{font-family:sans-serif}td{text-align:center;vertical-align:top;font-size:12px;padding:4px}"
-      "img{width:96px;image-rendering:pixelated}.q{background:#eef}.s{max-width:240px;text-align:left}</style></head><body>\n<h1>Search of " +
-      html_escape(index_path) + "</h1>\n<table>\n";
-  for (size_t i = 0; i < hits.size(); ++i) {
-    h += "<tr><td class=\"q\">" + show(queries.keys[i], sequences) + "<br>query" +
-         (sequences ? "" : "<br>" + html_escape(queries.keys[i])) + "</td>";
-    for (const auto& hit : hits[i]) {
-      char d[32];
-      std::snprintf(d, sizeof d, "%.4f", hit.distance);
-      h += "<td>" + show(hit.item.key, sequences) + "<br>" + d + "<br>label " + std::to_string(hit.item.label) +
-           (sequences ? "" : "<br>" + html_escape(hit.item.key)) + "</td>";
-    }
-    h += "</tr>\n";
-  }
-  return h + "</table></body></html>\n";
 }
 
 }  // namespace
@@ -196,7 +142,8 @@ void add_search(CLI::App& app) {
       }
     }
     if (!f->html.empty()) {
-      write_text_atomically(f->html, search_page(queries, hits, f->index, model.network->takes_sequences()));
+      KeyImages images;
+      write_text_atomically(f->html, search_page(queries.keys, hits, f->index, model.network->takes_sequences(), images));
       std::fprintf(stderr, "wrote %s\n", f->html.c_str());
     }
   });

@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "siamese/core/error.h"
+#include "siamese/core/system.h"
 
 int main(int argc, char** argv) {
   // Training frees and reallocates the same large buffers every step. With glibc's defaults the
@@ -12,7 +13,10 @@ int main(int argc, char** argv) {
   // next step: most of an LSTM epoch's time. Keeping up to 1 GiB of freed heap halves it.
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_TOP_PAD, 256 << 20);
-  CLI::App app{"siamese: similarity learning with Siamese networks (train, eval, embed, verify, index, search, oneshot, augment-preview)"};
+  // Every command computes with the same threads as `train` by default, so that `eval` and
+  // `report` reproduce the figures a run printed (train --threads sets its own).
+  siamese::set_compute_threads(0);
+  CLI::App app{"siamese: similarity learning with Siamese networks (train, eval, embed, verify, index, search, oneshot, report, augment-preview)"};
   app.require_subcommand(1);
   // `siamese train --config FILE` falls through to this option; the file's [train] section sets
   // train's flags (TOML or INI: `epochs = 3`, `conv-channels = [16, 32]`).
@@ -27,6 +31,7 @@ int main(int argc, char** argv) {
   siamese::cli::add_index(app);
   siamese::cli::add_search(app);
   siamese::cli::add_oneshot(app);
+  siamese::cli::add_report(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,13 +1,39 @@
 // siamese train: flags (or a config file) -> TrainOptions -> train() -> metrics on stdout.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 
 #include "commands.h"
 #include "console.h"
+#include "siamese/core/atomic_file.h"
+#include "siamese/report/run_report.h"
 #include "siamese/train/trainer.h"
 
 namespace siamese::cli {
+
+namespace {
+
+/// After training: the raw-pixel reference beside the test metrics, OUT/report.html, the summary.
+void finish_run(TrainResult& result, const std::string& out, bool no_report, bool json, Console& console) {
+  const auto run = read_run_record(out);
+  const auto options = train_options_from_json(run.config_json);
+  const auto data = open_data_as_trained(result.model, TrainedDataOptions().subset(options.data.split.subset()));
+  const auto eval = EvalOptions().few_shot(result.test.oneshot_5way_1shot >= 0);
+  const auto reference = raw_pixel_reference(*data.test, *data.validation, eval);
+  std::string report;
+  if (!no_report) {
+    report = (std::filesystem::path(out) / "report.html").string();
+    write_text_atomically(report, render_run_report(result.model, data, run, ReportOptions(), {result.test, reference}, console));
+  }
+  if (json) {  // per-class Recall@1 of many classes stays in metrics.json, out of the console
+    std::printf("%s\n", to_json(result.test, result.test.recall_at_1_by_class.size() <= 20).c_str());
+  } else {
+    print_summary(result.test, reference, data.spec, report);
+  }
+}
+
+}  // namespace
 
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "train a Siamese network; writes model, history, metrics into --out");
@@ -24,7 +50,7 @@ void add_train(CLI::App& app) {
     std::vector<int64_t> conv = o.network.cnn().conv_channels(), unseen = o.data.split.unseen_classes();
     int64_t hidden = o.network.cnn().hidden(), dim = o.network.cnn().embedding_dim(),
             validation = o.data.split.validation_size(), subset = o.data.split.subset();
-    bool normalize = o.network.cnn().normalize(), quiet = false;
+    bool normalize = o.network.cnn().normalize(), quiet = false, json = false, no_report = false;
     RnnEncoderOptions rnn = o.network.rnn();
   };
   auto f = std::make_shared<Flags>();
@@ -125,6 +151,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--out", o.runtime.out, "run folder (must not hold a run already)")->capture_default_str();
   cmd->add_option("--resume", f->resume, "continue the interrupted run in DIR (its own flags are used)");
   cmd->add_flag("--quiet", f->quiet, "no progress output");
+  cmd->add_flag("--json", f->json, "print the test metrics as one JSON object instead of the summary table");
+  cmd->add_flag("--no-report", f->no_report, "do not write OUT/report.html");
 
   cmd->callback([f, cmd]() {
     auto& o = f->o;
@@ -163,11 +191,10 @@ void add_train(CLI::App& app) {
       }
       result = train(o, console, &console);
     }
-    // Per-class Recall@1 of many classes stays in metrics.json, out of the console.
-    std::printf("%s\n", to_json(result.test, result.test.recall_at_1_by_class.size() <= 20).c_str());
+    const std::string out = f->resume.empty() ? o.runtime.out : f->resume;
     std::fprintf(stderr, "trained %.0f s at %.0f images/s; model, history.csv and metrics.json in %s\n",
-                 result.train_seconds, result.images_per_second,
-                 f->resume.empty() ? o.runtime.out.c_str() : f->resume.c_str());
+                 result.train_seconds, result.images_per_second, out.c_str());
+    finish_run(result, out, f->no_report, f->json, console);
   });
 }
 

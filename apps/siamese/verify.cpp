@@ -12,6 +12,7 @@
 #include "siamese/eval/pairs_protocol.h"
 #include "siamese/model/inputs.h"
 #include "siamese/model/model_file.h"
+#include "siamese/report/plots.h"
 
 namespace siamese::cli {
 
@@ -25,42 +26,6 @@ std::string roc_csv(const Roc& roc) {
     s += line;
   }
   return s;
-}
-
-/// The ROC curve as a standalone SVG plot (linear axes, diagonal for chance).
-std::string roc_svg(const Roc& roc, double auc, const std::string& title) {
-  const double left = 60, top = 30, size = 400;
-  auto x = [&](double fpr) { return left + fpr * size; };
-  auto y = [&](double tpr) { return top + (1 - tpr) * size; };
-  char buf[160];
-  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"500\" height=\"500\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  std::snprintf(buf, sizeof buf, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#000\"/>\n", left, top, size, size);
-  s += buf;
-  for (int t = 0; t <= 10; t += 2) {
-    std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%.1f</text>", x(t / 10.0), top + size + 16, t / 10.0);
-    s += buf;
-    std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.1f</text>\n", left - 6, y(t / 10.0) + 4, t / 10.0);
-    s += buf;
-  }
-  std::snprintf(buf, sizeof buf, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#bbb\" stroke-dasharray=\"4\"/>\n", x(0), y(0), x(1), y(1));
-  s += buf;
-  s += "<polyline fill=\"none\" stroke=\"#c22\" stroke-width=\"2\" points=\"";
-  std::snprintf(buf, sizeof buf, "%.2f,%.2f ", x(0), y(0));
-  s += buf;
-  for (size_t i = 0; i < roc.fpr.size(); ++i) {
-    std::snprintf(buf, sizeof buf, "%.2f,%.2f ", x(roc.fpr[i]), y(roc.tpr[i]));
-    s += buf;
-  }
-  std::snprintf(buf, sizeof buf, "%.2f,%.2f\"/>\n", x(1), y(1));
-  s += buf;
-  std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">false accept rate</text>\n", left + size / 2, top + size + 36);
-  s += buf;
-  std::snprintf(buf, sizeof buf, "<text x=\"16\" y=\"%g\" transform=\"rotate(-90 16 %g)\" text-anchor=\"middle\">true accept rate</text>\n",
-                top + size / 2, top + size / 2);
-  s += buf;
-  std::snprintf(buf, sizeof buf, "<text x=\"%g\" y=\"20\" text-anchor=\"middle\">ROC, AUC %.4f</text>\n", left + size / 2, auc);
-  s += buf;
-  return s + "<!-- " + title + " -->\n</svg>\n";
 }
 
 /// The LFW protocol on a pairs file (run by the library), printed; the ROC curve written on request.
@@ -84,7 +49,7 @@ void verify_pairs(const std::string& model_path, const std::string& pairs_path, 
   j["tar_at_far_1e-3"] = r.tar_at_far_1e_3;
   if (!roc_prefix.empty()) {
     write_text_atomically(roc_prefix + ".csv", roc_csv(r.roc));
-    write_text_atomically(roc_prefix + ".svg", roc_svg(r.roc, r.roc_auc, pairs_path));
+    write_text_atomically(roc_prefix + ".svg", roc_svg(r.roc, r.roc_auc));
     std::fprintf(stderr, "wrote %s.csv and %s.svg\n", roc_prefix.c_str(), roc_prefix.c_str());
   }
   if (json) {

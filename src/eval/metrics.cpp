@@ -339,18 +339,26 @@ std::string to_json(const EvalReport& r, bool by_class) {
 }
 
 EvalReport evaluate(SiameseNetwork& network, const Dataset& test, double threshold, const EvalOptions& options) {
-  const auto distance = network->options.distance();
   auto e = embed_dataset(network, test);
   if (!torch::isfinite(e).all().item<bool>()) {
     throw Error(ErrorCode::InvalidArgument, test.source() + ": the model gives NaN/inf embeddings");
   }
+  return evaluate_embeddings(e, test.labels(), network->options.distance(), threshold, options);
+}
+
+EvalReport evaluate_embeddings(const torch::Tensor& e, const std::vector<int64_t>& labels, Distance distance,
+                               double threshold, const EvalOptions& options) {
+  if (e.dim() != 2 || e.size(0) != static_cast<int64_t>(labels.size())) {
+    throw Error(ErrorCode::InvalidArgument, "evaluate: needs embeddings [N, D] with one label per row");
+  }
+  if (!torch::isfinite(e).all().item<bool>()) throw Error(ErrorCode::InvalidArgument, "evaluate: NaN/inf embeddings");
   EvalReport r;
-  auto retrieval = retrieval_metrics(e, test.labels(), distance);
+  auto retrieval = retrieval_metrics(e, labels, distance);
   r.recall_at_1 = retrieval.recall_at_1;
   r.recall_at_5 = retrieval.recall_at_5;
-  for (auto label : test.labels()) r.recall_at_1_by_class[label] = retrieval.recall_at_1_by_class.at(label);
+  for (auto label : labels) r.recall_at_1_by_class[label] = retrieval.recall_at_1_by_class.at(label);
   r.map_at_r = retrieval.map_at_r;
-  auto pairs = balanced_pairs(test.labels(), options.test_pairs(), options.pair_seed());
+  auto pairs = balanced_pairs(labels, options.test_pairs(), options.pair_seed());
   auto d = pair_distances(e, pairs, distance);
   r.threshold = threshold;
   r.verification_accuracy = accuracy_at(d, pairs.same, threshold);
@@ -358,22 +366,35 @@ EvalReport evaluate(SiameseNetwork& network, const Dataset& test, double thresho
   r.eer = equal_error_rate(d, pairs.same);
   r.tar_at_far_1e_3 = tar_at_far(d, pairs.same, 1e-3);
   if (options.few_shot()) {
-    r.oneshot_5way_1shot = few_shot_accuracy(e, test.labels(), distance, 5, 1, options.episodes(), options.pair_seed());
+    r.oneshot_5way_1shot = few_shot_accuracy(e, labels, distance, 5, 1, options.episodes(), options.pair_seed());
     auto classes_with = [&](int64_t items) {
       std::map<int64_t, int64_t> count;
-      for (auto l : test.labels()) ++count[l];
+      for (auto l : labels) ++count[l];
       return std::count_if(count.begin(), count.end(), [&](const auto& c) { return c.second >= items; });
     };
     if (classes_with(6) >= 5) {
-      r.oneshot_5way_5shot = few_shot_accuracy(e, test.labels(), distance, 5, 5, options.episodes(), options.pair_seed());
+      r.oneshot_5way_5shot = few_shot_accuracy(e, labels, distance, 5, 5, options.episodes(), options.pair_seed());
     }
     if (classes_with(2) >= 20) {
-      r.oneshot_20way_1shot = few_shot_accuracy(e, test.labels(), distance, 20, 1, options.episodes(), options.pair_seed());
+      r.oneshot_20way_1shot = few_shot_accuracy(e, labels, distance, 20, 1, options.episodes(), options.pair_seed());
     }
   }
-  r.test_images = test.size();
+  r.test_images = e.size(0);
   r.test_pairs = options.test_pairs();
   return r;
+}
+
+std::optional<EvalReport> raw_pixel_reference(const Dataset& test, const Dataset& validation, const EvalOptions& options,
+                                              int64_t calibration_pairs) {
+  const auto* t = dynamic_cast<const ImageDataset*>(&test);
+  const auto* v = dynamic_cast<const ImageDataset*>(&validation);
+  if (t == nullptr || v == nullptr) return std::nullopt;
+  auto pixels = [](const ImageDataset& d) { return d.images().reshape({d.size(), -1}).to(torch::kFloat) / 255.0; };
+  const auto pv = pixels(*v);
+  const auto calibration = balanced_pairs(v->labels(), calibration_pairs, 1);
+  const double threshold =
+      calibrate_threshold(pair_distances(pv, calibration, Distance::Euclidean), calibration.same);
+  return evaluate_embeddings(pixels(*t), t->labels(), Distance::Euclidean, threshold, options);
 }
 
 double calibrate_on(SiameseNetwork& network, const Dataset& validation, int64_t pairs) {

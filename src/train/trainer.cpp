@@ -1,6 +1,5 @@
 #include "siamese/train/trainer.h"
 
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "siamese/core/system.h"
 #include "siamese/core/atomic_file.h"
 #include "siamese/core/error.h"
 
@@ -249,12 +249,6 @@ HardNegatives from_tensor(const torch::Tensor& t) {
 /// whose threads spin (sched_yield) against the first around every small matrix product, and an
 /// LSTM makes thousands of them per batch: one OpenBLAS thread leaves the cores to OpenMP (2.3x
 /// faster LSTM training on 2 cores, CNN training unchanged).
-void set_threads(int threads) {
-  at::set_num_threads(threads);
-  using SetThreads = void (*)(int);
-  if (auto openblas = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) openblas(1);
-}
-
 /// Fits the network options to the data: input shape and normalisation of an ImageDataset, the
 /// features or vocabulary size and normalisation of a SequenceDataset (other data sets: as given).
 void fit_network(TrainOptions& o, const Dataset& train) {
@@ -472,14 +466,15 @@ EvalReport finish(const TrainOptions& o, TrainResult& result, const Dataset& tes
   metrics["epochs"] = static_cast<int64_t>(result.history.size());
   metrics["stopped_early"] = result.stopped_early;
   metrics["threads"] = at::get_num_threads();
+  metrics["machine"] = machine_description();
+  if (!build_commit().empty()) metrics["commit"] = build_commit();
   write_text_atomically((fs::path(o.runtime.out) / "metrics.json").string(), metrics.dump(2) + "\n");
   return report;
 }
 
 TrainResult run(TrainOptions o, bool resuming, const TrainingData* given, Logger& logger, TrainObserver* observer) {
   validate(o);
-  set_threads(o.runtime.threads > 0 ? o.runtime.threads
-                                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  set_compute_threads(o.runtime.threads);
   auto data = given ? *given : open_training_data(o, logger);
   if (!data.train || !data.validation || !data.test) {
     throw Error(ErrorCode::InvalidArgument, "train: the given data needs train, validation and test sets");

@@ -27,7 +27,7 @@ class Cli : public ::testing::Test {
     dir_ = new fs::path(temp_dir("cli"));
     train_out_ = new std::string;
     if (!siamese::testing::have_fashion_mnist()) return;  // every test skips (SetUp)
-    auto r = run("train --subset 2000 --epochs 2 --conv-channels 16,32 --hidden 64 --p 10 --k 8 --quiet --out " +
+    auto r = run("train --json --subset 2000 --epochs 2 --conv-channels 16,32 --hidden 64 --p 10 --k 8 --quiet --out " +
                  (*dir_ / "run").string());
     *train_out_ = r.out;
     train_code_ = r.code;
@@ -74,6 +74,37 @@ TEST_F(Cli, EvalReproducesTheTrainingMetricsWithoutRepeatingFlags) {
   auto unseen = run("eval --model " + (*dir_ / "run").string() + " --subset 2000 --protocol fmnist-unseen --episodes 50 --json");
   ASSERT_EQ(unseen.code, 0) << unseen.out;
   EXPECT_GT(last_json_line(unseen.out)["oneshot_5way_1shot"].get<double>(), 0.3);  // chance: 0.2
+}
+
+TEST_F(Cli, TrainWritesTheReportAndEvalPrintsTheRoundedSummary) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  const auto page = *dir_ / "run" / "report.html";
+  ASSERT_TRUE(fs::exists(page));
+  const auto html = read_file(page);
+  for (const char* id : {"run", "epochs", "metrics", "verification", "per-class", "map", "neighbours", "confusions"}) {
+    EXPECT_NE(html.find(std::string("<section id=\"") + id + "\">"), std::string::npos) << id;
+  }
+  // eval's summary: the metrics of metrics.json rounded to 4 decimals, raw pixels beside them
+  auto r = run("eval --model " + (*dir_ / "run").string() + " --subset 2000");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto metrics = nlohmann::json::parse(read_file(*dir_ / "run" / "metrics.json"));
+  char row[96];
+  std::snprintf(row, sizeof row, "  %-22s %8.4f  ", "Recall@1", metrics["recall_at_1"].get<double>());
+  EXPECT_NE(r.out.find(row), std::string::npos) << row << "\n" << r.out;
+  EXPECT_NE(r.out.find("raw pixels"), std::string::npos) << r.out;
+  // a model given alone: its page elsewhere, refused over an existing file without --force
+  const auto other = *dir_ / "other.html";
+  auto made = run("report --model " + (*dir_ / "run" / "model.pt").string() + " --out " + other.string() + " --quiet");
+  ASSERT_EQ(made.code, 0) << made.out;
+  EXPECT_NE(read_file(other).find("<section id=\"map\">"), std::string::npos);
+  const auto before = read_file(other);
+  auto again = run("report --model " + (*dir_ / "run" / "model.pt").string() + " --out " + other.string());
+  EXPECT_EQ(again.code, 1) << again.out;
+  EXPECT_NE(again.out.find("other.html: exists; give --force to replace it"), std::string::npos) << again.out;
+  EXPECT_EQ(read_file(other), before);
+  auto missing = run("report " + (*dir_ / "no_such_run").string());
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.out.find("no_such_run: not a run folder"), std::string::npos) << missing.out;
 }
 
 TEST_F(Cli, EmbedWritesNpyThatMatchesTheLibrary) {
@@ -126,15 +157,15 @@ TEST_F(Cli, BadInputGivesOneClearLineAndTouchesNothing) {
   const auto model_before = read_file(run_dir / "model.pt");
   const auto checkpoint_before = read_file(run_dir / "checkpoint.pt");
 
-  auto again = run("train --subset 500 --epochs 1 --quiet --out " + run_dir.string());
+  auto again = run("train --json --subset 500 --epochs 1 --quiet --out " + run_dir.string());
   EXPECT_NE(again.code, 0);
   EXPECT_NE(again.out.find("already holds a run"), std::string::npos) << again.out;
 
-  auto flag = run("train --loss hinge --out " + (*dir_ / "x").string());
+  auto flag = run("train --json --loss hinge --out " + (*dir_ / "x").string());
   EXPECT_NE(flag.code, 0);
   EXPECT_NE(flag.out.find("unknown loss 'hinge'"), std::string::npos) << flag.out;
 
-  auto data = run("train --data idx:/no/such/dir --out " + (*dir_ / "y").string());
+  auto data = run("train --json --data idx:/no/such/dir --out " + (*dir_ / "y").string());
   EXPECT_NE(data.code, 0);
   EXPECT_NE(data.out.find("/no/such/dir: no such folder"), std::string::npos) << data.out;
 
@@ -148,7 +179,7 @@ TEST_F(Cli, BadInputGivesOneClearLineAndTouchesNothing) {
   EXPECT_NE(missing.code, 0);
   EXPECT_NE(missing.out.find("/no/a.png: cannot read image"), std::string::npos) << missing.out;
 
-  auto unknown = run("train --no-such-flag 1");
+  auto unknown = run("train --json --no-such-flag 1");
   EXPECT_NE(unknown.code, 0);
 
   EXPECT_EQ(read_file(run_dir / "model.pt"), model_before);
@@ -159,7 +190,7 @@ TEST_F(Cli, ConfigFileSetsTheFlags) {
   const auto config = *dir_ / "train.toml";
   std::ofstream(config) << "[train]\nsubset = 300\nepochs = 1\nconv-channels = [8]\nhidden = 0\nembedding-dim = 8\n"
                            "p = 5\nk = 4\nquiet = true\nloss = \"triplet\"\nmargin = 0.2\n";
-  auto r = run("train --config " + config.string() + " --out " + (*dir_ / "from_config").string());
+  auto r = run("train --json --config " + config.string() + " --out " + (*dir_ / "from_config").string());
   ASSERT_EQ(r.code, 0) << r.out;
   auto saved = nlohmann::json::parse(read_file(*dir_ / "from_config" / "config.json"));
   EXPECT_EQ(saved["loss"], "triplet");
@@ -168,7 +199,7 @@ TEST_F(Cli, ConfigFileSetsTheFlags) {
   EXPECT_EQ(saved["network"]["embedding_dim"], 8);
 
   std::ofstream(config) << "epochs = 1\n";  // outside [train]: refused, not silently ignored
-  auto stray = run("train --config " + config.string() + " --out " + (*dir_ / "stray").string());
+  auto stray = run("train --json --config " + config.string() + " --out " + (*dir_ / "stray").string());
   EXPECT_NE(stray.code, 0);
   EXPECT_FALSE(fs::exists(*dir_ / "stray"));
 }
@@ -185,7 +216,7 @@ TEST_F(Cli, KilledRunResumesFromItsLastCheckpoint) {
   ::usleep(200000);
   EXPECT_FALSE(fs::exists(out / "metrics.json"));  // killed before the end
 
-  auto r = run("train --resume " + out.string() + " --quiet");
+  auto r = run("train --json --resume " + out.string() + " --quiet");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("resuming"), std::string::npos) << r.out;
   auto history = read_file(out / "history.csv");
@@ -206,7 +237,7 @@ TEST_F(Cli, TrainsOnAnImageFolderAndNamesABadImage) {
   };
   dump(source.train, "train", 600);
   dump(source.test, "test", 200);
-  auto r = run("train --data folder:" + root.string() + " --validation-size 100 --epochs 1 --conv-channels 8 --hidden 0 "
+  auto r = run("train --json --data folder:" + root.string() + " --validation-size 100 --epochs 1 --conv-channels 8 --hidden 0 "
                "--p 5 --k 4 --quiet --out " + (*dir_ / "folder_run").string());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(last_json_line(r.out)["test_images"].get<int64_t>(), 200);
@@ -234,7 +265,7 @@ TEST_F(Cli, AugmentPreviewWritesAGridAndRefusesABadSpecification) {
 
 TEST_F(Cli, StrategyFlagsReachTheRunAndItsLog) {
   const auto out = *dir_ / "strategies";
-  auto r = run("train --subset 1500 --epochs 2 --conv-channels 8,16 --hidden 0 --p 10 --k 4 --views 2 "
+  auto r = run("train --json --subset 1500 --epochs 2 --conv-channels 8,16 --hidden 0 --p 10 --k 4 --views 2 "
                "--augment rotate=10,noise=0.05 --instance-weight 1 --loss ntxent --imbalance 3:0.1 "
                "--schedule plateau --patience 1 --early-stop 3 --select-by recall_at_1 --offline-mining-every 1 "
                "--out " + out.string());
@@ -265,7 +296,7 @@ TEST_F(Cli, UnseenClassTrainingStartsFromTheAblationsBestConfigurationWhereNoFla
 
   auto train_unseen = [&](const std::string& name, const std::string& flags) {
     const auto out = *dir_ / name;
-    auto r = run("train --protocol fmnist-unseen --subset 600 --validation-size 100 --epochs 1 --p 5 --conv-channels 8 "
+    auto r = run("train --json --protocol fmnist-unseen --subset 600 --validation-size 100 --epochs 1 --p 5 --conv-channels 8 "
                  "--hidden 0 --quiet " + flags + " --out " + out.string());
     EXPECT_EQ(r.code, 0) << r.out;
     return nlohmann::json::parse(read_file(out / "config.json"));

@@ -64,7 +64,7 @@ class SequenceCli : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new fs::path(temp_dir("seqcli"));
     write_text_set(*dir_ / "text", 60, 12, 6);
-    auto r = run("train --data text:" + (*dir_ / "text").string() + " --encoder lstm " + kTrainFlags + " --epochs 15 --out " +
+    auto r = run("train --json --data text:" + (*dir_ / "text").string() + " --encoder lstm " + kTrainFlags + " --epochs 15 --out " +
                  (*dir_ / "run").string());
     train_out_ = new std::string(r.out);
     train_code_ = r.code;
@@ -218,7 +218,7 @@ TEST_F(SequenceCli, SearchAndOneshotOnTextsAgreeWithTheLibrary) {
 
 TEST_F(SequenceCli, ResumedRunEqualsAnUninterruptedOne) {
   const auto whole = *dir_ / "whole", killed = *dir_ / "killed", pid = *dir_ / "killed.pid";
-  const std::string args = "train --data " + data() + " " + kTrainFlags + " --encoder gru --distance malstm " +
+  const std::string args = "train --json --data " + data() + " " + kTrainFlags + " --encoder gru --distance malstm " +
                            "--loss contrastive --margin 0.5 --epochs 12 --out ";
   auto r = run(args + whole.string());
   ASSERT_EQ(r.code, 0) << r.out;
@@ -229,7 +229,7 @@ TEST_F(SequenceCli, ResumedRunEqualsAnUninterruptedOne) {
   ASSERT_EQ(std::system(("kill -9 $(cat " + pid.string() + ")").c_str()), 0);
   ::usleep(200000);
   ASSERT_FALSE(fs::exists(killed / "metrics.json")) << "the run ended before it was killed";
-  auto resumed = run("train --resume " + killed.string() + " --quiet");
+  auto resumed = run("train --json --resume " + killed.string() + " --quiet");
   ASSERT_EQ(resumed.code, 0) << resumed.out;
   auto a = last_json_line(r.out), b = last_json_line(resumed.out);
   for (auto key : {"recall_at_1", "roc_auc", "verification_accuracy", "threshold"}) {
@@ -240,7 +240,7 @@ TEST_F(SequenceCli, ResumedRunEqualsAnUninterruptedOne) {
 
 // A bag of characters (no recurrent layer) trains from the CLI; the recurrent-layer flags given are named as ignored.
 TEST_F(SequenceCli, NoRecurrentLayersWarnsOfTheFlagsItIgnores) {
-  auto r = run("train --data " + data() + " --encoder lstm " + kTrainFlags + " --layers 0 --pooling mean " +
+  auto r = run("train --json --data " + data() + " --encoder lstm " + kTrainFlags + " --layers 0 --pooling mean " +
                "--bidirectional true --epochs 1 --out " + (*dir_ / "bag").string());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("warning: --rnn-hidden is ignored: --layers 0 has no recurrent layer"), std::string::npos) << r.out;
@@ -258,18 +258,18 @@ TEST_F(SequenceCli, BadSequenceInputGivesOneClearLineAndTouchesNothing) {
   fs::create_directories(bad);
   std::ofstream(bad / "train.fasta") << ">a Bacillus\nACGT\n>b Bacillus\n>c Vibrio\nGGCC\n";
   std::ofstream(bad / "test.fasta") << ">d Vibrio\nACGT\n";
-  auto fasta = run("train --data fasta:" + bad.string() + " --encoder lstm --out " + run_dir.string());
+  auto fasta = run("train --json --data fasta:" + bad.string() + " --encoder lstm --out " + run_dir.string());
   EXPECT_NE(fasta.code, 0);
   EXPECT_NE(fasta.out.find("train.fasta:3: record 'b' has no sequence"), std::string::npos) << fasta.out;
   std::ofstream(bad / "train.csv") << "up,1,2,3\ndown,3,,1\n";
   std::ofstream(bad / "test.csv") << "up,1,2\n";
-  auto csv = run("train --data csv:" + bad.string() + " --encoder gru --out " + (*dir_ / "csv_run").string());
+  auto csv = run("train --json --data csv:" + bad.string() + " --encoder gru --out " + (*dir_ / "csv_run").string());
   EXPECT_NE(csv.code, 0);
   EXPECT_NE(csv.out.find("train.csv:2: missing value in column 3"), std::string::npos) << csv.out;
-  auto cnn = run("train --data " + data() + " --out " + (*dir_ / "cnn_run").string());
+  auto cnn = run("train --json --data " + data() + " --out " + (*dir_ / "cnn_run").string());
   EXPECT_NE(cnn.code, 0);
   EXPECT_NE(cnn.out.find("train it with --encoder lstm or gru"), std::string::npos) << cnn.out;
-  auto images = run("train --encoder lstm --out " + (*dir_ / "img_run").string());
+  auto images = run("train --json --encoder lstm --out " + (*dir_ / "img_run").string());
   EXPECT_NE(images.code, 0);
   EXPECT_NE(images.out.find("holds images"), std::string::npos) << images.out;
   EXPECT_EQ(read_file(run_dir / "model.pt"), model_before);
@@ -298,7 +298,7 @@ TEST(HybridCli, LearnsTheDirectionOfMotionFromFoldersOfFrames) {
       }
     }
   }
-  auto r = run("train --data folder:" + (dir / "data").string() + " --encoder hybrid --frames 4 --conv-channels 16 "
+  auto r = run("train --json --data folder:" + (dir / "data").string() + " --encoder hybrid --frames 4 --conv-channels 16 "
                "--embedding-dim 16 --rnn-hidden 32 --validation-size 40 --epochs 40 --p 6 --k 8 --lr 3e-3 --quiet --out " +
                (dir / "run").string());
   ASSERT_EQ(r.code, 0) << r.out;

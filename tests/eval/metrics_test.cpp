@@ -192,3 +192,19 @@ TEST(CrossValidation, HandComputedThreeFolds) {
   EXPECT_NEAR(cv.accuracy_std, std::sqrt(2.0) / 9, 1e-12);
   EXPECT_THROW(cross_validate(d, same, std::vector<int64_t>(8, 0)), Error);  // one fold
 }
+
+TEST(Reference, RawPixelsByHand) {
+  // two classes of 1 × 1 × 2 images: a (0, 0), b (30, 0) of class 0; c (200, 200), d (200, 180),
+  // e (20, 0) of class 1. Nearest others: a -> e, b -> e, c -> d, d -> c, e -> b: Recall@1 = 2/5.
+  auto images = torch::tensor({0, 0, 30, 0, 200, 200, 200, 180, 20, 0}, torch::kUInt8).reshape({5, 1, 1, 2});
+  ImageDataset test(images, {0, 0, 1, 1, 1}, "hand");
+  auto r = raw_pixel_reference(test, test, EvalOptions().test_pairs(20), 20);
+  ASSERT_TRUE(r);
+  EXPECT_DOUBLE_EQ(r->recall_at_1, 0.4);
+  EXPECT_EQ(r->test_images, 5);
+  // the same through evaluate_embeddings on the pixels, threshold given
+  auto e = images.reshape({5, 2}).to(torch::kFloat) / 255.0;
+  auto direct = evaluate_embeddings(e, {0, 0, 1, 1, 1}, Distance::Euclidean, r->threshold, EvalOptions().test_pairs(20));
+  EXPECT_EQ(to_json(direct), to_json(*r));
+  EXPECT_THROW(evaluate_embeddings(e, {0, 1}, Distance::Euclidean, 0.5, EvalOptions()), Error);
+}

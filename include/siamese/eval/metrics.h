@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -120,6 +121,18 @@ struct EvalOptions {
 
 /// The protocol's metrics on `test`, at `threshold` (calibrated on validation pairs beforehand).
 EvalReport evaluate(SiameseNetwork& network, const Dataset& test, double threshold, const EvalOptions& options);
+
+/// evaluate() on given embeddings [N, D] of items with these labels (N of them), e.g. features
+/// that no network made. Throws siamese::Error on NaN/inf embeddings or a size mismatch.
+EvalReport evaluate_embeddings(const torch::Tensor& embeddings, const std::vector<int64_t>& labels, Distance distance,
+                               double threshold, const EvalOptions& options);
+
+/// The protocol's non-learned reference for image data: raw pixels (scaled to [0, 1], flattened)
+/// compared by Euclidean distance, the threshold calibrated on balanced pairs of `validation`
+/// (seed 1, as calibrate_on), then evaluate_embeddings on `test`. nullopt when the data sets
+/// are not ImageDatasets (sequences have no such reference).
+std::optional<EvalReport> raw_pixel_reference(const Dataset& test, const Dataset& validation, const EvalOptions& options,
+                                              int64_t calibration_pairs = 10000);
 
 /// Calibrates the same/different threshold on balanced pairs of `validation` (seed 1).
 double calibrate_on(SiameseNetwork& network, const Dataset& validation, int64_t pairs = 10000);
