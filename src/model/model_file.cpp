@@ -124,7 +124,7 @@ void save_model(const std::string& path, SiameseNetwork& network, double thresho
   torch::serialize::OutputArchive weights;
   network->save(weights);
   archive.write("network", weights);
-  save_archive(archive, path);  // serialised in memory, written atomically
+  save_archive(archive, path);  // with its checksum, serialised in memory, written atomically
 }
 
 SavedModel load_model(const std::string& path_in) {
@@ -132,6 +132,9 @@ SavedModel load_model(const std::string& path_in) {
   if (fs::is_directory(path)) path = (fs::path(path) / "model.pt").string();
   if (!fs::exists(path)) throw Error(ErrorCode::NotFound, path, "no such model file");
   try {
+    // The checksum (of every entry) is checked here. A file without one was written before model
+    // files carried it (same format version): accepted as it is, since refusing would strand every
+    // model trained earlier for no gain in safety over what LibTorch's own checks give it.
     torch::serialize::InputArchive archive;
     load_archive(archive, path, "model file");
     c10::IValue v;

@@ -152,7 +152,7 @@ class Loop {
 void Loop::load_checkpoint() {
   try {
     torch::serialize::InputArchive archive;
-    load_archive(archive, checkpoint_, "checkpoint");
+    load_archive(archive, checkpoint_, "checkpoint");  // checks its checksum; none in older checkpoints
     c10::IValue v;
     archive.read("epoch", v);
     first_epoch_ = v.toInt();
@@ -186,7 +186,7 @@ void Loop::save_checkpoint(int64_t epochs_done) {
   optimizer_->save(state);
   archive.write("optimizer", state);
   task_.save_state(archive);
-  save_archive(archive, checkpoint_);  // serialised in memory, written atomically
+  save_archive(archive, checkpoint_);  // with its checksum, serialised in memory, written atomically
   write_text_atomically((fs::path(o_.out) / "history.csv").string(), history_csv(history_));
 }
 

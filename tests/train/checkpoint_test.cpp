@@ -1,4 +1,5 @@
-// The training loop's checkpoint under faults: a disk that fills during its save. A toy task (one linear layer pulled towards zero) keeps the loop fast.
+// The training loop's checkpoint under faults: a disk that fills during its save, and a flipped
+// bit in its weights. A toy task (one linear layer pulled towards zero) keeps the loop fast.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -116,4 +117,31 @@ TEST(Checkpoint, FullDiskDuringACheckpointKeepsTheLastOne) {
   ASSERT_EQ(result.history.size(), 3u);
   EXPECT_EQ(result.history[2].epoch, 3);
   fs::remove(log);
+}
+
+TEST(Checkpoint, FlippedBitInTheWeightsIsRefused) {
+  const auto dir = siamese::testing::temp_dir("checkpoint_flip");
+  ToyTask task;
+  run_training_loop(task, toy_options(dir, 1), false);
+  const auto path = dir / "checkpoint.pt";
+  auto good = siamese::testing::read_file(path);
+  // A byte in the middle of the layer's weights, found in the file by the weights' own bytes.
+  auto w = task.layer_->weight.detach().contiguous();
+  const std::string needle(static_cast<const char*>(w.data_ptr()) + w.nbytes() / 2, 64);
+  const size_t at = good.find(needle);
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_EQ(good.find(needle, at + 1), std::string::npos);
+  good[at + 2] = static_cast<char>(good[at + 2] ^ 0x10);
+  {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << good;
+  }
+  ToyTask resumed;
+  try {
+    run_training_loop(resumed, toy_options(dir, 2), true);
+    ADD_FAILURE() << "a checkpoint with a flipped bit was resumed";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Corruption) << e.what();
+    EXPECT_EQ(e.path(), path.string());
+    EXPECT_NE(std::string(e.what()).find("corrupt checkpoint (checksum mismatch)"), std::string::npos) << e.what();
+  }
 }
