@@ -1,12 +1,15 @@
 #pragma once
 // Helpers shared by the tests: temporary folders and small data sets written to disk.
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -92,6 +95,39 @@ inline std::vector<nlohmann::json> json_lines(const std::string& out) {
     if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
   }
   return lines;
+}
+
+/// Starts this test binary afresh (exec, not a bare fork: the parent's LibTorch and OpenMP threads
+/// do not survive a fork) running only the test `filter`, with `variable=value` added to its
+/// environment and its stdout and stderr appended to `log`. Returns the child's pid, or -1.
+inline pid_t spawn_test_child(const std::string& filter, const std::string& variable, const std::string& value,
+                              const std::string& log) {
+  std::vector<std::string> env_strings;
+  const std::string prefix = variable + "=";
+  for (char** e = environ; *e; ++e) {
+    if (std::strncmp(*e, prefix.c_str(), prefix.size()) != 0) env_strings.emplace_back(*e);
+  }
+  env_strings.push_back(prefix + value);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string exe = "/proc/self/exe", flag = "--gtest_filter=" + filter, brief = "--gtest_brief=1";
+  std::vector<char*> argv{exe.data(), flag.data(), brief.data(), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t child = -1;
+  const int rc = posix_spawn(&child, exe.c_str(), &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? child : -1;
+}
+
+/// Waits for a child process: its exit code, or 128 + the signal that killed it.
+inline int wait_for(pid_t child) {
+  int status = 0;
+  if (waitpid(child, &status, 0) != child) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 inline std::string read_file(const std::filesystem::path& p) {

@@ -47,12 +47,7 @@ void add_augment_preview(CLI::App& app) {
     if (mat.channels() == 3) cv::cvtColor(mat, mat, cv::COLOR_RGB2BGR);
     std::vector<uchar> png;
     if (!cv::imencode(".png", mat, png)) throw Error(ErrorCode::Internal, f->out, "cannot encode the grid as PNG");
-    write_atomically(f->out, [&png](const std::string& tmp) {
-      std::ofstream file(tmp, std::ios::binary);
-      file.write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
-      file.close();
-      if (!file) throw Error(ErrorCode::IOError, tmp, "cannot write");
-    });
+    write_file_atomically(f->out, std::string(png.begin(), png.end()));
     std::printf("%s: %zu images (rows) x original + %lld versions (%s)\n", f->out.c_str(), picked.size(),
                 static_cast<long long>(f->versions), to_string(options).c_str());
   });

@@ -1,18 +1,54 @@
 // siamese embed: embeddings of a data split, written as .npy or as the siamese binary format.
 #include <cstdio>
+#include <filesystem>
 
 #include "commands.h"
 #include "siamese/core/embeddings_file.h"
+#include "siamese/core/error.h"
 #include "siamese/core/log.h"
 #include "siamese/model/inputs.h"
 #include "siamese/model/model_file.h"
 
+namespace fs = std::filesystem;
+
 namespace siamese::cli {
+
+namespace {
+
+/// Whether a and b name one existing file (through links, "." and ".." too).
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return fs::equivalent(a, b, ec) && !ec;
+}
+
+/// Refuses to write the embeddings (and, for .npy, the labels file) over the model or an input
+/// file, ever, or over an existing file without --force.
+void check_outputs(const std::string& out, const std::string& model, const std::string& data, bool force) {
+  const std::string model_file = fs::is_directory(model) ? (fs::path(model) / "model.pt").string() : model;
+  std::vector<std::string> outputs{out};
+  if (out.size() > 4 && out.substr(out.size() - 4) == ".npy") outputs.push_back(labels_npy_path(out));
+  for (const auto& o : outputs) {
+    if (same_file(o, model_file)) {
+      throw Error(ErrorCode::InvalidArgument, o, "is the model file " + model_file + "; refusing to overwrite it");
+    }
+    if (!data.empty() && fs::is_regular_file(data) && same_file(o, data)) {
+      throw Error(ErrorCode::InvalidArgument, o, "is the input file " + data + "; refusing to overwrite it");
+    }
+  }
+  for (const auto& o : outputs) {
+    if (!force && fs::exists(fs::symlink_status(o))) {
+      throw Error(ErrorCode::InvalidArgument, o, "exists; pass --force to replace it");
+    }
+  }
+}
+
+}  // namespace
 
 void add_embed(CLI::App& app) {
   auto* cmd = app.add_subcommand("embed", "write the embeddings (and labels) of a data split");
   struct Flags {
     std::string model, data, split = "test", out;
+    bool force = false;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "model file or run folder")->required();
@@ -23,7 +59,9 @@ void add_embed(CLI::App& app) {
                   "FILE.npy (float32 [N, D], labels in FILE.labels.npy as int64 [N], -1 = unlabelled) or FILE.bin: "
                   "'SIAMEMB1', int64 N, int64 D, N*D float32, N int64 labels (little-endian)")
       ->required();
+  cmd->add_flag("--force", f->force, "replace an existing --out file (never the model or an input)");
   cmd->callback([f]() {
+    check_outputs(f->out, f->model, f->data, f->force);
     auto model = load_model(f->model);
     const std::string data = !f->data.empty() ? f->data : trained_data_spec(model);
     // A sequence spec's train split is the training file less its validation classes.

@@ -20,14 +20,21 @@ namespace siamese::cli {
 
 namespace {
 
-/// Adds the inputs to the index in blocks, reporting progress on stderr.
-/// The index refuses embeddings of a model other than the one whose fingerprint it holds.
-void add_inputs(EmbeddingIndex& index, SavedModel& model, const Inputs& in) {
-  auto e = embed_inputs(model, in);
-  index.add(e, in.keys, in.labels, model_fingerprint(model.network));
+/// Adds the embeddings `e` of the inputs, under their class names when they have them (a name the
+/// index holds keeps its label), reporting on stderr. The index refuses embeddings of a model
+/// other than the one whose fingerprint it holds.
+void add_embedded(EmbeddingIndex& index, const Inputs& in, const torch::Tensor& e, const std::string& fingerprint) {
+  if (in.class_names.empty()) {
+    index.add(e, in.keys, in.labels, fingerprint);
+  } else {
+    index.add(e, in.keys, in.labels, in.class_names, fingerprint);
+  }
   std::fprintf(stderr, "added %lld embeddings (index now %lld)\n", static_cast<long long>(e.size(0)),
                static_cast<long long>(index.size()));
 }
+
+/// " (NAME)" after a label, "" when its class has no name.
+std::string class_suffix(const IndexItem& item) { return item.class_name.empty() ? "" : " (" + item.class_name + ")"; }
 
 }  // namespace
 
@@ -65,7 +72,7 @@ void add_index(CLI::App& app) {
                              .fingerprint(model_fingerprint(model.network))
                              .nprobe(f->nprobe)
                              .ef_search(f->ef_search));
-    add_inputs(index, model, in);
+    add_embedded(index, in, embed_inputs(model, in), model_fingerprint(model.network));
     index.save(f->out);
     std::fprintf(stderr, "wrote %s (%s, %lld items)\n", f->out.c_str(), f->spec.c_str(), static_cast<long long>(index.size()));
   });
@@ -76,23 +83,27 @@ void add_index(CLI::App& app) {
   add->add_option("--data", f->data, "image file, folder of images, or data set spec (sequence models: as build)")->required();
   add->add_option("--split", f->split, "split of a data set spec: train | test")->capture_default_str();
   add->callback([f]() {
-    auto index = EmbeddingIndex::load(f->index);
+    const auto before = EmbeddingIndex::load(f->index);
     auto model = load_model(f->model);
-    index.check_fingerprint(model_fingerprint(model.network));  // before embedding anything
+    const auto fingerprint = model_fingerprint(model.network);
+    before.check_fingerprint(fingerprint);  // before embedding anything
     StderrLogger logger;
-    add_inputs(index, model, read_inputs(f->data, model, f->split, logger));
-    index.save(f->index);
+    const auto in = read_inputs(f->data, model, f->split, logger);
+    const auto e = embed_inputs(model, in);
+    // Under the index's writer lock, on the index as the last writer left it: concurrent adds
+    // (and removes) of one index are applied one after another, none lost.
+    EmbeddingIndex::update(f->index, [&](EmbeddingIndex& index) { add_embedded(index, in, e, fingerprint); });
   });
 
   auto* remove = cmd->add_subcommand("remove", "remove items by id");
   remove->add_option("--index", f->index, "index file")->required();
   remove->add_option("--ids", f->ids, "ids to remove (comma-separated)")->delimiter(',')->required();
   remove->callback([f]() {
-    auto index = EmbeddingIndex::load(f->index);
-    const auto removed = index.remove(f->ids);
-    index.save(f->index);
-    std::fprintf(stderr, "removed %lld of %zu ids (index now %lld)\n", static_cast<long long>(removed), f->ids.size(),
-                 static_cast<long long>(index.size()));
+    EmbeddingIndex::update(f->index, [&](EmbeddingIndex& index) {
+      const auto removed = index.remove(f->ids);
+      std::fprintf(stderr, "removed %lld of %zu ids (index now %lld)\n", static_cast<long long>(removed),
+                   f->ids.size(), static_cast<long long>(index.size()));
+    });
   });
 }
 
@@ -130,14 +141,18 @@ void add_search(CLI::App& app) {
         j["query"] = queries.keys[i];
         j["hits"] = nlohmann::json::array();
         for (const auto& h : hits[i]) {
-          j["hits"].push_back({{"id", h.item.id}, {"key", h.item.key}, {"label", h.item.label}, {"distance", h.distance}});
+          j["hits"].push_back({{"id", h.item.id},
+                               {"key", h.item.key},
+                               {"label", h.item.label},
+                               {"class", h.item.class_name},
+                               {"distance", h.distance}});
         }
         std::printf("%s\n", j.dump().c_str());
       } else {
         std::printf("%s\n", queries.keys[i].c_str());
         for (const auto& h : hits[i]) {
-          std::printf("  %.6f  id %lld  label %lld  %s\n", h.distance, static_cast<long long>(h.item.id),
-                      static_cast<long long>(h.item.label), h.item.key.c_str());
+          std::printf("  %.6f  id %lld  label %lld%s  %s\n", h.distance, static_cast<long long>(h.item.id),
+                      static_cast<long long>(h.item.label), class_suffix(h.item).c_str(), h.item.key.c_str());
         }
       }
     }

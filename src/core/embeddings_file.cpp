@@ -46,15 +46,12 @@ void write_npy(const std::string& path, const torch::Tensor& array) {
   header.append(64 - (10 + header.size() + 1) % 64, ' ');
   header += '\n';
   const auto c = array.cpu().contiguous();
-  write_atomically(path, [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::binary);
-    const uint16_t len = static_cast<uint16_t>(header.size());
-    out.write("\x93NUMPY\x01\x00", 8);
-    out.write(reinterpret_cast<const char*>(&len), 2);
-    out << header;
-    out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
-    if (!out) throw Error(ErrorCode::IOError, tmp, "cannot write");
-  });
+  const uint16_t len = static_cast<uint16_t>(header.size());
+  std::string bytes("\x93NUMPY\x01\x00", 8);
+  bytes.append(reinterpret_cast<const char*>(&len), 2);
+  bytes += header;
+  bytes.append(static_cast<const char*>(c.data_ptr()), c.nbytes());
+  write_file_atomically(path, bytes);  // every write checked: a full disk is an error, not a short file
 }
 
 std::string labels_npy_path(const std::string& npy_path) {
@@ -65,15 +62,12 @@ std::string labels_npy_path(const std::string& npy_path) {
 void write_embeddings_bin(const std::string& path, const torch::Tensor& embeddings, const std::vector<int64_t>& labels) {
   require_little_endian();
   const auto e = checked_embeddings(embeddings, labels);
-  write_atomically(path, [&](const std::string& tmp) {
-    std::ofstream s(tmp, std::ios::binary);
-    const int64_t dims[2] = {e.size(0), e.size(1)};
-    s.write(kBinMagic, 8);
-    s.write(reinterpret_cast<const char*>(dims), sizeof dims);
-    s.write(static_cast<const char*>(e.data_ptr()), static_cast<std::streamsize>(e.nbytes()));
-    s.write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(labels.size() * sizeof(int64_t)));
-    if (!s) throw Error(ErrorCode::IOError, tmp, "cannot write");
-  });
+  const int64_t dims[2] = {e.size(0), e.size(1)};
+  std::string bytes(kBinMagic, 8);
+  bytes.append(reinterpret_cast<const char*>(dims), sizeof dims);
+  bytes.append(static_cast<const char*>(e.data_ptr()), e.nbytes());
+  bytes.append(reinterpret_cast<const char*>(labels.data()), labels.size() * sizeof(int64_t));
+  write_file_atomically(path, bytes);
 }
 
 void write_embeddings(const std::string& path, const torch::Tensor& embeddings, const std::vector<int64_t>& labels) {

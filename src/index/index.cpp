@@ -11,12 +11,18 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <map>
 
 #include "siamese/core/atomic_file.h"
@@ -169,14 +175,58 @@ struct Stmt {
   }
 };
 
+/// The writer lock of an index file: an exclusive flock on PATH.lock beside the file `path`
+/// finally names (so that two names of one file share a lock), held for the object's life.
+class WriterLock {
+ public:
+  explicit WriterLock(const std::string& path) : path_(path) {
+    std::error_code ec;
+    auto real = std::filesystem::weakly_canonical(path, ec);
+    lock_path_ = (ec ? std::filesystem::path(path) : real).string() + ".lock";
+    fd_ = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) fail("cannot open the lock file " + lock_path_);
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd_);
+      errno = err;
+      fail("cannot lock " + lock_path_);
+    }
+  }
+  ~WriterLock() { ::close(fd_); }  // closing releases the lock
+  WriterLock(const WriterLock&) = delete;
+  WriterLock& operator=(const WriterLock&) = delete;
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(ErrorCode::IOError, path_, what + " (" + std::strerror(errno) + ")");
+  }
+  std::string path_, lock_path_;
+  int fd_ = -1;
+};
+
+bool has_table(Db& db, const std::string& name) {
+  Stmt q(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+  sqlite3_bind_text(q.s, 1, name.c_str(), -1, SQLITE_TRANSIENT);
+  return q.step();
+}
+
 }  // namespace
 
 struct EmbeddingIndex::State {
   IndexOptions options{0};
   std::unique_ptr<faiss::Index> index;
   std::map<int64_t, IndexItem> items;
+  std::map<int64_t, std::string> class_names;  ///< label -> class name, for labels added with names
   int64_t next_id = 0;
   std::string path;  ///< the file it was loaded from; "" for an index built in memory
+
+  std::string class_name(int64_t label) const {
+    auto it = class_names.find(label);
+    return it == class_names.end() ? "" : it->second;
+  }
+  /// Writes the index into the (new, empty) SQLite file `file`.
+  void write(const std::string& file) const;
 };
 
 EmbeddingIndex::EmbeddingIndex(IndexOptions options) : state_(std::make_unique<State>()) {
@@ -197,6 +247,8 @@ void EmbeddingIndex::set_search_parameters(int64_t nprobe, int64_t ef_search) {
   state_->options.nprobe(nprobe).ef_search(ef_search);
   apply_search_parameters(state_->index.get(), state_->options);
 }
+
+const std::map<int64_t, std::string>& EmbeddingIndex::class_names() const { return state_->class_names; }
 
 std::vector<IndexItem> EmbeddingIndex::items() const {
   std::vector<IndexItem> out;
@@ -229,8 +281,9 @@ std::vector<int64_t> EmbeddingIndex::add(const torch::Tensor& embeddings, const 
   s.index->add_with_ids(n, data, ids.data());
   const std::string now = utc_now();
   for (int64_t i = 0; i < n; ++i) {
-    s.items[ids[static_cast<size_t>(i)]] = IndexItem{ids[static_cast<size_t>(i)], keys[static_cast<size_t>(i)],
-                                                     labels[static_cast<size_t>(i)], now};
+    const int64_t label = labels[static_cast<size_t>(i)];
+    s.items[ids[static_cast<size_t>(i)]] =
+        IndexItem{ids[static_cast<size_t>(i)], keys[static_cast<size_t>(i)], label, now, s.class_name(label)};
   }
   s.next_id += n;
   return ids;
@@ -240,6 +293,41 @@ std::vector<int64_t> EmbeddingIndex::add(const torch::Tensor& embeddings, const 
                                          const std::vector<int64_t>& labels, const std::string& fingerprint) {
   check_fingerprint(fingerprint);
   return add(embeddings, keys, labels);
+}
+
+std::vector<int64_t> EmbeddingIndex::add(const torch::Tensor& embeddings, const std::vector<std::string>& keys,
+                                         const std::vector<int64_t>& labels, const std::vector<std::string>& class_names,
+                                         const std::string& fingerprint) {
+  check_fingerprint(fingerprint);
+  auto& s = *state_;
+  for (int64_t label : labels) {
+    if (label < -1 || label >= static_cast<int64_t>(class_names.size())) {
+      throw Error(ErrorCode::InvalidArgument, "index: label " + std::to_string(label) + " names none of the " +
+                                                  std::to_string(class_names.size()) + " classes given");
+    }
+  }
+  // Each name: the label the index has for it, or the next one above every label in use.
+  int64_t top = -1;
+  for (const auto& [id, item] : s.items) top = std::max(top, item.label);
+  if (!s.class_names.empty()) top = std::max(top, s.class_names.rbegin()->first);
+  std::map<std::string, int64_t> by_name;
+  for (const auto& [label, name] : s.class_names) by_name.emplace(name, label);
+  auto names = s.class_names;
+  std::vector<int64_t> label_of(class_names.size());
+  for (size_t c = 0; c < class_names.size(); ++c) {
+    auto [it, added] = by_name.emplace(class_names[c], top + 1);
+    if (added) names[++top] = class_names[c];
+    label_of[c] = it->second;
+  }
+  std::vector<int64_t> mapped(labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) mapped[i] = labels[i] < 0 ? -1 : label_of[static_cast<size_t>(labels[i])];
+  std::swap(s.class_names, names);
+  try {
+    return add(embeddings, keys, mapped);
+  } catch (...) {
+    std::swap(s.class_names, names);  // unchanged on failure
+    throw;
+  }
 }
 
 void EmbeddingIndex::check_fingerprint(const std::string& fingerprint) const {
@@ -327,18 +415,19 @@ std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const torch::Tensor& 
   return search(queries, k);
 }
 
-void EmbeddingIndex::save(const std::string& path) const {
-  const auto& s = *state_;
+void EmbeddingIndex::State::write(const std::string& file) const {
+  const auto& s = *this;
   faiss::VectorIOWriter writer;
   faiss::write_index(s.index.get(), &writer);
-  write_atomically(path, [&](const std::string& tmp) {
-    std::remove(tmp.c_str());
-    Db db(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  {
+    std::remove(file.c_str());
+    Db db(file, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     // Atomicity comes from the rename; the temporary file needs no journal.
     db.exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;");
     db.exec("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
             "CREATE TABLE items(id INTEGER PRIMARY KEY, key TEXT NOT NULL, label INTEGER NOT NULL, added TEXT NOT NULL);"
-            "CREATE TABLE vectors(data BLOB NOT NULL);");
+            "CREATE TABLE vectors(data BLOB NOT NULL);"
+            "CREATE TABLE classes(label INTEGER PRIMARY KEY, name TEXT NOT NULL);");
     db.exec("BEGIN");
     {
       Stmt meta(db, "INSERT INTO meta VALUES(?, ?)");
@@ -368,12 +457,30 @@ void EmbeddingIndex::save(const std::string& path) const {
         sqlite3_bind_text(item.s, 4, it.added.c_str(), -1, SQLITE_STATIC);
         item.done();
       }
+      Stmt cls(db, "INSERT INTO classes VALUES(?, ?)");
+      for (const auto& [label, name] : s.class_names) {
+        sqlite3_bind_int64(cls.s, 1, label);
+        sqlite3_bind_text(cls.s, 2, name.c_str(), -1, SQLITE_STATIC);
+        cls.done();
+      }
       Stmt blob(db, "INSERT INTO vectors VALUES(?)");
       sqlite3_bind_blob64(blob.s, 1, writer.data.data(), writer.data.size(), SQLITE_STATIC);
       blob.done();
     }
     db.exec("COMMIT");
-  });
+  }
+}
+
+void EmbeddingIndex::save(const std::string& path) const {
+  WriterLock lock(path);
+  write_atomically(path, [&](const std::string& tmp) { state_->write(tmp); });
+}
+
+void EmbeddingIndex::update(const std::string& path, const std::function<void(EmbeddingIndex&)>& change) {
+  WriterLock lock(path);  // before the load: a second writer reads what the first wrote
+  auto index = load(path);
+  change(index);
+  write_atomically(path, [&](const std::string& tmp) { index.state_->write(tmp); });
 }
 
 EmbeddingIndex EmbeddingIndex::load(const std::string& path) {
@@ -405,9 +512,14 @@ EmbeddingIndex EmbeddingIndex::load(const std::string& path) {
   {
     Stmt q(db, "SELECT id, key, label, added FROM items ORDER BY id");
     while (q.step()) {
-      IndexItem item{sqlite3_column_int64(q.s, 0), q.text(1), sqlite3_column_int64(q.s, 2), q.text(3)};
+      IndexItem item{sqlite3_column_int64(q.s, 0), q.text(1), sqlite3_column_int64(q.s, 2), q.text(3), ""};
       state->items[item.id] = item;
     }
+  }
+  if (has_table(db, "classes")) {  // files written before class names were stored have none
+    Stmt q(db, "SELECT label, name FROM classes");
+    while (q.step()) state->class_names[sqlite3_column_int64(q.s, 0)] = q.text(1);
+    for (auto& [id, item] : state->items) item.class_name = state->class_name(item.label);
   }
   faiss::VectorIOReader reader;
   {

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "siamese/core/atomic_file.h"
+#include "siamese/core/archive_file.h"
 #include "siamese/core/checksum.h"
 #include "siamese/core/error.h"
 
@@ -115,18 +115,16 @@ SiameseNetworkOptions network_options_from_json(const std::string& text) {
 }
 
 void save_model(const std::string& path, SiameseNetwork& network, double threshold, const std::string& info) {
-  write_atomically(path, [&](const std::string& tmp) {
-    torch::serialize::OutputArchive archive;
-    archive.write("format", c10::IValue(std::string("siamese-model")));
-    archive.write("version", c10::IValue(kModelFormatVersion));
-    archive.write("config", c10::IValue(to_json(network->options)));
-    archive.write("threshold", c10::IValue(threshold));
-    archive.write("info", c10::IValue(info));
-    torch::serialize::OutputArchive weights;
-    network->save(weights);
-    archive.write("network", weights);
-    archive.save_to(tmp);
-  });
+  torch::serialize::OutputArchive archive;
+  archive.write("format", c10::IValue(std::string("siamese-model")));
+  archive.write("version", c10::IValue(kModelFormatVersion));
+  archive.write("config", c10::IValue(to_json(network->options)));
+  archive.write("threshold", c10::IValue(threshold));
+  archive.write("info", c10::IValue(info));
+  torch::serialize::OutputArchive weights;
+  network->save(weights);
+  archive.write("network", weights);
+  save_archive(archive, path);  // with its checksum, serialised in memory, written atomically
 }
 
 SavedModel load_model(const std::string& path_in) {
@@ -134,8 +132,11 @@ SavedModel load_model(const std::string& path_in) {
   if (fs::is_directory(path)) path = (fs::path(path) / "model.pt").string();
   if (!fs::exists(path)) throw Error(ErrorCode::NotFound, path, "no such model file");
   try {
+    // The checksum (of every entry) is checked here. A file without one was written before model
+    // files carried it (same format version): accepted as it is, since refusing would strand every
+    // model trained earlier for no gain in safety over what LibTorch's own checks give it.
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    load_archive(archive, path, "model file");
     c10::IValue v;
     if (!archive.try_read("format", v) || !v.isString() || v.toStringRef() != "siamese-model") {
       throw Error(ErrorCode::Corruption, path, "not a siamese model file");

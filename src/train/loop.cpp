@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "siamese/core/archive_file.h"
 #include "siamese/core/atomic_file.h"
 #include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
@@ -151,7 +152,7 @@ class Loop {
 void Loop::load_checkpoint() {
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(checkpoint_);
+    load_archive(archive, checkpoint_, "checkpoint");  // checks its checksum; none in older checkpoints
     c10::IValue v;
     archive.read("epoch", v);
     first_epoch_ = v.toInt();
@@ -175,19 +176,17 @@ void Loop::load_checkpoint() {
 }
 
 void Loop::save_checkpoint(int64_t epochs_done) {
-  write_atomically(checkpoint_, [&](const std::string& tmp) {
-    torch::serialize::OutputArchive archive;
-    archive.write("epoch", c10::IValue(epochs_done));
-    archive.write("step", c10::IValue(step_));
-    archive.write("history", c10::IValue(history_json(history_).dump()));
-    torch::serialize::OutputArchive weights, state;
-    task_.module().save(weights);
-    archive.write("network", weights);
-    optimizer_->save(state);
-    archive.write("optimizer", state);
-    task_.save_state(archive);
-    archive.save_to(tmp);
-  });
+  torch::serialize::OutputArchive archive;
+  archive.write("epoch", c10::IValue(epochs_done));
+  archive.write("step", c10::IValue(step_));
+  archive.write("history", c10::IValue(history_json(history_).dump()));
+  torch::serialize::OutputArchive weights, state;
+  task_.module().save(weights);
+  archive.write("network", weights);
+  optimizer_->save(state);
+  archive.write("optimizer", state);
+  task_.save_state(archive);
+  save_archive(archive, checkpoint_);  // with its checksum, serialised in memory, written atomically
   write_text_atomically((fs::path(o_.out) / "history.csv").string(), history_csv(history_));
 }
 

@@ -1,11 +1,21 @@
 #pragma once
 /// \file index.h  A persistent index of embeddings for similarity search: FAISS underneath (chosen
-/// by a factory string), metadata (key, label, time added) beside the vectors, both saved together
-/// in one SQLite file written atomically. No FAISS or SQLite type appears here.
+/// by a factory string), metadata (key, label, class name, time added) beside the vectors, both
+/// saved together in one SQLite file written atomically. No FAISS or SQLite type appears here.
+///
+/// Processes sharing one index file: readers (load) never see a half-written file, since save
+/// replaces it by rename; they see it as it was before or after a write. Writers that change the
+/// file (update, save) are exclusive: they hold an advisory lock (flock) on PATH.lock beside it,
+/// update() from loading the index to writing it back, so that concurrent updates from any number
+/// of processes are applied one after another, each to the result of the one before, and none is
+/// lost. The lock is advisory (a program that writes the file without this class is not held off)
+/// and, on network filesystems, may not hold across machines. PATH.lock is left in place.
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +50,7 @@ struct IndexItem {
   std::string key;    ///< where it came from: a file path, or "FILE#N" for item N of a data file
   int64_t label = -1; ///< class label, -1 when unknown
   std::string added;  ///< UTC time of adding, ISO 8601
+  std::string class_name;  ///< the label's class name (add with class names), "" when none is known
 };
 
 /// One search result: the stored item and its distance to the query (the index's Distance).
@@ -50,9 +61,10 @@ struct SearchHit {
 
 /// Embeddings with ids and metadata. add / remove / search / save / load; every id in the
 /// metadata is in the vector index and vice versa, in memory and on disk.
-/// Thread safety: the const methods (search, size, items, options, save) may run concurrently
-/// with each other; add, remove and set_search_parameters need the index to themselves (a
-/// service guards them with a reader-writer lock). Two processes writing one file: see save().
+/// Thread safety: the const methods (search, size, items, class_names, options, save) may run
+/// concurrently with each other; add, remove and set_search_parameters need the index to
+/// themselves (a service guards them with a reader-writer lock). Several processes or threads
+/// writing one file: update() (see the file's comment above).
 class EmbeddingIndex {
  public:
   /// An empty index. Throws siamese::Error on dim <= 0 or a spec FAISS does not understand.
@@ -66,8 +78,17 @@ class EmbeddingIndex {
   static EmbeddingIndex load(const std::string& path);
 
   /// Writes vectors and metadata to one file atomically (temporary file, then rename): a crash
-  /// mid-write leaves the previous file as it was.
+  /// mid-write leaves the previous file as it was. Holds the file's writer lock (PATH.lock) while
+  /// writing, so it never interleaves with an update() of the same file; a concurrent update then
+  /// applies its change to this file. Throws siamese::Error(IOError) naming the file.
   void save(const std::string& path) const;
+
+  /// Loads the index in `path`, applies change(index) and saves it back, holding the file's writer
+  /// lock (PATH.lock, flock) from before the load to after the save: concurrent updates of one file
+  /// from several processes or threads are applied one after another, none lost. When `change`
+  /// throws, the file is left as it was and the exception propagates. `change` should be quick
+  /// (embed before calling): other writers wait for it. Throws siamese::Error as load() and save().
+  static void update(const std::string& path, const std::function<void(EmbeddingIndex&)>& change);
 
   /// Adds embeddings [N, D] (float, any device) with their keys and labels (N each); returns the
   /// ids given to them (consecutive, never reused). Indexes that need training (IVF, PQ) train on
@@ -80,6 +101,17 @@ class EmbeddingIndex {
   /// both fingerprints when they differ; the index is then unchanged.
   std::vector<int64_t> add(const torch::Tensor& embeddings, const std::vector<std::string>& keys,
                            const std::vector<int64_t>& labels, const std::string& fingerprint);
+
+  /// add() for items of named classes, with the fingerprint check: labels[i] indexes
+  /// `class_names` (-1: unlabelled). A name the index already holds keeps its label; each name new
+  /// to it gets the next label above every label in use (items' and names'), in the order of
+  /// `class_names`, so that folders added in several calls file a shared class name under one
+  /// label and different names never share one. An index with no labels yet keeps the labels as
+  /// given. Throws siamese::Error(InvalidArgument) on a label outside [-1, class_names.size());
+  /// the index is then unchanged, as on any other failure.
+  std::vector<int64_t> add(const torch::Tensor& embeddings, const std::vector<std::string>& keys,
+                           const std::vector<int64_t>& labels, const std::vector<std::string>& class_names,
+                           const std::string& fingerprint);
 
   /// Removes the items with these ids; unknown ids are ignored. Returns how many were removed.
   int64_t remove(const std::vector<int64_t>& ids);
@@ -104,6 +136,9 @@ class EmbeddingIndex {
   void set_search_parameters(int64_t nprobe, int64_t ef_search);
   /// Metadata of every stored item, by ascending id.
   std::vector<IndexItem> items() const;
+  /// The class names the index knows, by label (kept when their items are removed: a label is
+  /// never given to another name).
+  const std::map<int64_t, std::string>& class_names() const;
 
  private:
   struct State;

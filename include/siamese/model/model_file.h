@@ -20,13 +20,17 @@ struct SavedModel {
 };
 
 /// Writes the model atomically (temporary file, then rename): a crash never leaves a half-written
-/// file under `path`, and an existing file is replaced only by a complete one.
+/// file under `path`, and an existing file is replaced only by a complete one. The file carries a
+/// checksum of its contents (save_archive). A full disk or other write failure throws one
+/// siamese::Error(IOError) naming `path`; the temporary file is removed.
 void save_model(const std::string& path, SiameseNetwork& network, double threshold, const std::string& info = "{}");
 
 /// Loads a model file, or DIR/model.pt when `path` is a folder, its network in eval mode.
 /// Thread safety: load_model and save_model of different models may run concurrently; every
 /// SavedModel owns its own network. Throws siamese::Error naming the
-/// file when it is missing, corrupt, not a siamese model, or of another format version.
+/// file when it is missing, corrupt, not a siamese model, or of another format version; contents
+/// that differ from the checksum saved with them (a flipped bit) give Corruption "corrupt model
+/// file (checksum mismatch)". Files written before models carried a checksum load unchecked.
 SavedModel load_model(const std::string& path);
 
 /// A 16-hex-digit fingerprint of the network: its configuration, and the names and values of

@@ -147,7 +147,8 @@ struct LoopResult {
 /// from options.out/checkpoint.pt when it exists (weights, optimiser, step, history, task state);
 /// with the same seed the result equals an uninterrupted run's. Writes checkpoint.pt and
 /// history.csv atomically after every epoch, and logs one summary line per epoch (Progress). Throws siamese::Error on a non-finite loss (the last
-/// checkpoint stays intact) or a corrupt checkpoint.
+/// checkpoint stays intact), a corrupt checkpoint (Corruption; its checksum is checked, a checkpoint
+/// written before checkpoints carried one is read unchecked) or a failed checkpoint write (IOError).
 LoopResult run_training_loop(TrainingTask& task, const LoopOptions& options, bool resume,
                              Logger& logger = silent_logger(), TrainObserver* observer = nullptr);
 
