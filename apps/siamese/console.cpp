@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "siamese/report/run_report.h"
+
 namespace siamese::cli {
 
 namespace {
@@ -40,19 +42,14 @@ void Console::on_step(const StepProgress& p) {
 
 void print_summary(const EvalReport& test, const std::optional<EvalReport>& reference, const std::string& data,
                    const std::string& report_path) {
-  static const char* const rows[][2] = {
-      {"recall_at_1", "Recall@1"},          {"recall_at_5", "Recall@5"},         {"map_at_r", "MAP@R"},
-      {"verification_accuracy", "verification accuracy"}, {"roc_auc", "ROC AUC"}, {"eer", "equal error rate"},
-      {"tar_at_far_1e-3", "TAR at FAR 1e-3"}, {"oneshot_5way_1shot", "5-way 1-shot"},
-      {"oneshot_5way_5shot", "5-way 5-shot"}, {"oneshot_20way_1shot", "20-way 1-shot"}, {"threshold", "threshold"}};
   const auto model = nlohmann::json::parse(to_json(test, false));
   const auto ref = reference ? nlohmann::json::parse(to_json(*reference, false)) : nlohmann::json::object();
   std::printf("%s on %s: %lld test items, %lld pairs\n", test.protocol.c_str(), data.c_str(),
               static_cast<long long>(test.test_images), static_cast<long long>(test.test_pairs));
   std::printf("  %-22s %8s%s\n", "", "model", reference ? "  raw pixels" : "");
-  for (const auto& [key, label] : rows) {
+  for (const auto& [key, label] : summary_metrics()) {
     if (!model.contains(key)) continue;
-    std::printf("  %-22s %8.4f", label, model[key].get<double>());
+    std::printf("  %-22s %8.4f", label.c_str(), model[key].get<double>());
     if (reference && ref.contains(key)) std::printf("  %10.4f", ref[key].get<double>());
     std::printf("\n");
   }

@@ -212,25 +212,14 @@ std::string epochs_section(const Context& c) {
 }
 
 std::string metrics_section(const Context& c) {
-  const char* const rows[][2] = {{"recall_at_1", "Recall@1"},
-                                 {"recall_at_5", "Recall@5"},
-                                 {"map_at_r", "MAP@R"},
-                                 {"verification_accuracy", "verification accuracy"},
-                                 {"roc_auc", "ROC AUC"},
-                                 {"eer", "equal error rate"},
-                                 {"tar_at_far_1e-3", "TAR at FAR 1e-3"},
-                                 {"oneshot_5way_1shot", "5-way 1-shot"},
-                                 {"oneshot_5way_5shot", "5-way 5-shot"},
-                                 {"oneshot_20way_1shot", "20-way 1-shot"},
-                                 {"threshold", "threshold"}};
   const auto model = nlohmann::json::parse(to_json(c.test, false));
   const auto ref = c.reference ? nlohmann::json::parse(to_json(*c.reference, false)) : nlohmann::json::object();
   std::string h = "<table class=\"num\"><tr><th>metric</th><th>model</th>";
   if (c.reference) h += "<th>raw pixels (no learning)</th>";
   h += "</tr>";
-  for (const auto& [key, label] : rows) {
+  for (const auto& [key, label] : summary_metrics()) {
     if (!model.contains(key)) continue;
-    h += "<tr><th>" + std::string(label) + "</th><td>" + num(model[key].get<double>()) + "</td>";
+    h += "<tr><th>" + label + "</th><td>" + num(model[key].get<double>()) + "</td>";
     if (c.reference) h += "<td>" + (ref.contains(key) ? num(ref[key].get<double>()) : std::string("-")) + "</td>";
     h += "</tr>";
   }
@@ -409,6 +398,17 @@ const char* const style =
     "margin:0 4px 0 8px}.pt .hover{display:none}.pt:hover .hover{display:inline}.pt:hover circle{stroke:#000}";
 
 }  // namespace
+
+const std::vector<std::pair<std::string, std::string>>& summary_metrics() {
+  static const std::vector<std::pair<std::string, std::string>> rows = {
+      {"recall_at_1", "Recall@1"},         {"recall_at_5", "Recall@5"},
+      {"map_at_r", "MAP@R"},               {"verification_accuracy", "verification accuracy"},
+      {"roc_auc", "ROC AUC"},              {"eer", "equal error rate"},
+      {"tar_at_far_1e-3", "TAR at FAR 1e-3"}, {"oneshot_5way_1shot", "5-way 1-shot"},
+      {"oneshot_5way_5shot", "5-way 5-shot"}, {"oneshot_20way_1shot", "20-way 1-shot"},
+      {"threshold", "threshold"}};
+  return rows;
+}
 
 RunRecord read_run_record(const std::string& dir) {
   if (!fs::is_directory(dir)) throw Error(ErrorCode::NotFound, dir, "not a run folder");

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "siamese/core/log.h"
 #include "siamese/eval/metrics.h"
@@ -63,6 +65,10 @@ struct ReportFigures {
 std::string render_run_report(SavedModel& model, const TrainedData& data, const RunRecord& run,
                               const ReportOptions& options = {}, const ReportFigures& figures = {},
                               Logger& logger = silent_logger());
+
+/// The metrics a summary shows, in this order: (key in to_json(EvalReport), name for people).
+/// The page's metrics table and the CLI's summary both read it.
+const std::vector<std::pair<std::string, std::string>>& summary_metrics();
 
 /// The first two principal components of the rows of x [N, D] (N >= 2, D >= 1): returns [N, 2],
 /// the rows centred and projected on the two eigenvectors of the covariance with the largest
