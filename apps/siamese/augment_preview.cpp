@@ -5,6 +5,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "commands.h"
+#include "console.h"
 #include "siamese/core/atomic_file.h"
 #include "siamese/data/augment.h"
 #include "siamese/data/data.h"
@@ -19,20 +20,23 @@ void add_augment_preview(CLI::App& app) {
     std::string data = "fashion-mnist", augment, out;
     int64_t images = 10, versions = 7, zoom = 3;
     uint64_t seed = 0;
+    bool force = false;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--data", f->data, "fashion-mnist | idx:DIR | folder:DIR")->capture_default_str();
   cmd->add_option("--augment", f->augment, "transforms, as for train --augment")->required();
   cmd->add_option("--out", f->out, "PNG file to write")->required();
-  cmd->add_option("--images", f->images, "rows: the first image of each of the first N classes")->capture_default_str();
-  cmd->add_option("--versions", f->versions, "augmented versions per image")->capture_default_str();
-  cmd->add_option("--zoom", f->zoom, "pixel enlargement")->capture_default_str();
-  cmd->add_option("--seed", f->seed, "augmentation seed")->capture_default_str();
+  cmd->add_option("--images", f->images, "rows: the first image of each of the first N classes")->capture_default_str()->check(in_range(1, 1000));
+  cmd->add_option("--versions", f->versions, "augmented versions per image")->capture_default_str()->check(in_range(1, 100));
+  cmd->add_option("--zoom", f->zoom, "pixel enlargement")->capture_default_str()->check(in_range(1, 64));
+  cmd->add_option("--seed", f->seed, "augmentation seed")->capture_default_str()->check(in_range(0, kMaxSeed));
+  cmd->add_flag("--force", f->force, "replace an existing --out file");
   cmd->callback([f]() {
     const auto options = parse_augment(f->augment);
     if (f->out.size() < 4 || f->out.substr(f->out.size() - 4) != ".png") {
       throw Error(ErrorCode::InvalidArgument, f->out, "--out must end in .png");
     }
+    check_output(f->out, f->force);
     auto data = open_data(f->data).train;
     std::vector<int64_t> picked;
     std::vector<bool> seen;

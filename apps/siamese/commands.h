@@ -2,6 +2,8 @@
 // The subcommands of the `siamese` tool: each registers its flags and an action on the app.
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
 
 namespace siamese::cli {
 
@@ -14,5 +16,35 @@ void add_index(CLI::App& app);
 void add_search(CLI::App& app);
 void add_oneshot(CLI::App& app);
 void add_report(CLI::App& app);
+
+/// The check of a numeric flag: its value (each value, for a list) must be a number in [lo, hi]
+/// (above lo when lo_open). Anything else, "-5", "1e30", "abc", is a usage error naming the flag
+/// (exit 2), before the value is converted, so that nothing wraps or is clamped.
+inline CLI::Validator in_range(double lo, double hi, bool lo_open = false) {
+  auto number = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.10g", v);
+    return std::string(buf);
+  };
+  const std::string range = (lo_open ? "> " : ">= ") + number(lo) + " and <= " + number(hi);
+  return CLI::Validator(
+      [lo, hi, lo_open, range](std::string& s) -> std::string {
+        double v = 0;
+        size_t used = 0;
+        try {
+          v = std::stod(s, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != s.size()) return "'" + s + "' is not a number";
+        if (!(lo_open ? v > lo : v >= lo) || !(v <= hi)) return s + " is out of range: must be " + range;
+        return std::string();
+      },
+      "in [" + number(lo) + ", " + number(hi) + "]");
+}
+
+/// Limits shared by many flags: counts of items, and seeds (64-bit, stored as signed in JSON).
+constexpr double kMaxCount = 1e12;
+constexpr double kMaxSeed = 9.2e18;
 
 }  // namespace siamese::cli

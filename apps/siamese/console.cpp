@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "siamese/core/error.h"
 #include "siamese/report/run_report.h"
 
 namespace siamese::cli {
@@ -38,6 +40,38 @@ void Console::on_step(const StepProgress& p) {
                std::string(width - filled, ' ').c_str(), static_cast<long long>(p.step),
                static_cast<long long>(p.steps), p.mean_loss, p.images_per_second, duration(p.eta_seconds).c_str());
   bar_shown_ = true;
+}
+
+void Console::count(const std::string& task, int64_t done, int64_t total) {
+  if (quiet_) return;
+  if (!tty_) return Logger::count(task, done, total);
+  const auto now = std::chrono::steady_clock::now();
+  if (done < total && now - bar_drawn_ < std::chrono::milliseconds(100)) return;
+  bar_drawn_ = now;
+  if (done >= total) {  // a finished task leaves no bar behind
+    if (bar_shown_) std::fputs("\r\033[K", stderr);
+    bar_shown_ = false;
+    return;
+  }
+  const int width = 24;
+  const int filled = static_cast<int>(width * done / std::max<int64_t>(1, total));
+  std::fprintf(stderr, "\r\033[K%s [%s%s] %lld/%lld", task.c_str(), std::string(filled, '=').c_str(),
+               std::string(width - filled, ' ').c_str(), static_cast<long long>(done), static_cast<long long>(total));
+  bar_shown_ = true;
+}
+
+void check_output(const std::string& out, bool force, const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  for (const auto& in : inputs) {
+    std::error_code ec;
+    if (!in.empty() && fs::is_regular_file(in, ec) && fs::equivalent(out, in, ec) && !ec) {
+      throw Error(ErrorCode::InvalidArgument, out, "is the input file " + in + "; refusing to overwrite it");
+    }
+  }
+  std::error_code ec;
+  if (!force && fs::exists(fs::symlink_status(out, ec))) {
+    throw Error(ErrorCode::InvalidArgument, out, "exists; pass --force to replace it");
+  }
 }
 
 void print_summary(const EvalReport& test, const std::optional<EvalReport>& reference, const std::string& data,

@@ -2,8 +2,10 @@
 // The CLI's side of the library's Logger and TrainObserver: messages on stderr, and on a terminal
 // a one-line progress bar that each message first clears.
 
+#include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "siamese/core/log.h"
 #include "siamese/eval/metrics.h"
@@ -17,12 +19,19 @@ class Console : public Logger, public TrainObserver {
   explicit Console(bool quiet);
   void log(LogLevel level, const std::string& message) override;
   void on_step(const StepProgress& progress) override;
+  /// On a terminal a bar redrawn at most 10 times a second; otherwise Logger's lines.
+  void count(const std::string& task, int64_t done, int64_t total) override;
 
  private:
   bool quiet_;
   bool tty_;
   bool bar_shown_ = false;
+  std::chrono::steady_clock::time_point bar_drawn_{};
 };
+
+/// Refuses to write `out` over one of `inputs` (files the command reads; never, whatever
+/// --force says) or over an existing file or link without `force`: throws siamese::Error.
+void check_output(const std::string& out, bool force, const std::vector<std::string>& inputs = {});
 
 /// The summary `train` and `eval` end with, on stdout: each metric rounded to 4 decimals in an
 /// aligned column, the protocol's non-learned reference beside it where there is one, then the

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "commands.h"
+#include "console.h"
 #include "siamese/core/embeddings_file.h"
 #include "siamese/core/error.h"
 #include "siamese/core/log.h"
@@ -15,31 +16,14 @@ namespace siamese::cli {
 
 namespace {
 
-/// Whether a and b name one existing file (through links, "." and ".." too).
-bool same_file(const std::string& a, const std::string& b) {
-  std::error_code ec;
-  return fs::equivalent(a, b, ec) && !ec;
-}
-
 /// Refuses to write the embeddings (and, for .npy, the labels file) over the model or an input
 /// file, ever, or over an existing file without --force.
 void check_outputs(const std::string& out, const std::string& model, const std::string& data, bool force) {
   const std::string model_file = fs::is_directory(model) ? (fs::path(model) / "model.pt").string() : model;
   std::vector<std::string> outputs{out};
   if (out.size() > 4 && out.substr(out.size() - 4) == ".npy") outputs.push_back(labels_npy_path(out));
-  for (const auto& o : outputs) {
-    if (same_file(o, model_file)) {
-      throw Error(ErrorCode::InvalidArgument, o, "is the model file " + model_file + "; refusing to overwrite it");
-    }
-    if (!data.empty() && fs::is_regular_file(data) && same_file(o, data)) {
-      throw Error(ErrorCode::InvalidArgument, o, "is the input file " + data + "; refusing to overwrite it");
-    }
-  }
-  for (const auto& o : outputs) {
-    if (!force && fs::exists(fs::symlink_status(o))) {
-      throw Error(ErrorCode::InvalidArgument, o, "exists; pass --force to replace it");
-    }
-  }
+  for (const auto& o : outputs) check_output(o, /*force=*/true, {model_file, data});  // inputs first, whatever --force says
+  for (const auto& o : outputs) check_output(o, force);
 }
 
 }  // namespace
@@ -65,9 +49,9 @@ void add_embed(CLI::App& app) {
     auto model = load_model(f->model);
     const std::string data = !f->data.empty() ? f->data : trained_data_spec(model);
     // A sequence spec's train split is the training file less its validation classes.
-    StderrLogger logger;
+    Console logger(false);
     const auto in = read_inputs(data, model, f->split, logger);
-    const auto e = embed_inputs(model, in);
+    const auto e = embed_inputs(model, in, logger);
     const auto& out = f->out;
     write_embeddings(out, e, in.labels);
     std::fprintf(stderr, "wrote %lld embeddings of dimension %lld to %s\n", static_cast<long long>(e.size(0)),

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "console.h"
 #include "siamese/core/atomic_file.h"
 #include "siamese/core/error.h"
 #include "siamese/core/log.h"
@@ -56,15 +57,15 @@ void add_index(CLI::App& app) {
   build->add_option("--split", f->split, "split of a data set spec: train | test")->capture_default_str();
   build->add_option("--out", f->out, "index file to write")->required();
   build->add_option("--index", f->spec, "FAISS factory string: Flat | IVF1024,Flat | HNSW32 | IVF1024,PQ16 ...")->capture_default_str();
-  build->add_option("--nprobe", f->nprobe, "IVF: lists visited per query (stored; search may override)")->capture_default_str();
-  build->add_option("--ef-search", f->ef_search, "HNSW: search beam (stored; search may override)")->capture_default_str();
+  build->add_option("--nprobe", f->nprobe, "IVF: lists visited per query (stored; search may override)")->capture_default_str()->check(in_range(1, 1e6));
+  build->add_option("--ef-search", f->ef_search, "HNSW: search beam (stored; search may override)")->capture_default_str()->check(in_range(1, 1e6));
   build->add_flag("--force", f->force, "replace an existing index file");
   build->callback([f]() {
     if (fs::exists(f->out) && !f->force) {
       throw Error(ErrorCode::InvalidArgument, f->out, "exists; pass --force to replace it");
     }
     auto model = load_model(f->model);
-    StderrLogger logger;
+    Console logger(false);
     auto in = read_inputs(f->data, model, f->split, logger);
     EmbeddingIndex index(IndexOptions(model.network->encoder->embedding_dim())
                              .spec(f->spec)
@@ -72,7 +73,7 @@ void add_index(CLI::App& app) {
                              .fingerprint(model_fingerprint(model.network))
                              .nprobe(f->nprobe)
                              .ef_search(f->ef_search));
-    add_embedded(index, in, embed_inputs(model, in), model_fingerprint(model.network));
+    add_embedded(index, in, embed_inputs(model, in, logger), model_fingerprint(model.network));
     index.save(f->out);
     std::fprintf(stderr, "wrote %s (%s, %lld items)\n", f->out.c_str(), f->spec.c_str(), static_cast<long long>(index.size()));
   });
@@ -87,9 +88,9 @@ void add_index(CLI::App& app) {
     auto model = load_model(f->model);
     const auto fingerprint = model_fingerprint(model.network);
     before.check_fingerprint(fingerprint);  // before embedding anything
-    StderrLogger logger;
+    Console logger(false);
     const auto in = read_inputs(f->data, model, f->split, logger);
-    const auto e = embed_inputs(model, in);
+    const auto e = embed_inputs(model, in, logger);
     // Under the index's writer lock, on the index as the last writer left it: concurrent adds
     // (and removes) of one index are applied one after another, none lost.
     EmbeddingIndex::update(f->index, [&](EmbeddingIndex& index) { add_embedded(index, in, e, fingerprint); });
@@ -97,7 +98,7 @@ void add_index(CLI::App& app) {
 
   auto* remove = cmd->add_subcommand("remove", "remove items by id");
   remove->add_option("--index", f->index, "index file")->required();
-  remove->add_option("--ids", f->ids, "ids to remove (comma-separated)")->delimiter(',')->required();
+  remove->add_option("--ids", f->ids, "ids to remove (comma-separated)")->delimiter(',')->required()->check(in_range(0, 9.2e18));
   remove->callback([f]() {
     EmbeddingIndex::update(f->index, [&](EmbeddingIndex& index) {
       const auto removed = index.remove(f->ids);
@@ -112,7 +113,7 @@ void add_search(CLI::App& app) {
   struct Flags {
     std::string index, model, query, html, split = "train";
     int64_t k = 10, nprobe = -1, ef_search = -1;
-    bool json = false;
+    bool json = false, force = false;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--index", f->index, "index file")->required();
@@ -120,21 +121,23 @@ void add_search(CLI::App& app) {
   cmd->add_option("--query", f->query, "image file or folder of images; sequence models: a sequence file, folder or "
                                        "spec (--split), or a text for a text model")->required();
   cmd->add_option("--split", f->split, "split of a data set spec: train | test")->capture_default_str();
-  cmd->add_option("-k", f->k, "neighbours per query")->capture_default_str();
-  cmd->add_option("--nprobe", f->nprobe, "IVF: lists visited per query (default: the index's)");
-  cmd->add_option("--ef-search", f->ef_search, "HNSW: search beam (default: the index's)");
+  cmd->add_option("-k", f->k, "neighbours per query")->capture_default_str()->check(in_range(1, 1e5));
+  cmd->add_option("--nprobe", f->nprobe, "IVF: lists visited per query (default: the index's)")->check(in_range(1, 1e6));
+  cmd->add_option("--ef-search", f->ef_search, "HNSW: search beam (default: the index's)")->check(in_range(1, 1e6));
   cmd->add_flag("--json", f->json, "print one JSON object per query");
   cmd->add_option("--html", f->html, "also write a page showing each query and its neighbours");
+  cmd->add_flag("--force", f->force, "replace an existing --html file");
   cmd->callback([f]() {
+    if (!f->html.empty()) check_output(f->html, f->force, {f->index, f->model, f->query});
     auto index = EmbeddingIndex::load(f->index);
     auto model = load_model(f->model);
     const auto fingerprint = model_fingerprint(model.network);
     index.check_fingerprint(fingerprint);  // before embedding anything
     index.set_search_parameters(f->nprobe > 0 ? f->nprobe : index.options().nprobe(),
                                 f->ef_search > 0 ? f->ef_search : index.options().ef_search());
-    StderrLogger logger;
+    Console logger(false);
     auto queries = read_inputs(f->query, model, f->split, logger);
-    auto hits = index.search(embed_inputs(model, queries), f->k, fingerprint);
+    auto hits = index.search(embed_inputs(model, queries, logger), f->k, fingerprint);
     for (size_t i = 0; i < hits.size(); ++i) {
       if (f->json) {
         nlohmann::ordered_json j;

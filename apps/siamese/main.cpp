@@ -2,10 +2,39 @@
 #include <malloc.h>
 
 #include <cstdio>
+#include <opencv2/core/utils/logger.hpp>
+#include <new>
+#include <string>
 
 #include "commands.h"
 #include "siamese/core/error.h"
 #include "siamese/core/system.h"
+
+namespace {
+
+/// `siamese bogus`: name the unknown command and list the real ones, instead of CLI11's "A
+/// subcommand is required" (its first argument that is not a flag is taken as a subcommand).
+void check_command(const CLI::App& app, int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return;
+  std::string names;
+  for (const auto* sub : app.get_subcommands({})) {
+    if (sub->check_name(argv[1])) return;
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+  }
+  throw CLI::ValidationError(std::string("unknown command '") + argv[1] + "' (commands: " + names + ")");
+}
+
+/// " train" when the command line named a subcommand: where its --help is.
+std::string help_command(const CLI::App& app) {
+  std::string path;
+  for (const auto* sub = &app; !sub->get_subcommands().empty();) {
+    sub = sub->get_subcommands().front();
+    path += " " + sub->get_name();
+  }
+  return path;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // Training frees and reallocates the same large buffers every step. With glibc's defaults the
@@ -16,6 +45,9 @@ int main(int argc, char** argv) {
   // Every command computes with the same threads as `train` by default, so that `eval` and
   // `report` reproduce the figures a run printed (train --threads sets its own).
   siamese::set_compute_threads(0);
+  // OpenCV's own warning lines (a missing thumbnail, an odd file) would come before ours: every
+  // failure is reported once, by the library's error.
+  cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   CLI::App app{"siamese: similarity learning with Siamese networks (train, eval, embed, verify, index, search, oneshot, report, augment-preview)"};
   app.require_subcommand(1);
   // `siamese train --config FILE` falls through to this option; the file's [train] section sets
@@ -32,10 +64,21 @@ int main(int argc, char** argv) {
   siamese::cli::add_search(app);
   siamese::cli::add_oneshot(app);
   siamese::cli::add_report(app);
+  // Exit status: 0 success, 1 bad input or a failed read or write, 2 a wrong command line
+  // (README "Exit status"). Every error is one line on stderr.
   try {
+    check_command(app, argc, argv);
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "siamese: usage error: %s (see siamese%s --help)\n", e.what(), help_command(app).c_str());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "siamese: error: out of memory\n");
+    return 1;
   } catch (const siamese::Error& e) {
     std::fprintf(stderr, "siamese: error: %s\n", e.what());
     return 1;

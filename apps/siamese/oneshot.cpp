@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "console.h"
 #include "siamese/core/error.h"
 #include "siamese/core/log.h"
 #include "siamese/eval/metrics.h"
@@ -24,14 +25,20 @@ void add_oneshot(CLI::App& app) {
   cmd->add_option("--model", f->model, "model file or run folder")->required();
   cmd->add_option("--support", f->support, "folder with one sub-folder of example images per class (sequence models: a labelled file or spec)")->required();
   cmd->add_option("--query", f->query, "image file or folder of images (sequence models: see search --query)")->required();
-  cmd->add_option("--k-shot", f->k_shot, "use the first K images (by name) of each class (0 = all)")->capture_default_str();
+  cmd->add_option("--k-shot", f->k_shot, "use the first K images (by name) of each class (0 = all)")->capture_default_str()->check(in_range(0, 1e9));
   cmd->add_option("--rule", f->rule, "mean: nearest class mean | nearest: nearest single example")->capture_default_str();
   cmd->add_option("--threshold", f->threshold,
-                  "answer 'none' above this distance (default: the model's calibrated threshold; -1 = never)");
+                  "answer 'none' above this distance (default: the model's calibrated threshold; -1 = never)")
+      ->check(CLI::Validator([](std::string& s) {
+                               return s == "-1" || in_range(0, 1e12)(s).empty()
+                                          ? std::string()
+                                          : s + " is not a distance >= 0, or -1 (never)";
+                             },
+                             "a distance >= 0, or -1"));
   cmd->add_flag("--json", f->json, "print one JSON object per query");
   cmd->callback([f]() {
     auto model = load_model(f->model);
-    StderrLogger logger;
+    Console logger(false);
     auto support = read_inputs(f->support, model, "train", logger);
     if (support.class_names.size() < 2) {
       throw Error(ErrorCode::InvalidArgument, f->support,
@@ -50,10 +57,10 @@ void add_oneshot(CLI::App& app) {
     }
     std::vector<int64_t> labels;
     for (auto r : rows) labels.push_back(support.labels[static_cast<size_t>(r)]);
-    auto support_e = embed_inputs(model, support).index_select(0, torch::tensor(rows, torch::kInt64));
+    auto support_e = embed_inputs(model, support, logger).index_select(0, torch::tensor(rows, torch::kInt64));
     auto queries = read_inputs(f->query, model, "train", logger);
     const double threshold = f->threshold < -1.5 ? model.threshold : f->threshold;
-    auto matches = classify_by_support(embed_inputs(model, queries), support_e, labels,
+    auto matches = classify_by_support(embed_inputs(model, queries, logger), support_e, labels,
                                        model.network->options.distance(), parse_support_rule(f->rule), threshold);
     for (size_t i = 0; i < matches.size(); ++i) {
       const std::string cls = matches[i].label < 0 ? "none" : support.class_names[static_cast<size_t>(matches[i].label)];

@@ -27,9 +27,9 @@ void add_report(CLI::App& app) {
   cmd->add_option("--data", f->data, "data set to show (default: the one the model was trained on)");
   cmd->add_option("--out", f->out, "the page to write (default RUN/report.html)");
   cmd->add_option("--samples", f->samples, "test items on the embedding map")->capture_default_str()
-      ->check(CLI::Range(int64_t{2}, int64_t{100000}));
+      ->check(in_range(2, 100000));
   cmd->add_option("--queries", f->queries, "rows of the nearest-neighbour grid")->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{200}));
+      ->check(in_range(0, 200));
   cmd->add_flag("--force", f->force, "replace an existing --out file other than RUN/report.html");
   cmd->add_flag("--quiet", f->quiet, "no progress output");
   cmd->callback([f]() {
@@ -56,7 +56,7 @@ void add_report(CLI::App& app) {
     }
     auto model = load_model(model_path);
     console.info("report: opening the data");
-    const auto data = open_data_as_trained(model, TrainedDataOptions().data(f->data).subset(subset));
+    const auto data = open_data_as_trained(model, TrainedDataOptions().data(f->data).subset(subset), console);
     write_text_atomically(out, render_run_report(model, data, run, ReportOptions().samples(f->samples).queries(f->queries),
                                                  {}, console));
     std::printf("report: %s\n", out.c_str());

@@ -18,7 +18,7 @@ namespace {
 void finish_run(TrainResult& result, const std::string& out, bool no_report, bool json, Console& console) {
   const auto run = read_run_record(out);
   const auto options = train_options_from_json(run.config_json);
-  const auto data = open_data_as_trained(result.model, TrainedDataOptions().subset(options.data.split.subset()));
+  const auto data = open_data_as_trained(result.model, TrainedDataOptions().subset(options.data.split.subset()), console);
   const auto eval = EvalOptions().few_shot(result.test.oneshot_5way_1shot >= 0);
   const auto reference = raw_pixel_reference(*data.test, *data.validation, eval);
   std::string report;
@@ -30,6 +30,21 @@ void finish_run(TrainResult& result, const std::string& out, bool no_report, boo
     std::printf("%s\n", to_json(result.test, result.test.recall_at_1_by_class.size() <= 20).c_str());
   } else {
     print_summary(result.test, reference, data.spec, report);
+  }
+}
+
+/// --resume continues a run with the flags it was started with: any other training flag given
+/// with it would be silently ignored, so it is a usage error instead.
+void check_resume_alone(const CLI::App& cmd) {
+  std::string given;
+  for (const auto* option : cmd.get_options()) {
+    const auto name = option->get_name();
+    if (option->count() == 0 || name == "--resume" || name == "--quiet" || name == "--json" || name == "--no-report") continue;
+    given += (given.empty() ? "" : ", ") + name;
+  }
+  if (!given.empty()) {
+    throw CLI::ValidationError("--resume", "the run continues with the flags it was started with; " + given +
+                                               " cannot be changed (start a new run with --out instead)");
   }
 }
 
@@ -63,38 +78,39 @@ void add_train(CLI::App& app) {
   cmd->add_option("--protocol", f->protocol, "fmnist-seen | fmnist-unseen: which images train, validate, test")
       ->capture_default_str();
   cmd->add_option("--unseen-classes", f->unseen, "classes held out of training under fmnist-unseen")
-      ->delimiter(',')->capture_default_str();
-  cmd->add_option("--validation-size", f->validation, "last N training images validate")->capture_default_str();
+      ->delimiter(',')->capture_default_str()->check(in_range(0, 1e6));
+  cmd->add_option("--validation-size", f->validation,
+                  "the last N training images validate (default: a fifth of them, at most 5000)")->check(in_range(1, kMaxCount));
   cmd->add_option("--imbalance", f->imbalance,
                   "keep only a share of some classes' training images, CLASS:SHARE[,...] (e.g. 0:0.01)");
-  cmd->add_option("--subset", f->subset, "keep only the first N images of each split (0 = all)")->capture_default_str();
+  cmd->add_option("--subset", f->subset, "keep only the first N images of each split (0 = all)")->capture_default_str()->check(in_range(0, kMaxCount));
   cmd->add_option("--encoder", f->encoder, "cnn | hybrid (images); lstm | gru (sequences)")->capture_default_str();
   auto& r = f->rnn;
   auto rnn_flag = [&](const std::string& name, auto& value, const std::string& help) {
-    cmd->add_option(name, value, help)->capture_default_str()->group("Sequence encoders (lstm, gru, hybrid)");
+    return cmd->add_option(name, value, help)->capture_default_str()->group("Sequence encoders (lstm, gru, hybrid)");
   };
   rnn_flag("--tokens", o.network.tokens(), "text and fasta: char | word | kmerK (default char)");
-  rnn_flag("--max-length", o.data.max_length, "cut longer sequences to N steps (0 = no limit); counted in the load summary");
-  rnn_flag("--token-dim", r.token_dim(), "width of the learned token embedding");
-  rnn_flag("--conv1d", r.conv_channels(), "channels of a 1-D convolution over time before the RNN (0 = none)");
-  rnn_flag("--conv1d-kernel", r.conv_kernel(), "its kernel size (odd)");
-  rnn_flag("--conv1d-stride", r.conv_stride(), "its stride (shortens the sequence)");
-  rnn_flag("--conv1d-pool", r.conv_pool(), "max-pool its output over windows of this many steps (1 = none)");
-  rnn_flag("--rnn-hidden", r.hidden(), "hidden units per direction");
-  rnn_flag("--layers", r.layers(), "stacked recurrent layers (0: none, the token vectors are pooled directly)");
+  rnn_flag("--max-length", o.data.max_length, "cut longer sequences to N steps (0 = no limit); counted in the load summary")->check(in_range(0, kMaxCount));
+  rnn_flag("--token-dim", r.token_dim(), "width of the learned token embedding")->check(in_range(1, 65536));
+  rnn_flag("--conv1d", r.conv_channels(), "channels of a 1-D convolution over time before the RNN (0 = none)")->check(in_range(0, 65536));
+  rnn_flag("--conv1d-kernel", r.conv_kernel(), "its kernel size (odd)")->check(in_range(1, 1025));
+  rnn_flag("--conv1d-stride", r.conv_stride(), "its stride (shortens the sequence)")->check(in_range(1, 1024));
+  rnn_flag("--conv1d-pool", r.conv_pool(), "max-pool its output over windows of this many steps (1 = none)")->check(in_range(1, 1024));
+  rnn_flag("--rnn-hidden", r.hidden(), "hidden units per direction")->check(in_range(1, 65536));
+  rnn_flag("--layers", r.layers(), "stacked recurrent layers (0: none, the token vectors are pooled directly)")->check(in_range(0, 64));
   rnn_flag("--bidirectional", r.bidirectional(), "run both directions (true/false)");
-  rnn_flag("--dropout", r.dropout(), "dropout between stacked layers");
+  rnn_flag("--dropout", r.dropout(), "dropout between stacked layers")->check(in_range(0, 1));
   rnn_flag("--pooling", f->pooling, "last | mean | max over the steps");
-  rnn_flag("--frames", o.network.frames(), "hybrid: columns each image is cut into");
+  rnn_flag("--frames", o.network.frames(), "hybrid: columns each image is cut into")->check(in_range(1, 4096));
   cmd->add_option("--conv-channels", f->conv, "one conv-BN-ReLU-pool block per entry")->delimiter(',')
-      ->capture_default_str();
-  cmd->add_option("--hidden", f->hidden, "dense hidden layer width (0 = none)")->capture_default_str();
-  cmd->add_option("--embedding-dim", f->dim, "embedding size")->capture_default_str();
+      ->capture_default_str()->check(in_range(1, 65536));
+  cmd->add_option("--hidden", f->hidden, "dense hidden layer width (0 = none)")->capture_default_str()->check(in_range(0, 65536));
+  cmd->add_option("--embedding-dim", f->dim, "embedding size")->capture_default_str()->check(in_range(1, 65536));
   cmd->add_option("--normalize", f->normalize, "L2-normalise embeddings (true/false)")->capture_default_str();
   cmd->add_option("--loss", f->loss, "contrastive | triplet | ntxent (pk sampler)")->capture_default_str();
   cmd->add_option("--temperature", o.loss.temperature, "ntxent loss: temperature of the cosine similarities")
-      ->capture_default_str();
-  cmd->add_option("--margin", o.loss.margin, "loss margin")->capture_default_str();
+      ->capture_default_str()->check(in_range(0, 1000, true));
+  cmd->add_option("--margin", o.loss.margin, "loss margin")->capture_default_str()->check(in_range(0, 1000));
   cmd->add_option("--miner", f->miner,
                   "all | batch-hard | semi-hard | hard-pairs | distance-weighted (pk sampler; fmnist-unseen: batch-hard)")
       ->capture_default_str();
@@ -106,48 +122,48 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--sampler", f->sampler, "pairs | triplets | pk")->capture_default_str();
   cmd->add_option("--pos-fraction", o.sampler.pos_fraction, "positive pairs per batch (pairs sampler)")
-      ->capture_default_str();
+      ->capture_default_str()->check(in_range(0, 1));
   cmd->add_option("--balance", o.sampler.balance,
                   "class-balanced sampling (true) or items drawn uniformly, classes by their size (false)")
       ->capture_default_str();
-  cmd->add_option("--p", o.sampler.p, "classes per batch (pk sampler)")->capture_default_str();
+  cmd->add_option("--p", o.sampler.p, "classes per batch (pk sampler)")->capture_default_str()->check(in_range(1, 1e6));
   cmd->add_option("--k", o.sampler.k, "images per class (pk sampler; fmnist-unseen with augmentation: 8)")
-      ->capture_default_str();
+      ->capture_default_str()->check(in_range(1, 1e6));
   cmd->add_option("--class-rotations", o.data.class_rotations,
                   "1 | 2 | 4: add the training images turned by 180° (2) or 90°, 180°, 270° (4) as new classes")
-      ->capture_default_str();
+      ->capture_default_str()->check(in_range(1, 4));
   cmd->add_option("--views", o.sampler.views,
                   "copies of each image per pk batch, each augmented apart (fmnist-unseen with augmentation: 2)")
-      ->capture_default_str();
+      ->capture_default_str()->check(in_range(1, 64));
   cmd->add_option("--instance-weight", o.loss.instance_weight,
                   "weight of the loss term whose positives are views of one image (needs --views 2+, --augment; "
                   "fmnist-unseen with augmentation and 2+ views: 10)")
-      ->capture_default_str();
+      ->capture_default_str()->check(in_range(0, 1e6));
   cmd->add_option("--batch-size", o.sampler.batch_size, "pairs or triplets per batch (pairs/triplets samplers)")
-      ->capture_default_str();
-  cmd->add_option("--epochs", o.optim.epochs, "passes over the training images")->capture_default_str();
+      ->capture_default_str()->check(in_range(1, 1e7));
+  cmd->add_option("--epochs", o.optim.epochs, "passes over the training images")->capture_default_str()->check(in_range(1, 1e6));
   cmd->add_option("--optimizer", f->optimizer, "adam | sgd")->capture_default_str();
-  cmd->add_option("--lr", o.optim.lr, "peak learning rate")->capture_default_str();
-  cmd->add_option("--weight-decay", o.optim.weight_decay, "L2 weight decay")->capture_default_str();
+  cmd->add_option("--lr", o.optim.lr, "peak learning rate")->capture_default_str()->check(in_range(0, 100, true));
+  cmd->add_option("--weight-decay", o.optim.weight_decay, "L2 weight decay")->capture_default_str()->check(in_range(0, 100));
   cmd->add_option("--schedule", f->schedule,
                   "none | step | cosine | plateau (LR x gamma after --patience flat epochs; fmnist-unseen: plateau)")
       ->capture_default_str();
   cmd->add_option("--patience", o.optim.patience, "plateau schedule: epochs without a better --select-by metric")
-      ->capture_default_str();
+      ->capture_default_str()->check(in_range(1, 1e6));
   cmd->add_option("--early-stop", o.optim.early_stop, "stop after N epochs without a better --select-by metric (0 = never)")
-      ->capture_default_str();
+      ->capture_default_str()->check(in_range(0, 1e6));
   cmd->add_option("--select-by", f->select_by, "validation metric that picks the best model: map_at_r | recall_at_1 | roc_auc")
       ->capture_default_str();
   cmd->add_option("--offline-mining-every", o.loss.offline_mining_every,
                   "every N epochs, mine each image's nearest other-class images as its negatives (0 = never)")
-      ->capture_default_str();
-  cmd->add_option("--offline-negatives", o.loss.offline_negatives, "mined negatives kept per image")->capture_default_str();
-  cmd->add_option("--warmup-steps", o.optim.warmup_steps, "linear LR warm-up steps")->capture_default_str();
-  cmd->add_option("--step-size", o.optim.step_size, "step schedule: epochs between LR drops")->capture_default_str();
-  cmd->add_option("--gamma", o.optim.gamma, "step and plateau schedules: LR factor at each drop")->capture_default_str();
-  cmd->add_option("--seed", o.runtime.seed, "seed of weights, sampling and pairs")->capture_default_str();
-  cmd->add_option("--threads", o.runtime.threads, "compute threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--workers", o.runtime.workers, "data loader threads")->capture_default_str();
+      ->capture_default_str()->check(in_range(0, 1e6));
+  cmd->add_option("--offline-negatives", o.loss.offline_negatives, "mined negatives kept per image")->capture_default_str()->check(in_range(1, 1e6));
+  cmd->add_option("--warmup-steps", o.optim.warmup_steps, "linear LR warm-up steps")->capture_default_str()->check(in_range(0, kMaxCount));
+  cmd->add_option("--step-size", o.optim.step_size, "step schedule: epochs between LR drops")->capture_default_str()->check(in_range(1, 1e6));
+  cmd->add_option("--gamma", o.optim.gamma, "step and plateau schedules: LR factor at each drop")->capture_default_str()->check(in_range(0, 100, true));
+  cmd->add_option("--seed", o.runtime.seed, "seed of weights, sampling and pairs")->capture_default_str()->check(in_range(0, kMaxSeed));
+  cmd->add_option("--threads", o.runtime.threads, "compute threads (0 = all cores)")->capture_default_str()->check(in_range(0, 4096));
+  cmd->add_option("--workers", o.runtime.workers, "data loader threads")->capture_default_str()->check(in_range(1, 1024));
   cmd->add_option("--out", o.runtime.out, "run folder (must not hold a run already)")->capture_default_str();
   cmd->add_option("--resume", f->resume, "continue the interrupted run in DIR (its own flags are used)");
   cmd->add_flag("--quiet", f->quiet, "no progress output");
@@ -159,9 +175,10 @@ void add_train(CLI::App& app) {
     Console console(f->quiet);
     TrainResult result;
     if (!f->resume.empty()) {
+      check_resume_alone(*cmd);
       result = resume(f->resume, console, &console);
     } else {
-      o.data.split.protocol(parse_protocol(f->protocol)).unseen_classes(f->unseen).validation_size(f->validation)
+      o.data.split.protocol(parse_protocol(f->protocol)).unseen_classes(f->unseen).validation_size(cmd->count("--validation-size") > 0 ? f->validation : 0)
           .subset(f->subset).imbalance(parse_imbalance(f->imbalance));
       o.network.encoder(parse_encoder(f->encoder));
       f->rnn.pooling(parse_pooling(f->pooling));

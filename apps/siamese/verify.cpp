@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "console.h"
 #include "siamese/core/atomic_file.h"
 #include "siamese/core/error.h"
 #include "siamese/core/log.h"
@@ -66,7 +67,7 @@ void add_verify(CLI::App& app) {
   cmd->alias("compare");
   struct Flags {
     std::string model, a, b, pairs, root, roc;
-    bool json = false;
+    bool json = false, force = false;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "model file or run folder")->required();
@@ -76,7 +77,18 @@ void add_verify(CLI::App& app) {
   cmd->add_option("--root", f->root, "folder of the pairs file's images: ROOT/name/name_0001.png");
   cmd->add_option("--roc", f->roc, "with --pairs: write the ROC curve to PREFIX.csv and PREFIX.svg");
   cmd->add_flag("--json", f->json, "print one JSON object");
-  cmd->callback([f]() {
+  cmd->add_flag("--force", f->force, "replace existing --roc files");
+  cmd->callback([f, cmd]() {
+    for (const auto* given : {"first", "second"}) {
+      if (cmd->count(given) > 0 && (given[0] == 'f' ? f->a : f->b).empty()) {
+        throw Error(ErrorCode::InvalidArgument, std::string("verify: the ") + given +
+                                                    " input is an empty string; give an image file (text models: a "
+                                                    "non-empty text or a file of one sequence)");
+      }
+    }
+    if (!f->roc.empty()) {
+      for (const char* ext : {".csv", ".svg"}) check_output(f->roc + ext, f->force, {f->pairs, f->model});
+    }
     if (!f->pairs.empty()) {
       if (!f->a.empty()) throw Error(ErrorCode::InvalidArgument, "verify: give two images or --pairs, not both");
       verify_pairs(f->model, f->pairs, f->root.empty() ? "." : f->root, f->roc, f->json);
@@ -89,7 +101,7 @@ void add_verify(CLI::App& app) {
     torch::Tensor a, b;
     if (model.network->takes_sequences()) {  // two texts, or two files of one sequence each
       auto one = [&](const std::string& what) {
-        StderrLogger logger;
+        Console logger(false);
         auto in = read_inputs(what, model, "train", logger);
         if (in.keys.size() != 1) {
           throw Error(ErrorCode::InvalidArgument,

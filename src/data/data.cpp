@@ -175,13 +175,51 @@ std::vector<fs::directory_entry> entries_of(const fs::path& dir) {
   }
 }
 
+/// The whole file; throws siamese::Error naming it when it is missing or unreadable.
+std::string read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fs::exists(path) ? ErrorCode::IOError : ErrorCode::NotFound, path, fs::exists(path) ? "cannot read the file" : "no such file");
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (in.bad()) throw Error(ErrorCode::IOError, path, "read error");
+  return bytes.str();
+}
+
+/// A PNG's chunks (length, type, data, CRC) must all be whole, with right CRCs, up to IEND:
+/// a truncated or damaged file gets our one-line error instead of libpng's own lines on stderr.
+void check_png(const std::string& path, const std::string& bytes) {
+  static const std::string signature("\x89PNG\r\n\x1a\n", 8);
+  if (bytes.compare(0, 8, signature) != 0) return;  // not a PNG: the decoder decides
+  auto u32 = [&](size_t at) {
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data()) + at;
+    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+  };
+  for (size_t at = 8;;) {
+    if (bytes.size() - at < 12) throw Error(ErrorCode::Corruption, path, "truncated PNG (it ends before its IEND chunk)");
+    const uint64_t length = u32(at);
+    if (length > bytes.size() - at - 12) throw Error(ErrorCode::Corruption, path, "truncated PNG (a chunk runs past the end of the file)");
+    const auto* chunk = reinterpret_cast<const Bytef*>(bytes.data() + at + 4);
+    if (crc32(0, chunk, static_cast<uInt>(length + 4)) != u32(at + 8 + length)) {
+      throw Error(ErrorCode::Corruption, path, "damaged PNG (chunk " + bytes.substr(at + 4, 4) + " fails its CRC)");
+    }
+    if (bytes.compare(at + 4, 4, "IEND") == 0) return;
+    at += 12 + length;
+  }
+}
+
 /// cv::Mat (8-bit, 1 or 3 channels) -> uint8 [C, H, W].
 torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
-  mat = cv::imread(path, cv::IMREAD_UNCHANGED);
-  if (mat.empty()) {
-    throw Error(fs::exists(path) ? ErrorCode::Corruption : ErrorCode::NotFound, path,
-                "cannot read image (missing, unreadable or not an image)");
+  const auto bytes = read_file_bytes(path);
+  check_png(path, bytes);
+  if (bytes.empty()) throw Error(ErrorCode::Corruption, path, "empty file, not an image");
+  if (bytes.size() > (size_t{1} << 31) - 1) throw Error(ErrorCode::Unsupported, path, "image file larger than 2 GiB");
+  try {
+    mat = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
+                       cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    throw Error(ErrorCode::Corruption, path, std::string("cannot decode the image (") + e.err + ")");
   }
+  if (mat.empty()) throw Error(ErrorCode::Corruption, path, "cannot decode the image (damaged, or not an image)");
   if (mat.depth() != CV_8U) throw Error(ErrorCode::Unsupported, path, "only 8-bit images are supported");
   if (mat.channels() == 4) {
     throw Error(ErrorCode::Unsupported, path, "4-channel image; save it as grey or RGB (1 or 3 channels)");
@@ -219,7 +257,7 @@ torch::Tensor load_frames(const fs::path& dir, cv::Mat& mat) {
 
 }  // namespace
 
-ImageDataset read_image_folder(const std::string& root) {
+ImageDataset read_image_folder(const std::string& root, Logger& logger) {
   if (!fs::is_directory(root)) throw Error(ErrorCode::NotFound, root, "no such folder");
   std::vector<fs::path> class_dirs;
   for (const auto& e : entries_of(root)) {
@@ -237,17 +275,22 @@ ImageDataset read_image_folder(const std::string& root) {
   cv::Mat mat;
   std::vector<int64_t> shape;
   std::string first;
-  for (size_t c = 0; c < class_dirs.size(); ++c) {
-    std::vector<fs::path> files;
-    for (const auto& e : entries_of(class_dirs[c])) {
+  std::vector<std::vector<fs::path>> files_by_class;
+  size_t total = 0;
+  for (const auto& dir : class_dirs) {
+    auto& files = files_by_class.emplace_back();
+    for (const auto& e : entries_of(dir)) {
       if ((e.is_regular_file() && is_image_file(e.path())) || e.is_directory()) files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());
     if (files.size() < 2) {
-      throw Error(ErrorCode::InvalidArgument, class_dirs[c].string(),
+      throw Error(ErrorCode::InvalidArgument, dir.string(),
                   "class has " + std::to_string(files.size()) + " image(s); need at least 2 to form a positive pair");
     }
-    for (const auto& f : files) {
+    total += files.size();
+  }
+  for (size_t c = 0; c < class_dirs.size(); ++c) {
+    for (const auto& f : files_by_class[c]) {
       auto t = fs::is_directory(f) ? load_frames(f, mat) : load_mat(f.string(), mat);
       if (shape.empty()) {
         shape = t.sizes().vec();
@@ -260,6 +303,7 @@ ImageDataset read_image_folder(const std::string& root) {
       }
       images.push_back(t);
       labels.push_back(static_cast<int64_t>(c));
+      logger.count("reading " + root, static_cast<int64_t>(images.size()), static_cast<int64_t>(total));
     }
     names.push_back(class_dirs[c].filename().string());
   }
@@ -359,7 +403,7 @@ DataSource open_idx_dir(const std::string& dir) {
 
 }  // namespace
 
-DataSource open_data(const std::string& spec) {
+DataSource open_data(const std::string& spec, Logger& logger) {
   if (spec == "fashion-mnist") {
     const std::string dir = "/usr/share/datasets/fashion-mnist";
     if (!fs::is_directory(dir)) {
@@ -375,10 +419,11 @@ DataSource open_data(const std::string& spec) {
       throw Error(ErrorCode::NotFound, dir.string(),
                   "a folder data set needs train/<class>/ and test/<class>/ sub-folders");
     }
-    return {read_image_folder((dir / "train").string()), read_image_folder((dir / "test").string())};
+    return {read_image_folder((dir / "train").string(), logger), read_image_folder((dir / "test").string(), logger)};
   }
   throw Error(ErrorCode::InvalidArgument,
-              "unknown data '" + spec + "' (expected fashion-mnist, idx:DIR or folder:DIR)");
+              "unknown data '" + spec + "' (images: fashion-mnist, idx:DIR or folder:DIR; sequences: text:DIR, "
+              "fasta:DIR, strokes:DIR or csv:DIR)");
 }
 
 constexpr EnumNames<Protocol, 2> kProtocolNames{{{Protocol::Seen, "fmnist-seen"}, {Protocol::Unseen, "fmnist-unseen"}}};

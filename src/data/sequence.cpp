@@ -619,6 +619,7 @@ SequenceSplits open_sequences(const std::string& spec, int64_t validation_size, 
       auto items = kind == "text" ? read_text_lines((dir / (name + ext)).string())
                                   : read_fasta((dir / (name + ext)).string());
       out.summary.skipped_empty += items.summary.skipped_empty;
+      if (items.texts.empty()) throw Error(ErrorCode::InvalidArgument, (dir / (name + ext)).string(), "holds no sequences");
       return items;
     };
     auto train_items = read("train");

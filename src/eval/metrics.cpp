@@ -338,8 +338,9 @@ std::string to_json(const EvalReport& r, bool by_class) {
   return j.dump();
 }
 
-EvalReport evaluate(SiameseNetwork& network, const Dataset& test, double threshold, const EvalOptions& options) {
-  auto e = embed_dataset(network, test);
+EvalReport evaluate(SiameseNetwork& network, const Dataset& test, double threshold, const EvalOptions& options,
+                    Logger& logger) {
+  auto e = embed_dataset(network, test, 512, logger);
   if (!torch::isfinite(e).all().item<bool>()) {
     throw Error(ErrorCode::InvalidArgument, test.source() + ": the model gives NaN/inf embeddings");
   }

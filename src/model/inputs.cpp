@@ -28,10 +28,13 @@ nlohmann::json model_info(const SavedModel& model) {
 torch::Tensor to_uint8(const torch::Tensor& unit) { return unit.mul(255.0).round().clamp(0, 255).to(torch::kUInt8); }
 
 /// Reads the files into `in` (labels already set, -1 for none).
-Inputs read_files_as(const std::vector<std::string>& files, Inputs in, const SavedModel& model) {
+Inputs read_files_as(const std::vector<std::string>& files, Inputs in, const SavedModel& model, Logger& logger) {
   const auto& c = model.network->options.cnn();
   std::vector<torch::Tensor> images;
-  for (const auto& f : files) images.push_back(to_uint8(read_image(f, c.in_channels(), c.height(), c.width())));
+  for (const auto& f : files) {
+    images.push_back(to_uint8(read_image(f, c.in_channels(), c.height(), c.width())));
+    logger.count("reading images", static_cast<int64_t>(images.size()), static_cast<int64_t>(files.size()));
+  }
   std::vector<int64_t> dataset_labels;
   for (auto l : in.labels) dataset_labels.push_back(std::max<int64_t>(l, 0));
   in.items = std::make_shared<ImageDataset>(torch::cat(images), dataset_labels, files.empty() ? "" : files[0], in.class_names);
@@ -108,6 +111,10 @@ Inputs read_sequence_inputs(const std::string& what, const SavedModel& model, co
   const auto ext = fs::path(what).extension().string();
   bool labelled = true;
   SequenceDataset data;
+  if (fs::is_regular_file(what) && is_image_file(what)) {
+    throw Error(ErrorCode::InvalidArgument, what,
+                "is an image, but this model reads sequences (" + (text ? "texts: a text, a .tsv, .fasta or text file" : std::string("numbers: a .csv file or a folder of series")) + ")");
+  }
   if (is_sequence_spec(what)) {
     check_split(split);
     auto s = open_sequences_as_trained(model, what);
@@ -147,7 +154,7 @@ Inputs read_sequence_inputs(const std::string& what, const SavedModel& model, co
 }
 
 /// The image files of a folder (recursively, sorted), labelled by first-level sub-folder.
-Inputs read_image_folder_inputs(const std::string& what, const SavedModel& model) {
+Inputs read_image_folder_inputs(const std::string& what, const SavedModel& model, Logger& logger) {
   Inputs in;
   std::vector<fs::path> found;
   for (const auto& e : fs::recursive_directory_iterator(what)) {
@@ -170,7 +177,7 @@ Inputs read_image_folder_inputs(const std::string& what, const SavedModel& model
     in.labels.push_back(rel.has_parent_path() ? classes.at(rel.begin()->string()) : -1);
   }
   if (files.empty()) throw Error(ErrorCode::NotFound, what, "no images (.png .jpg .jpeg .bmp .pgm) in this folder");
-  return read_files_as(files, std::move(in), model);
+  return read_files_as(files, std::move(in), model, logger);
 }
 
 /// The first min(n, size) indices.
@@ -187,12 +194,12 @@ Inputs read_inputs(const std::string& what, const SavedModel& model, const std::
   if (fs::is_regular_file(what)) {
     Inputs in;
     in.labels.push_back(-1);
-    return read_files_as({what}, std::move(in), model);
+    return read_files_as({what}, std::move(in), model, logger);
   }
-  if (fs::is_directory(what)) return read_image_folder_inputs(what, model);
+  if (fs::is_directory(what)) return read_image_folder_inputs(what, model, logger);
   if (what.find(':') != std::string::npos || what == "fashion-mnist") {
     check_split(split);
-    auto source = open_data(what);
+    auto source = open_data(what, logger);
     auto images = std::make_shared<ImageDataset>(split == "train" ? std::move(source.train) : std::move(source.test));
     Inputs in;
     in.labels = images->labels();
@@ -204,13 +211,15 @@ Inputs read_inputs(const std::string& what, const SavedModel& model, const std::
   throw Error(ErrorCode::NotFound, what, "no such file or folder");
 }
 
-Inputs read_files(const std::vector<std::string>& files, const SavedModel& model) {
+Inputs read_files(const std::vector<std::string>& files, const SavedModel& model, Logger& logger) {
   Inputs in;
   in.labels.assign(files.size(), -1);
-  return read_files_as(files, std::move(in), model);
+  return read_files_as(files, std::move(in), model, logger);
 }
 
-torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs) { return embed_dataset(model.network, *inputs.items); }
+torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs, Logger& logger) {
+  return embed_dataset(model.network, *inputs.items, 512, logger);
+}
 
 std::string trained_data_spec(const SavedModel& model) { return model_info(model).value("data", "fashion-mnist"); }
 
@@ -221,10 +230,16 @@ SequenceSplits open_sequences_as_trained(const SavedModel& model, const std::str
                         net.tokens(), net.vocabulary());
 }
 
-TrainedData open_data_as_trained(const SavedModel& model, const TrainedDataOptions& options) {
+TrainedData open_data_as_trained(const SavedModel& model, const TrainedDataOptions& options, Logger& logger) {
   const auto info = model_info(model);
   TrainedData out;
   out.spec = !options.data().empty() ? options.data() : info.value("data", "fashion-mnist");
+  if (is_sequence_spec(out.spec) != model.network->takes_sequences()) {
+    throw Error(ErrorCode::InvalidArgument, out.spec,
+                model.network->takes_sequences()
+                    ? "holds images, but the model reads sequences: give sequence data (text:DIR, fasta:DIR, strokes:DIR or csv:DIR)"
+                    : "is sequence data, but the model reads images: give image data (fashion-mnist, idx:DIR or folder:DIR)");
+  }
   if (is_sequence_spec(out.spec)) {
     out.sequences = true;
     auto splits = open_sequences_as_trained(model, out.spec);
@@ -241,11 +256,18 @@ TrainedData open_data_as_trained(const SavedModel& model, const TrainedDataOptio
   const auto unseen = !options.unseen_classes().empty()
                           ? options.unseen_classes()
                           : info.value("unseen_classes", std::vector<int64_t>{5, 6, 7, 8, 9});
-  auto splits = make_splits(open_data(out.spec), SplitOptions()
-                                                     .protocol(out.protocol)
-                                                     .unseen_classes(unseen)
-                                                     .validation_size(info.value("validation_size", int64_t{5000}))
-                                                     .subset(options.subset()));
+  auto source = open_data(out.spec, logger);
+  // Other data than the model trained on may be smaller than its validation split: a fifth of
+  // it validates (the raw-pixel reference's calibration) instead.
+  auto validation = info.value("validation_size", int64_t{5000});
+  if (out.spec != info.value("data", "fashion-mnist") && validation >= source.train.size()) {
+    validation = std::max<int64_t>(1, source.train.size() / 5);
+  }
+  auto splits = make_splits(source, SplitOptions()
+                                        .protocol(out.protocol)
+                                        .unseen_classes(unseen)
+                                        .validation_size(validation)
+                                        .subset(options.subset()));
   out.train = std::make_shared<ImageDataset>(std::move(splits.train));
   out.validation = std::make_shared<ImageDataset>(std::move(splits.validation));
   out.test = std::make_shared<ImageDataset>(std::move(splits.test));

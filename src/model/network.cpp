@@ -352,7 +352,7 @@ std::tuple<torch::Tensor, torch::Tensor> SiameseNetworkImpl::forward(torch::Tens
           paired_distance(ea, e.slice(0, 2 * count), options.distance())};
 }
 
-torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_t batch_size) {
+torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_t batch_size, Logger& logger) {
   if (network->is_training()) {
     throw Error(ErrorCode::InvalidArgument,
                 "embed_dataset: the network is in training mode; call network->eval() first (load_model returns "
@@ -364,6 +364,7 @@ torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_
     std::vector<int64_t> idx(std::min(batch_size, data.size() - start));
     std::iota(idx.begin(), idx.end(), start);
     parts.push_back(network->embed(data.gather(idx)));
+    logger.count("embedding", start + static_cast<int64_t>(idx.size()), data.size());
   }
   if (parts.empty()) throw Error(ErrorCode::InvalidArgument, data.source(), "nothing to embed (empty data set)");
   return torch::cat(parts);

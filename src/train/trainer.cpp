@@ -286,6 +286,7 @@ TrainingData open_training_data(TrainOptions& o, Logger& logger) {
   TrainingData d;
   const bool sequences = o.network.encoder() == EncoderKind::Lstm || o.network.encoder() == EncoderKind::Gru;
   if (is_sequence_spec(o.data.spec)) {
+    if (o.data.split.validation_size() == 0) o.data.split.validation_size(5000);
     if (!sequences) {
       throw Error(ErrorCode::InvalidArgument, o.data.spec + " is sequence data: train it with --encoder lstm or gru");
     }
@@ -302,7 +303,11 @@ TrainingData open_training_data(TrainOptions& o, Logger& logger) {
   if (sequences) {
     throw Error(ErrorCode::InvalidArgument, o.data.spec + " holds images: train it with --encoder cnn or hybrid");
   }
-  auto splits = make_splits(open_data(o.data.spec), o.data.split);
+  const auto source = open_data(o.data.spec, logger);
+  if (o.data.split.validation_size() == 0) {
+    o.data.split.validation_size(std::min<int64_t>(5000, std::max<int64_t>(1, source.train.size() / 5)));
+  }
+  auto splits = make_splits(source, o.data.split);
   d.train = std::make_shared<ImageDataset>(std::move(splits.train));
   d.validation = std::make_shared<ImageDataset>(std::move(splits.validation));
   d.test = std::make_shared<ImageDataset>(std::move(splits.test));
@@ -455,10 +460,11 @@ void start_run_folder(const TrainOptions& o) {
 }
 
 /// The best model on the test split: the protocol's metrics, also written to metrics.json.
-EvalReport finish(const TrainOptions& o, TrainResult& result, const Dataset& test) {
+EvalReport finish(const TrainOptions& o, TrainResult& result, const Dataset& test, Logger& logger) {
   EvalOptions eval;
   eval.few_shot(o.data.split.protocol() == Protocol::Unseen || is_sequence_spec(o.data.spec));
-  auto report = evaluate(result.model.network, test, result.model.threshold, eval);
+  logger.progress("scoring the best model on the " + std::to_string(test.size()) + " test items");
+  auto report = evaluate(result.model.network, test, result.model.threshold, eval, logger);
   report.protocol = is_sequence_spec(o.data.spec) ? "sequences" : to_string(o.data.split.protocol());
   auto metrics = nlohmann::ordered_json::parse(to_json(report));
   metrics["train_images_per_second"] = result.images_per_second;
@@ -504,7 +510,7 @@ TrainResult run(TrainOptions o, bool resuming, const TrainingData* given, Logger
   result.finished = loop.finished;
   result.stopped_early = loop.stopped_early;
   result.model = load_model((fs::path(o.runtime.out) / "model.pt").string());
-  if (result.finished) result.test = finish(o, result, *data.test);
+  if (result.finished) result.test = finish(o, result, *data.test, logger);
   return result;
 }
 

@@ -36,13 +36,21 @@ pid_t start_cli(const std::vector<std::string>& args, const std::string& log) {
 
 }  // namespace
 
-TEST(IndexCli, ConcurrentAddsLoseNoItem) {
+TEST(IndexCli, ConcurrentAddsAndRemovesLoseNoItem) {
   const auto dir = temp_dir("index_concurrent");
   const auto model = (dir / "model.pt").string(), idx = (dir / "gallery.db").string();
   save_small_model(model);
   auto expected = write_random_images(dir / "base", "base", 3, 10);
   auto build = run("index build --model " + model + " --data " + (dir / "base").string() + " --out " + idx);
   ASSERT_EQ(build.code, 0) << build.out;
+  // Two of the base items are removed while the adds run.
+  std::vector<int64_t> doomed;
+  std::set<std::string> removed;
+  for (const auto& item : EmbeddingIndex::load(idx).items()) {
+    if (item.key == expected[0] || item.key == expected[1]) doomed.push_back(item.id), removed.insert(item.key);
+  }
+  ASSERT_EQ(doomed.size(), 2u);
+  expected.erase(expected.begin(), expected.begin() + 2);
   constexpr int kWriters = 6;
   std::vector<pid_t> writers;
   for (int w = 0; w < kWriters; ++w) {
@@ -55,10 +63,14 @@ TEST(IndexCli, ConcurrentAddsLoseNoItem) {
     writers.push_back(start_cli({"index", "add", "--index", idx, "--model", model, "--data", folder.string()},
                                 (dir / ("writer" + std::to_string(w) + ".log")).string()));
     ASSERT_GT(writers.back(), 0);
+    if (w == 1 || w == 3) {  // removers between the adders
+      const auto id = std::to_string(doomed[w == 1 ? 0 : 1]);
+      writers.push_back(start_cli({"index", "remove", "--index", idx, "--ids", id},
+                                  (dir / ("writer" + std::to_string(w) + "r.log")).string()));
+      ASSERT_GT(writers.back(), 0);
+    }
   }
-  for (int w = 0; w < kWriters; ++w) {
-    EXPECT_EQ(wait_for(writers[static_cast<size_t>(w)]), 0) << read_file(dir / ("writer" + std::to_string(w) + ".log"));
-  }
+  for (size_t w = 0; w < writers.size(); ++w) EXPECT_EQ(wait_for(writers[w]), 0) << "writer " << w;
   auto index = EmbeddingIndex::load(idx);
   std::set<std::string> keys;
   std::set<int64_t> ids;
@@ -67,6 +79,7 @@ TEST(IndexCli, ConcurrentAddsLoseNoItem) {
     ids.insert(item.id);
   }
   for (const auto& file : expected) EXPECT_TRUE(keys.count(file)) << "lost: " << file;
+  for (const auto& file : removed) EXPECT_FALSE(keys.count(file)) << "not removed: " << file;
   EXPECT_EQ(index.size(), static_cast<int64_t>(expected.size()));
   EXPECT_EQ(ids.size(), expected.size());
   for (const auto& e : fs::directory_iterator(dir)) {

@@ -276,6 +276,29 @@ TEST_F(SequenceCli, BadSequenceInputGivesOneClearLineAndTouchesNothing) {
   for (auto name : {"csv_run", "cnn_run", "img_run"}) EXPECT_FALSE(fs::exists(*dir_ / name)) << name;
 }
 
+TEST_F(SequenceCli, InputsOfTheWrongKindSayWhatTheModelReads) {
+  ASSERT_EQ(train_code_, 0) << *train_out_;
+  const auto model = (*dir_ / "run").string();
+  const auto png = (*dir_ / "picture.png").string();
+  cv::imwrite(png, cv::Mat(8, 8, CV_8UC1, cv::Scalar(9)));
+  // Read as text lines, a PNG used to be "4 sequences".
+  auto verify = run("verify --model " + model + " " + png + " abc");
+  EXPECT_EQ(verify.code, 1);
+  EXPECT_NE(verify.out.find(png + ": is an image, but this model reads sequences (texts"), std::string::npos) << verify.out;
+  // Used to be "unknown protocol 'sequences'".
+  auto eval = run("eval --model " + model + " --data fashion-mnist");
+  EXPECT_EQ(eval.code, 1);
+  EXPECT_NE(eval.out.find("fashion-mnist: holds images, but the model reads sequences"), std::string::npos) << eval.out;
+  const auto empty = *dir_ / "empty";
+  fs::create_directories(empty);
+  std::ofstream(empty / "train.tsv").flush();
+  std::ofstream(empty / "test.tsv") << "abc\tx\n";
+  auto train = run("train --data text:" + empty.string() + " --encoder lstm --out " + (*dir_ / "empty_run").string());
+  EXPECT_EQ(train.code, 1);
+  EXPECT_NE(train.out.find((empty / "train.tsv").string() + ": holds no sequences"), std::string::npos) << train.out;
+  EXPECT_FALSE(fs::exists(*dir_ / "empty_run"));
+}
+
 // A folder of frames per sequence, through the CLI: a dot moving left, right, up, down, diagonally
 // or standing still. Telling left from right needs the frames' order, which the hybrid's LSTM sees.
 TEST(HybridCli, LearnsTheDirectionOfMotionFromFoldersOfFrames) {

@@ -191,9 +191,9 @@ TEST(ImageFolder, BadFoldersAreClearErrors) {
   write_png(broken / "b" / "1.png", 4, 4, CV_8UC1, 1);
   std::ofstream((broken / "b" / "2.png").string()) << "not a png";
   expect_error([&] { read_image_folder(broken.string()); }, ErrorCode::Corruption, (broken / "b" / "2.png").string(),
-               "cannot read image");
+               "cannot decode the image");
   expect_error([&] { read_image((broken / "b" / "3.png").string(), 1, 4, 4); }, ErrorCode::NotFound,
-               (broken / "b" / "3.png").string(), "cannot read image");
+               (broken / "b" / "3.png").string(), "no such file");
 
   expect_error([&] { read_image_folder((broken / "missing").string()); }, ErrorCode::NotFound,
                (broken / "missing").string(), "no such folder");

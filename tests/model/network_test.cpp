@@ -181,3 +181,24 @@ TEST(Embedding, ThreadsShareOneNetworkAndNeverSwitchItsMode) {
   for (const auto& g : got) EXPECT_TRUE(torch::allclose(g, expected, 1e-5, 1e-6));
   EXPECT_FALSE(net->is_training());
 }
+
+namespace {
+/// Keeps every line; count() reports at every call (interval 0).
+class EveryCount : public Logger {
+ public:
+  EveryCount() { count_every = std::chrono::milliseconds(0); }
+  void log(LogLevel, const std::string& message) override { lines.push_back(message); }
+  std::vector<std::string> lines;
+};
+}  // namespace
+
+TEST(EmbedDataset, CountsTheItemsEmbeddedToTheLogger) {
+  torch::manual_seed(2);
+  SiameseNetwork net(SiameseNetworkOptions().cnn(
+      CnnEncoderOptions().in_channels(1).height(12).width(12).conv_channels({4}).hidden(8).embedding_dim(4)));
+  net->eval();
+  ImageDataset data(torch::randint(0, 256, {25, 1, 12, 12}).to(torch::kUInt8), std::vector<int64_t>(25, 0), "random");
+  EveryCount logger;
+  EXPECT_EQ(embed_dataset(net, data, 10, logger).size(0), 25);
+  EXPECT_EQ(logger.lines, (std::vector<std::string>{"embedding: 10/25 (40%)", "embedding: 20/25 (80%)", "embedding: 25/25 (100%)"}));
+}

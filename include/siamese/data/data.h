@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "siamese/core/log.h"
+
 namespace siamese {
 
 /// A labelled data set: anything that can turn a list of item indices into a model input batch.
@@ -93,8 +95,8 @@ ImageDataset read_idx(const std::string& images_path, const std::string& labels_
 /// (--frames = frames per sequence) cuts back into frames.
 /// All images must share size and channel count (1 or 3). Throws siamese::Error naming the file
 /// on an unreadable image, a size or channel mismatch, fewer than 2 classes, or a class with
-/// fewer than 2 images (it could give no positive pair).
-ImageDataset read_image_folder(const std::string& root);
+/// fewer than 2 images (it could give no positive pair). The images read are counted to `logger`.
+ImageDataset read_image_folder(const std::string& root, Logger& logger = silent_logger());
 
 /// Reads one image file as float [1, C, H, W] in [0, 1]; throws siamese::Error naming the file
 /// if it cannot be read or is not channels × height × width.
@@ -123,7 +125,8 @@ struct DataSource {
 ///   "fashion-mnist"  the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)
 ///   "idx:DIR"        DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
 ///   "folder:DIR"     DIR/train/<class>/ and DIR/test/<class>/
-DataSource open_data(const std::string& spec);
+/// Long reads (image folders) report their progress to `logger`.
+DataSource open_data(const std::string& spec, Logger& logger = silent_logger());
 
 /// Which images train, validate and test (DESIGN §6).
 enum class Protocol { Seen, Unseen };

@@ -119,8 +119,10 @@ struct EvalOptions {
   TORCH_ARG(bool, few_shot) = false;         ///< run 5-way 1- and 5-shot, and 20-way 1-shot, episodes where the classes allow
 };
 
-/// The protocol's metrics on `test`, at `threshold` (calibrated on validation pairs beforehand).
-EvalReport evaluate(SiameseNetwork& network, const Dataset& test, double threshold, const EvalOptions& options);
+/// The protocol's metrics on `test`, at `threshold` (calibrated on validation pairs beforehand);
+/// the test items embedded are counted to `logger`.
+EvalReport evaluate(SiameseNetwork& network, const Dataset& test, double threshold, const EvalOptions& options,
+                    Logger& logger = silent_logger());
 
 /// evaluate() on given embeddings [N, D] of items with these labels (N of them), e.g. features
 /// that no network made. Throws siamese::Error on NaN/inf embeddings or a size mismatch.

@@ -51,13 +51,15 @@ Inputs read_inputs(const std::string& what, const SavedModel& model, const std::
                    Logger& logger = silent_logger());
 
 /// These image files (image models), unlabelled (labels -1), keyed by their paths, read at the
-/// model's input shape. Throws siamese::Error naming a file that is missing or unreadable.
-Inputs read_files(const std::vector<std::string>& files, const SavedModel& model);
+/// model's input shape, their count reported to `logger`. Throws siamese::Error naming a file
+/// that is missing or unreadable.
+Inputs read_files(const std::vector<std::string>& files, const SavedModel& model, Logger& logger = silent_logger());
 
-/// Embeddings of the inputs: [N, D] float, in the order of inputs.keys, in batches of 512.
+/// Embeddings of the inputs: [N, D] float, in the order of inputs.keys, in batches of 512, their
+/// count reported to `logger`.
 /// Requires the network in eval mode and never changes it; throws siamese::Error(InvalidArgument)
 /// otherwise, or when there is nothing to embed.
-torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs);
+torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs, Logger& logger = silent_logger());
 
 /// The data spec the model was trained on (its info "data"), "fashion-mnist" when it names none.
 /// Throws siamese::Error(Corruption) when `info` is not JSON.
@@ -96,6 +98,7 @@ struct TrainedData {
 /// "validation_size", default 5000). Sequence specs: open_sequences_as_trained, whose test split
 /// holds classes training never saw. Throws siamese::Error on a missing or bad data set, an
 /// unknown protocol name in the model file, or a split left empty.
-TrainedData open_data_as_trained(const SavedModel& model, const TrainedDataOptions& options = {});
+TrainedData open_data_as_trained(const SavedModel& model, const TrainedDataOptions& options = {},
+                                 Logger& logger = silent_logger());
 
 }  // namespace siamese

@@ -203,6 +203,8 @@ TORCH_MODULE(SiameseNetwork);
 /// Embeddings of every item of a data set, in order: [N, D] (no grad), in batches of
 /// batch_size. Thread safety: concurrent calls may share one network (see SiameseNetworkImpl).
 /// Requires the network in eval mode (throws Error(InvalidArgument) otherwise) and never changes it.
-torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_t batch_size = 512);
+/// The items embedded are counted to `logger` (Logger::count).
+torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_t batch_size = 512,
+                            Logger& logger = silent_logger());
 
 }  // namespace siamese

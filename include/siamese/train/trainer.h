@@ -27,7 +27,9 @@ struct DataOptions {
   /// Default "fashion-mnist".
   std::string spec = "fashion-mnist";
   /// Image data: which images train / validate / test. Sequence data: only validation_size
-  /// counts (whole classes held out of the training file).
+  /// counts (whole classes held out of the training file). A validation_size of 0 is resolved
+  /// by train() (and so stored in config.json): a fifth of the training images, at most 5000;
+  /// 5000 for sequences.
   SplitOptions split;
   /// Sequence data: cut longer items to this many steps (0 = no limit); counted in the load
   /// summary. Default 0.
