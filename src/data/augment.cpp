@@ -76,6 +76,12 @@ AugmentOptions parse_augment(const std::string& spec) {
       throw Error(ErrorCode::InvalidArgument, "augment: unknown transform '" + name + "' (known: " + known + ")");
     }
     if (range.value < 0) throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': the value must be >= 0");
+    // Bounds that keep every transform meaningful (and OpenCV's kernels finite): degrees of a
+    // turn, a blur's sigma in pixels, factors and shares otherwise.
+    const double most = name == std::string("rotate") ? 360 : name == std::string("blur") ? 50 : 10;
+    if (!(range.value <= most)) {
+      throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': the value must be <= " + std::to_string(static_cast<int>(most)));
+    }
     if (name == std::string("flip")) {
       if (entry.find('@') != std::string::npos) {
         throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': flip's value is its probability");

@@ -229,6 +229,22 @@ struct EmbeddingIndex::State {
   void write(const std::string& file) const;
 };
 
+namespace {
+/// One digest over a file's records (its meta rows but this digest, the items, the class names):
+/// a flipped bit in a key, a label or a header value is found like one in the vectors.
+uint64_t records_digest(const std::map<std::string, std::string>& meta, const std::map<int64_t, IndexItem>& items,
+                        const std::map<int64_t, std::string>& class_names) {
+  std::string s;
+  auto field = [&s](const std::string& v) { s += std::to_string(v.size()) + ":" + v; };
+  for (const auto& [k, v] : meta) {
+    if (k != "records_fnv1a") field(k), field(v);
+  }
+  for (const auto& [id, it] : items) field(std::to_string(id)), field(it.key), field(std::to_string(it.label)), field(it.added);
+  for (const auto& [label, name] : class_names) field(std::to_string(label)), field(name);
+  return fnv1a(s.data(), s.size());
+}
+}  // namespace
+
 EmbeddingIndex::EmbeddingIndex(IndexOptions options) : state_(std::make_unique<State>()) {
   state_->options = std::move(options);
   state_->index = make_faiss(state_->options);
@@ -431,7 +447,7 @@ void EmbeddingIndex::State::write(const std::string& file) const {
     db.exec("BEGIN");
     {
       Stmt meta(db, "INSERT INTO meta VALUES(?, ?)");
-      const std::vector<std::pair<std::string, std::string>> rows = {
+      std::map<std::string, std::string> rows = {
           {"format", kFormat},
           {"version", std::to_string(kFormatVersion)},
           {"spec", s.options.spec()},
@@ -444,6 +460,7 @@ void EmbeddingIndex::State::write(const std::string& file) const {
           {"count", std::to_string(s.items.size())},
           {"vectors_bytes", std::to_string(writer.data.size())},
           {"vectors_fnv1a", std::to_string(fnv1a(writer.data.data(), writer.data.size()))}};
+      rows["records_fnv1a"] = std::to_string(records_digest(rows, s.items, s.class_names));
       for (const auto& [k, v] : rows) {
         sqlite3_bind_text(meta.s, 1, k.c_str(), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(meta.s, 2, v.c_str(), -1, SQLITE_TRANSIENT);
@@ -520,6 +537,10 @@ EmbeddingIndex EmbeddingIndex::load(const std::string& path) {
     Stmt q(db, "SELECT label, name FROM classes");
     while (q.step()) state->class_names[sqlite3_column_int64(q.s, 0)] = q.text(1);
     for (auto& [id, item] : state->items) item.class_name = state->class_name(item.label);
+  }
+  if (meta.count("records_fnv1a") > 0 &&  // files written before it was stored have none
+      meta["records_fnv1a"] != std::to_string(records_digest(meta, state->items, state->class_names))) {
+    throw Error(ErrorCode::Corruption, path, "the index records are damaged (their checksum differs from the header)");
   }
   faiss::VectorIOReader reader;
   {

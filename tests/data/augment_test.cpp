@@ -28,7 +28,8 @@ TEST(Augment, SpecificationRoundTripsAndBadEntriesAreNamed) {
   EXPECT_EQ(to_string(parse_augment("")), "none");
   EXPECT_FALSE(parse_augment("none").any());
   EXPECT_TRUE(o.any());
-  for (const char* bad : {"spin=3", "rotate", "rotate=x", "rotate=-1", "noise=0.1@2", "scale=1.5", "flip=0.5@0.5"}) {
+  for (const char* bad : {"spin=3", "rotate", "rotate=x", "rotate=-1", "noise=0.1@2", "scale=1.5", "flip=0.5@0.5",
+                          "blur=1e30", "rotate=361", "noise=inf", "translate=nan"}) {
     try {
       parse_augment(bad);
       ADD_FAILURE() << bad << ": no error";
@@ -37,6 +38,17 @@ TEST(Augment, SpecificationRoundTripsAndBadEntriesAreNamed) {
       EXPECT_NE(std::string(e.what()).find("augment"), std::string::npos) << e.what();
     }
   }
+}
+
+TEST(Augment, TheLargestValuesAllowedStillTransform) {
+  // blur=1e30 used to reach OpenCV as a kernel of no valid size (an assertion, not our error).
+  auto images = torch::full({4, 1, 12, 12}, 0.4);
+  images.index_put_({torch::indexing::Slice(), 0, 6, 6}, 1.0);
+  const auto out = augment(images, parse_augment("blur=50,rotate=360"), 0, 0);
+  EXPECT_EQ(out.sizes(), images.sizes());
+  EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
+  EXPECT_LE(out.max().item<double>(), 1.0 + 1e-6);
+  EXPECT_GE(out.min().item<double>(), -1e-6);
 }
 
 TEST(Augment, SameSeedAndStreamGiveTheSameImagesOthersDiffer) {

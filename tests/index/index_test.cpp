@@ -244,6 +244,15 @@ TEST(Index, DamagedFilesAreRefusedByName) {
       EXPECT_NE(std::string(e.what()).find(cut), std::string::npos) << e.what();
     }
   }
+  // One flipped bit in an item's key (outside the vector data): a checksum over the records.
+  const auto key = index.items().at(1234).key;
+  auto bytes = siamese::testing::read_file(path);
+  const auto at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos) << key;
+  bytes[at] = static_cast<char>(bytes[at] ^ 0x01);
+  const auto flipped = (dir / "flipped.db").string();
+  std::ofstream(flipped, std::ios::binary) << bytes;
+  expect_error(flipped, ErrorCode::Corruption);
   EXPECT_EQ(EmbeddingIndex::load(path).size(), 3000);
 }
 
