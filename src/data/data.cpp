@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <opencv2/imgcodecs.hpp>
 #include <set>
 #include <sstream>
@@ -292,11 +293,17 @@ std::vector<FilePair> read_pairs_file(const std::string& path, const std::string
       throw Error(ErrorCode::Corruption, where() + "expected 'FOLDS<TAB>N' or 'N', got '" + line + "'");
     }
     if (header >> b) {
+      if (b < 1) {
+        throw Error(ErrorCode::Corruption, where() + "a fold needs N >= 1 pairs of each kind, got '" + line + "'");
+      }
       folds = a;
       per_fold = b;
     } else {
       per_fold = a / 2;  // one fold: N pairs, half same and half different
       if (a % 2) throw Error(ErrorCode::Corruption, where() + "a single-fold header needs an even count, got " + line);
+    }
+    if (per_fold > std::numeric_limits<int64_t>::max() / 2 / folds) {  // folds · 2 · per_fold would overflow
+      throw Error(ErrorCode::Corruption, where() + "the header promises more pairs than can be counted: '" + line + "'");
     }
   }
   auto image = [&](const std::string& name, const std::string& index) {

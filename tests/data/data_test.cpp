@@ -331,6 +331,11 @@ TEST(PairsFile, ReadsTheLfwFormatAndNamesBadLines) {
   expect_error("2\t1\nann\t1\t2\nann\t1\tbob\t1\n", ErrorCode::Corruption, "promises 4 pairs, the file has 2",
                path);  // short
   expect_error("", ErrorCode::Corruption, "empty pairs file", path);
+  // Found by tests/fuzz/pairs_fuzz.cpp: a header of 0 pairs per fold divided by zero, and a huge
+  // one overflowed the promised count.
+  expect_error("2\t0\nann\t1\t2\n", ErrorCode::Corruption, "pairs.txt:1: a fold needs N >= 1 pairs", "");
+  expect_error("4611686018427387904\t2\nann\t1\t2\n", ErrorCode::Corruption, "more pairs than can be counted", "");
+  expect_error("2\t4611686018427387904\n", ErrorCode::Corruption, "more pairs than can be counted", "");
   EXPECT_THROW(read_pairs_file((dir / "none.txt").string(), dir.string()), Error);
   try {
     read_pairs_file((dir / "none.txt").string(), dir.string());
