@@ -2,9 +2,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <opencv2/imgproc.hpp>
 #include <random>
 #include <sstream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -30,6 +32,17 @@ double number(const std::string& text, const std::string& entry) {
   } catch (const std::exception&) {
   }
   throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': '" + text + "' is not a number");
+}
+
+/// The shortest "%.Ng" form of v (N from 9 to 17) that reads back as exactly v, so that
+/// parse_augment(to_string(o)) == o for every value parse_augment accepts.
+std::string exact(double v) {
+  char buf[32];
+  for (int digits = 9; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
 }
 
 uint64_t mix(uint64_t x) {  // splitmix64 finaliser
@@ -99,15 +112,15 @@ std::string to_string(const AugmentOptions& o) {
   for (const auto& [name, field] : fields()) {
     const auto& r = o.*field;
     if (r.value <= 0 || r.probability <= 0) continue;
-    char buf[96];
+    std::string entry = std::string(name) + "=";
     if (field == &AugmentOptions::flip) {
-      std::snprintf(buf, sizeof buf, "%s=%.9g", name, r.probability);
+      entry += exact(r.probability);
     } else if (r.probability < 1) {
-      std::snprintf(buf, sizeof buf, "%s=%.9g@%.9g", name, r.value, r.probability);
+      entry += exact(r.value) + "@" + exact(r.probability);
     } else {
-      std::snprintf(buf, sizeof buf, "%s=%.9g", name, r.value);
+      entry += exact(r.value);
     }
-    s += (s.empty() ? "" : ",") + std::string(buf);
+    s += (s.empty() ? "" : ",") + entry;
   }
   return s.empty() ? "none" : s;
 }

@@ -39,6 +39,33 @@ TEST(Augment, SpecificationRoundTripsAndBadEntriesAreNamed) {
   }
 }
 
+// Found by tests/fuzz/augment_fuzz.cpp: to_string printed 9 significant digits, so a probability
+// of 0.99999999995 came back as 1 (the transform then always fired) and the round trip failed.
+TEST(Augment, ToStringKeepsEveryDigitAValueNeeds) {
+  const auto o = parse_augment("brightness=5@0.99999999995,rotate=0.1234567890123,flip=0.3");
+  EXPECT_EQ(to_string(o), "flip=0.3,rotate=0.1234567890123,brightness=5@0.99999999995");
+  const auto back = parse_augment(to_string(o));
+  EXPECT_EQ(back.brightness.probability, 0.99999999995);
+  EXPECT_EQ(back.rotate.value, 0.1234567890123);
+  EXPECT_EQ(back.flip.probability, 0.3);
+  EXPECT_EQ(to_string(parse_augment("noise=0.05@0.25,blur=1")), "blur=1,noise=0.05@0.25");  // short stays short
+}
+
+// Found by tests/fuzz/augment_fuzz.cpp: blur=11727099 built a Gaussian kernel of ~10^8 taps (a
+// hang); the standard deviation is now capped at the image's larger side.
+TEST(Augment, HugeBlurIsCappedAtTheImageSize) {
+  const auto x = images();  // [4, 1, 12, 10]
+  const auto huge = augment(x, parse_augment("blur=1e7"), 5, 0);
+  const auto huger = augment(x, parse_augment("blur=1e12"), 5, 0);
+  EXPECT_TRUE(torch::equal(huge, huger));  // both capped at 12 pixels (unless a draw is below 1e-6)
+  EXPECT_GE(huge.min().item<float>(), 0.0f);
+  EXPECT_LE(huge.max().item<float>(), 1.0f);
+  // A 12-pixel blur of a 12x10 image leaves it nearly flat: each row within 0.2 of its mean.
+  const auto spread = (huge - huge.mean({2, 3}, true)).abs().max().item<float>();
+  EXPECT_LT(spread, 0.2f);
+  EXPECT_FALSE(torch::equal(huge, augment(x, parse_augment("blur=1"), 5, 0)));
+}
+
 TEST(Augment, SameSeedAndStreamGiveTheSameImagesOthersDiffer) {
   auto x = images();
   auto o = parse_augment("rotate=20,translate=0.1,noise=0.05,contrast=0.3");
