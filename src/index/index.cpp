@@ -79,6 +79,12 @@ std::unique_ptr<faiss::Index> make_faiss(const IndexOptions& o) {
                 "index: '" + o.spec() + "' is not an index FAISS can build (" + e.msg +
                     "); try Flat, IVF1024,Flat, HNSW32 or IVF1024,PQ16");
   }
+  // FAISS builds "IVF0,..." but its training then reads past its buffers (a crash, not an error):
+  // refuse an inverted-file index without lists here, before anything is added.
+  if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(innermost(index.get())); ivf && ivf->nlist < 1) {
+    throw Error(ErrorCode::InvalidArgument,
+                "index: '" + o.spec() + "' has no inverted lists; IVF needs IVF<n> with n >= 1");
+  }
   if (dynamic_cast<faiss::IndexIVF*>(index.get())) return index;
   auto wrapped = std::make_unique<faiss::IndexIDMap2>(index.release());
   wrapped->own_fields = true;

@@ -187,6 +187,16 @@ TEST(Index, BadInputGivesClearErrors) {
     EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
     EXPECT_NE(std::string(e.what()).find("NoSuchIndex42"), std::string::npos);
   }
+  // Found by tests/fuzz/index_spec_fuzz.cpp: FAISS accepts "IVF0,PQ2" and then crashes in training.
+  for (const char* spec : {"IVF0,PQ2", "IVF0,Flat", "PCA2,IVF0,Flat"}) {
+    try {
+      EmbeddingIndex(IndexOptions(4).spec(spec));
+      ADD_FAILURE() << spec << ": no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
+      EXPECT_NE(std::string(e.what()).find("no inverted lists"), std::string::npos) << e.what();
+    }
+  }
   EmbeddingIndex index(IndexOptions(4));
   try {
     index.search(torch::zeros({1, 4}), 3);
