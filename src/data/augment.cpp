@@ -1,5 +1,6 @@
 #include "siamese/data/augment.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -170,7 +171,9 @@ torch::Tensor augment(const torch::Tensor& images, const AugmentOptions& o, uint
       cur = (cur - mean) * factor + mean;
     }
     if (fires(o.blur)) {
-      const double sigma = unit(rng) * o.blur.value;
+      // Capped at the image's larger side: a wider Gaussian blurs no further, and OpenCV's kernel
+      // (about 8 sigma wide) would otherwise take minutes and gigabytes for a sigma of millions.
+      const double sigma = std::min(unit(rng) * o.blur.value, static_cast<double>(std::max(h, w)));
       if (sigma > 0.05) cv::GaussianBlur(cur, cur, cv::Size(0, 0), sigma, sigma, cv::BORDER_REPLICATE);
     }
     if (fires(o.noise)) {
