@@ -140,7 +140,12 @@ std::pair<std::vector<int64_t>, std::vector<uint8_t>> parse_idx(const std::strin
   size_t count = 1;
   for (int d = 0; d < dims; ++d) {
     shape.push_back(big_endian(bytes, 4 + 4 * d));
-    count *= static_cast<size_t>(shape.back());
+    const auto size = static_cast<size_t>(shape.back());
+    if (size > 0 && count > bytes.size() / size) {  // more than the file holds (and no wrap-around)
+      throw Error(ErrorCode::Corruption, path,
+                  "truncated: the header declares more data bytes than the file's " + std::to_string(bytes.size()));
+    }
+    count *= size;
   }
   if (bytes.size() - header != count) {
     throw Error(ErrorCode::Corruption, path,

@@ -88,6 +88,14 @@ TEST(Idx, BadFilesAreClearErrors) {
   write_bytes(labels, idx_bytes({4}, {0, 1, 0, 1}), false);
   expect_error([&] { read_idx(good.images, labels); }, ErrorCode::InvalidArgument, labels, "4 labels for 3 images");
 
+  // Sizes whose product wraps around 2^64 (4 × 2^31 × 2^31 = 2^64 "= 0" data bytes): found by
+  // reading parse_idx for the fuzz target; they reached LibTorch, whose c10::Error leaked out.
+  const auto wrap = (dir / "wrap").string();
+  write_bytes(wrap, idx_bytes({4, 1u << 31, 1u << 31}, {}), false);
+  const auto four = (dir / "four").string();
+  write_bytes(four, idx_bytes({4}, {0, 1, 0, 1}), false);
+  expect_error([&] { read_idx(wrap, four); }, ErrorCode::Corruption, wrap, "truncated: the header declares more");
+
   // A gzip stream cut in the middle.
   const auto cut = (dir / "cut.gz").string();
   std::vector<uint8_t> noise(40000);
