@@ -181,8 +181,26 @@ std::vector<fs::directory_entry> entries_of(const fs::path& dir) {
   }
 }
 
+/// Whether the file starts like a PNG, JPEG, BMP or PGM/PPM (the formats of kImageExtensions).
+/// Only those reach OpenCV: its other decoders (DICOM, TIFF, EXR, ...), chosen by content, are
+/// third-party code we do not fuzz, and GDCM hangs on a PNG-looking file holding "DICM" at 128.
+bool looks_like_supported_image(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char b[3] = {0, 0, 0};
+  in.read(reinterpret_cast<char*>(b), sizeof b);
+  if (in.gcount() < 2) return false;
+  const bool png = b[0] == 0x89 && b[1] == 'P';
+  const bool jpeg = b[0] == 0xFF && b[1] == 0xD8;
+  const bool bmp = b[0] == 'B' && b[1] == 'M';
+  const bool pnm = b[0] == 'P' && b[1] >= '1' && b[1] <= '6';
+  return png || jpeg || bmp || pnm;
+}
+
 /// cv::Mat (8-bit, 1 or 3 channels) -> uint8 [C, H, W].
 torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
+  if (fs::exists(path) && !looks_like_supported_image(path)) {
+    throw Error(ErrorCode::Corruption, path, "cannot read image (not a PNG, JPEG, BMP or PGM file)");
+  }
   mat = cv::imread(path, cv::IMREAD_UNCHANGED);
   if (mat.empty()) {
     throw Error(fs::exists(path) ? ErrorCode::Corruption : ErrorCode::NotFound, path,
