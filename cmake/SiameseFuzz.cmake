@@ -21,6 +21,9 @@ foreach(target ${SIAMESE_FUZZ_TARGETS})
   if(SIAMESE_SANITIZE)
     target_link_options(fuzz_${target} PRIVATE -fsanitize=fuzzer)
     add_test(NAME fuzz/${target} COMMAND fuzz_${target} -runs=0 -rss_limit_mb=4096 ${corpus})
+    # Full unwinding, so that tests/fuzz/lsan.supp can name LibTorch's leak (see there).
+    set_tests_properties(fuzz/${target} PROPERTIES ENVIRONMENT
+      "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0;LSAN_OPTIONS=suppressions=${fuzz_dir}/lsan.supp;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=${fuzz_dir}/ubsan.supp")
   else()
     target_link_libraries(fuzz_${target} PRIVATE siamese_fuzz_replay)
     add_test(NAME fuzz/${target} COMMAND fuzz_${target} ${corpus})
