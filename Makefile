@@ -1,11 +1,21 @@
 # make demo: install what is missing, build, train on Fashion-MNIST (fmnist-seen), print the metrics.
 # make test: install what is missing, build everything, run the whole test suite through CTest.
 # make demo builds only the command-line tool; make test also the tests, benchmarks and examples.
+# make test-asan: the whole suite built with clang, AddressSanitizer and UBSan (in build-asan/),
+# fuzz targets included; make fuzz: the fuzzing campaigns on that build (docs/reliability.md).
 BUILD ?= build
 JOBS ?= $(shell nproc)
 RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+ASAN_BUILD ?= build-asan
+# Arguments of scripts/fuzz, e.g. make fuzz FUZZ_ARGS="--cpu-seconds 60 --targets idx,pairs".
+FUZZ_ARGS ?=
+# Sanitizer reports end the test that triggers them; the suppressions (tests/fuzz/*.supp) name
+# third-party code only, each with the reason it is there.
+SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tests/fuzz/ubsan.supp \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build demo test test-asan fuzz bench clean
 
 all: build
 
@@ -25,6 +35,17 @@ demo: deps $(BUILD)/CMakeCache.txt
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	CC=clang CXX=clang++ cmake -S . -B $(ASAN_BUILD) -DSIAMESE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIAMESE_BUILD_BENCH=OFF
+
+test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && $(SANITIZER_ENV) ctest --output-on-failure -j $(JOBS)
+
+fuzz: deps $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target $(addprefix fuzz_,idx image pairs tsv fasta csv jhf augment config model_file checkpoint index_file index_spec)
+	scripts/fuzz --build $(ASAN_BUILD) $(FUZZ_ARGS)
 
 bench: build
 	$(BUILD)/siamese_bench --benchmark_repetitions=7 --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true

@@ -1,10 +1,13 @@
 #include "siamese/data/augment.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <opencv2/imgproc.hpp>
 #include <random>
 #include <sstream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -30,6 +33,17 @@ double number(const std::string& text, const std::string& entry) {
   } catch (const std::exception&) {
   }
   throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': '" + text + "' is not a number");
+}
+
+/// The shortest "%.Ng" form of v (N from 9 to 17) that reads back as exactly v, so that
+/// parse_augment(to_string(o)) == o for every value parse_augment accepts.
+std::string exact(double v) {
+  char buf[32];
+  for (int digits = 9; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
 }
 
 uint64_t mix(uint64_t x) {  // splitmix64 finaliser
@@ -76,12 +90,6 @@ AugmentOptions parse_augment(const std::string& spec) {
       throw Error(ErrorCode::InvalidArgument, "augment: unknown transform '" + name + "' (known: " + known + ")");
     }
     if (range.value < 0) throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': the value must be >= 0");
-    // Bounds that keep every transform meaningful (and OpenCV's kernels finite): degrees of a
-    // turn, a blur's sigma in pixels, factors and shares otherwise.
-    const double most = name == std::string("rotate") ? 360 : name == std::string("blur") ? 50 : 10;
-    if (!(range.value <= most)) {
-      throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': the value must be <= " + std::to_string(static_cast<int>(most)));
-    }
     if (name == std::string("flip")) {
       if (entry.find('@') != std::string::npos) {
         throw Error(ErrorCode::InvalidArgument, "augment: '" + entry + "': flip's value is its probability");
@@ -105,15 +113,15 @@ std::string to_string(const AugmentOptions& o) {
   for (const auto& [name, field] : fields()) {
     const auto& r = o.*field;
     if (r.value <= 0 || r.probability <= 0) continue;
-    char buf[96];
+    std::string entry = std::string(name) + "=";
     if (field == &AugmentOptions::flip) {
-      std::snprintf(buf, sizeof buf, "%s=%.9g", name, r.probability);
+      entry += exact(r.probability);
     } else if (r.probability < 1) {
-      std::snprintf(buf, sizeof buf, "%s=%.9g@%.9g", name, r.value, r.probability);
+      entry += exact(r.value) + "@" + exact(r.probability);
     } else {
-      std::snprintf(buf, sizeof buf, "%s=%.9g", name, r.value);
+      entry += exact(r.value);
     }
-    s += (s.empty() ? "" : ",") + std::string(buf);
+    s += (s.empty() ? "" : ",") + entry;
   }
   return s.empty() ? "none" : s;
 }
@@ -163,7 +171,9 @@ torch::Tensor augment(const torch::Tensor& images, const AugmentOptions& o, uint
       cur = (cur - mean) * factor + mean;
     }
     if (fires(o.blur)) {
-      const double sigma = unit(rng) * o.blur.value;
+      // Capped at the image's larger side: a wider Gaussian blurs no further, and OpenCV's kernel
+      // (about 8 sigma wide) would otherwise take minutes and gigabytes for a sigma of millions.
+      const double sigma = std::min(unit(rng) * o.blur.value, static_cast<double>(std::max(h, w)));
       if (sigma > 0.05) cv::GaussianBlur(cur, cur, cv::Size(0, 0), sigma, sigma, cv::BORDER_REPLICATE);
     }
     if (fires(o.noise)) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <opencv2/imgcodecs.hpp>
 #include <set>
 #include <sstream>
@@ -139,7 +140,12 @@ std::pair<std::vector<int64_t>, std::vector<uint8_t>> parse_idx(const std::strin
   size_t count = 1;
   for (int d = 0; d < dims; ++d) {
     shape.push_back(big_endian(bytes, 4 + 4 * d));
-    count *= static_cast<size_t>(shape.back());
+    const auto size = static_cast<size_t>(shape.back());
+    if (size > 0 && count > bytes.size() / size) {  // more than the file holds (and no wrap-around)
+      throw Error(ErrorCode::Corruption, path,
+                  "truncated: the header declares more data bytes than the file's " + std::to_string(bytes.size()));
+    }
+    count *= size;
   }
   if (bytes.size() - header != count) {
     throw Error(ErrorCode::Corruption, path,
@@ -207,11 +213,27 @@ void check_png(const std::string& path, const std::string& bytes) {
   }
 }
 
+/// Whether the bytes start like a PNG, JPEG, BMP or PGM/PPM (the formats of kImageExtensions).
+/// Only those reach OpenCV: its other decoders (DICOM, TIFF, EXR, ...), chosen by content, are
+/// third-party code we do not fuzz, and GDCM hangs on a PNG-looking file holding "DICM" at 128.
+bool looks_like_supported_image(const std::string& bytes) {
+  if (bytes.size() < 2) return false;
+  const auto b0 = static_cast<unsigned char>(bytes[0]), b1 = static_cast<unsigned char>(bytes[1]);
+  const bool png = b0 == 0x89 && b1 == 'P';
+  const bool jpeg = b0 == 0xFF && b1 == 0xD8;
+  const bool bmp = b0 == 'B' && b1 == 'M';
+  const bool pnm = b0 == 'P' && b1 >= '1' && b1 <= '6';
+  return png || jpeg || bmp || pnm;
+}
+
 /// cv::Mat (8-bit, 1 or 3 channels) -> uint8 [C, H, W].
 torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
   const auto bytes = read_file_bytes(path);
   check_png(path, bytes);
   if (bytes.empty()) throw Error(ErrorCode::Corruption, path, "empty file, not an image");
+  if (!looks_like_supported_image(bytes)) {
+    throw Error(ErrorCode::Corruption, path, "cannot decode the image (not a PNG, JPEG, BMP or PGM file)");
+  }
   if (bytes.size() > (size_t{1} << 31) - 1) throw Error(ErrorCode::Unsupported, path, "image file larger than 2 GiB");
   try {
     mat = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
@@ -336,11 +358,17 @@ std::vector<FilePair> read_pairs_file(const std::string& path, const std::string
       throw Error(ErrorCode::Corruption, where() + "expected 'FOLDS<TAB>N' or 'N', got '" + line + "'");
     }
     if (header >> b) {
+      if (b < 1) {
+        throw Error(ErrorCode::Corruption, where() + "a fold needs N >= 1 pairs of each kind, got '" + line + "'");
+      }
       folds = a;
       per_fold = b;
     } else {
       per_fold = a / 2;  // one fold: N pairs, half same and half different
       if (a % 2) throw Error(ErrorCode::Corruption, where() + "a single-fold header needs an even count, got " + line);
+    }
+    if (per_fold > std::numeric_limits<int64_t>::max() / 2 / folds) {  // folds · 2 · per_fold would overflow
+      throw Error(ErrorCode::Corruption, where() + "the header promises more pairs than can be counted: '" + line + "'");
     }
   }
   auto image = [&](const std::string& name, const std::string& index) {

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -61,6 +62,25 @@ faiss::Index* innermost(faiss::Index* index) {
   }
 }
 
+/// Refuses a factory string with a count of 0 ("PQ0", "IVF0", "HNSW0"): every number in one counts
+/// something (lists, sub-quantizers, bits, neighbours, dimensions), and FAISS accepts some zeros,
+/// then divides by them or reads out of bounds (a crash, not an exception).
+void check_factory_counts(const std::string& spec) {
+  for (size_t i = 0; i < spec.size();) {
+    if (!std::isdigit(static_cast<unsigned char>(spec[i]))) {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < spec.size() && std::isdigit(static_cast<unsigned char>(spec[end]))) ++end;
+    if (spec.find_first_not_of('0', i) >= end) {
+      throw Error(ErrorCode::InvalidArgument, "index: '" + spec + "' has a count of 0 (" + spec.substr(0, end) +
+                                                  "...); every number in a FAISS factory string must be >= 1");
+    }
+    i = end;
+  }
+}
+
 /// A FAISS index for the options. IVF indexes take ids themselves; every other kind is wrapped in
 /// an IndexIDMap2 (ids, and reconstruction by id for removal by rebuilding).
 std::unique_ptr<faiss::Index> make_faiss(const IndexOptions& o) {
@@ -71,6 +91,7 @@ std::unique_ptr<faiss::Index> make_faiss(const IndexOptions& o) {
   const auto metric = o.distance() == Distance::Cosine ? faiss::METRIC_INNER_PRODUCT
                       : l1                             ? faiss::METRIC_L1
                                                        : faiss::METRIC_L2;
+  check_factory_counts(o.spec());
   std::unique_ptr<faiss::Index> index;
   try {
     index.reset(faiss::index_factory(static_cast<int>(o.dim()), o.spec().c_str(), metric));

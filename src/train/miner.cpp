@@ -96,7 +96,10 @@ MinedTriplets mine_triplets(MinerKind miner, const torch::Tensor& distances, con
       });
     }
     case MinerKind::HardPairs: {
-      auto [nearest, has_negative] = nearest_negative(d, m);
+      // Not a structured binding: lambdas capture those only from C++20 (clang rejects it in C++17).
+      const auto negatives = nearest_negative(d, m);
+      const auto& nearest = negatives.first;
+      const auto& has_negative = negatives.second;
       return per_positive_pair(d, m, [&](const torch::Tensor& a, const torch::Tensor&, const torch::Tensor&,
                                          const torch::Tensor&) {
         return std::make_pair(nearest.index_select(0, a), has_negative.index_select(0, a));

@@ -88,6 +88,14 @@ TEST(Idx, BadFilesAreClearErrors) {
   write_bytes(labels, idx_bytes({4}, {0, 1, 0, 1}), false);
   expect_error([&] { read_idx(good.images, labels); }, ErrorCode::InvalidArgument, labels, "4 labels for 3 images");
 
+  // Sizes whose product wraps around 2^64 (4 × 2^31 × 2^31 = 2^64 "= 0" data bytes): found by
+  // reading parse_idx for the fuzz target; they reached LibTorch, whose c10::Error leaked out.
+  const auto wrap = (dir / "wrap").string();
+  write_bytes(wrap, idx_bytes({4, 1u << 31, 1u << 31}, {}), false);
+  const auto four = (dir / "four").string();
+  write_bytes(four, idx_bytes({4}, {0, 1, 0, 1}), false);
+  expect_error([&] { read_idx(wrap, four); }, ErrorCode::Corruption, wrap, "truncated: the header declares more");
+
   // A gzip stream cut in the middle.
   const auto cut = (dir / "cut.gz").string();
   std::vector<uint8_t> noise(40000);
@@ -194,6 +202,20 @@ TEST(ImageFolder, BadFoldersAreClearErrors) {
                "cannot decode the image");
   expect_error([&] { read_image((broken / "b" / "3.png").string(), 1, 4, 4); }, ErrorCode::NotFound,
                (broken / "b" / "3.png").string(), "no such file");
+
+  // Found by tests/fuzz/image_fuzz.cpp: a PNG signature cut short, then "DICM" at byte 128, made
+  // OpenCV hand the file to GDCM, which worked on it for minutes. Only our formats reach OpenCV now.
+  std::string dicom(128, '\0');
+  dicom.replace(0, 5, "\x89PNG\r");
+  dicom += "DICM";
+  dicom += std::string(64, '\0');
+  const auto dicm = (broken / "dicm.png").string();
+  std::ofstream(dicm, std::ios::binary) << dicom;
+  expect_error([&] { read_image(dicm, 1, 4, 4); }, ErrorCode::Corruption, dicm, "cannot read image");
+  const auto tiff = (broken / "image.tif").string();
+  std::ofstream(tiff, std::ios::binary) << std::string("II*\0\x08\0\0\0", 8);
+  expect_error([&] { read_image(tiff, 1, 4, 4); }, ErrorCode::Corruption, tiff, "not a PNG, JPEG, BMP or PGM file");
+  EXPECT_EQ(read_image((broken / "a" / "1.png").string(), 1, 4, 4).sizes(), (std::vector<int64_t>{1, 1, 4, 4}));
 
   expect_error([&] { read_image_folder((broken / "missing").string()); }, ErrorCode::NotFound,
                (broken / "missing").string(), "no such folder");
@@ -331,6 +353,11 @@ TEST(PairsFile, ReadsTheLfwFormatAndNamesBadLines) {
   expect_error("2\t1\nann\t1\t2\nann\t1\tbob\t1\n", ErrorCode::Corruption, "promises 4 pairs, the file has 2",
                path);  // short
   expect_error("", ErrorCode::Corruption, "empty pairs file", path);
+  // Found by tests/fuzz/pairs_fuzz.cpp: a header of 0 pairs per fold divided by zero, and a huge
+  // one overflowed the promised count.
+  expect_error("2\t0\nann\t1\t2\n", ErrorCode::Corruption, "pairs.txt:1: a fold needs N >= 1 pairs", "");
+  expect_error("4611686018427387904\t2\nann\t1\t2\n", ErrorCode::Corruption, "more pairs than can be counted", "");
+  expect_error("2\t4611686018427387904\n", ErrorCode::Corruption, "more pairs than can be counted", "");
   EXPECT_THROW(read_pairs_file((dir / "none.txt").string(), dir.string()), Error);
   try {
     read_pairs_file((dir / "none.txt").string(), dir.string());

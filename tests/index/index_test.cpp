@@ -187,6 +187,18 @@ TEST(Index, BadInputGivesClearErrors) {
     EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
     EXPECT_NE(std::string(e.what()).find("NoSuchIndex42"), std::string::npos);
   }
+  // Found by tests/fuzz/index_spec_fuzz.cpp: FAISS accepts "IVF0,PQ2" and then reads out of bounds
+  // in training (SEGV), and "IVF2,PQ0" divides by zero in its factory (SIGFPE).
+  for (const char* spec : {"IVF0,PQ2", "IVF0,Flat", "PCA2,IVF0,Flat", "IVF2,PQ0", "PQ00", "HNSW0", "PCA0,Flat"}) {
+    try {
+      EmbeddingIndex(IndexOptions(4).spec(spec));
+      ADD_FAILURE() << spec << ": no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
+      EXPECT_NE(std::string(e.what()).find("a count of 0"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(EmbeddingIndex(IndexOptions(4).spec("IVF10,PQ2x4")));  // zeros inside numbers are fine
   EmbeddingIndex index(IndexOptions(4));
   try {
     index.search(torch::zeros({1, 4}), 3);

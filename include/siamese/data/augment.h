@@ -13,7 +13,8 @@
 ///   noise=SIGMA      additive Gaussian noise, standard deviation up to SIGMA (pixels in [0, 1])
 ///   brightness=B     add a value in [−B, B]
 ///   contrast=C       scale the deviation from the image mean by a factor in [1−C, 1+C]
-///   blur=SIGMA       Gaussian blur with a standard deviation up to SIGMA pixels
+///   blur=SIGMA       Gaussian blur with a standard deviation up to SIGMA pixels (at most the
+///                    image's larger side: a wider blur changes nothing more)
 /// Geometric transforms are combined into one affine warp (borders replicate the edge pixels);
 /// results are clamped to [0, 1]. The same (seed, stream, item) always gives the same image,
 /// whichever thread computes it.

@@ -99,7 +99,8 @@ ImageDataset read_idx(const std::string& images_path, const std::string& labels_
 ImageDataset read_image_folder(const std::string& root, Logger& logger = silent_logger());
 
 /// Reads one image file as float [1, C, H, W] in [0, 1]; throws siamese::Error naming the file
-/// if it cannot be read or is not channels × height × width.
+/// if it cannot be read or is not channels × height × width. Like read_image_folder it decodes
+/// PNG, JPEG, BMP and PGM/PPM only, recognised by their first bytes (Corruption for any other).
 torch::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width);
 
 /// One pair of a pairs file: two image paths, whether they show the same identity, its fold.
