@@ -3,7 +3,9 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -181,18 +183,19 @@ std::vector<fs::directory_entry> entries_of(const fs::path& dir) {
   }
 }
 
-/// Whether the file starts like a PNG, JPEG, BMP or PGM/PPM (the formats of kImageExtensions).
-/// Only those reach OpenCV: its other decoders (DICOM, TIFF, EXR, ...), chosen by content, are
-/// third-party code we do not fuzz, and GDCM hangs on a PNG-looking file holding "DICM" at 128.
+/// Whether the file starts with the signature OpenCV's PNG, JPEG, BMP or PGM/PPM decoder takes
+/// (the formats of kImageExtensions), checked as OpenCV does, so that one of those four decodes it.
+/// Other files never reach OpenCV: it picks its decoder by content, and its others (DICOM, TIFF,
+/// EXR, ...) are third-party code we do not fuzz; GDCM hangs on a file holding "DICM" at byte 128.
 bool looks_like_supported_image(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  unsigned char b[3] = {0, 0, 0};
+  unsigned char b[8] = {0};
   in.read(reinterpret_cast<char*>(b), sizeof b);
-  if (in.gcount() < 2) return false;
-  const bool png = b[0] == 0x89 && b[1] == 'P';
-  const bool jpeg = b[0] == 0xFF && b[1] == 0xD8;
-  const bool bmp = b[0] == 'B' && b[1] == 'M';
-  const bool pnm = b[0] == 'P' && b[1] >= '1' && b[1] <= '6';
+  const auto n = in.gcount();
+  const bool png = n == 8 && std::memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0;
+  const bool jpeg = n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
+  const bool bmp = n >= 2 && b[0] == 'B' && b[1] == 'M';
+  const bool pnm = n >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6' && std::isspace(b[2]);
   return png || jpeg || bmp || pnm;
 }
 

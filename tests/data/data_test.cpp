@@ -204,7 +204,8 @@ TEST(ImageFolder, BadFoldersAreClearErrors) {
                (broken / "b" / "3.png").string(), "cannot read image");
 
   // Found by tests/fuzz/image_fuzz.cpp: a PNG signature cut short, then "DICM" at byte 128, made
-  // OpenCV hand the file to GDCM, which worked on it for minutes. Only our formats reach OpenCV now.
+  // OpenCV hand the file to GDCM, which worked on it for minutes (or asked for 3 GB). Only files
+  // with a full PNG, JPEG, BMP or PGM signature reach OpenCV now.
   std::string dicom(128, '\0');
   dicom.replace(0, 5, "\x89PNG\r");
   dicom += "DICM";
