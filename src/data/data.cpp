@@ -3,7 +3,9 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -213,16 +215,17 @@ void check_png(const std::string& path, const std::string& bytes) {
   }
 }
 
-/// Whether the bytes start like a PNG, JPEG, BMP or PGM/PPM (the formats of kImageExtensions).
-/// Only those reach OpenCV: its other decoders (DICOM, TIFF, EXR, ...), chosen by content, are
-/// third-party code we do not fuzz, and GDCM hangs on a PNG-looking file holding "DICM" at 128.
+/// Whether the bytes start with the signature OpenCV's PNG, JPEG, BMP or PGM/PPM decoder takes
+/// (the formats of kImageExtensions), checked as OpenCV does, so that one of those four decodes it.
+/// Other files never reach OpenCV: it picks its decoder by content, and its others (DICOM, TIFF,
+/// EXR, ...) are third-party code we do not fuzz; GDCM hangs on a file holding "DICM" at byte 128.
 bool looks_like_supported_image(const std::string& bytes) {
-  if (bytes.size() < 2) return false;
-  const auto b0 = static_cast<unsigned char>(bytes[0]), b1 = static_cast<unsigned char>(bytes[1]);
-  const bool png = b0 == 0x89 && b1 == 'P';
-  const bool jpeg = b0 == 0xFF && b1 == 0xD8;
-  const bool bmp = b0 == 'B' && b1 == 'M';
-  const bool pnm = b0 == 'P' && b1 >= '1' && b1 <= '6';
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  const auto n = bytes.size();
+  const bool png = n >= 8 && std::memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0;
+  const bool jpeg = n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
+  const bool bmp = n >= 2 && b[0] == 'B' && b[1] == 'M';
+  const bool pnm = n >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6' && std::isspace(b[2]);
   return png || jpeg || bmp || pnm;
 }
 
