@@ -1,6 +1,10 @@
 #include "siamese/core/archive_file.h"
 
+#include <zip.h>
+
 #include <algorithm>
+#include <memory>
+#include <vector>
 #include <cstdio>
 #include <sstream>
 
@@ -61,6 +65,48 @@ uint64_t hash_ivalue(const c10::IValue& v, uint64_t h) {
   return h;  // None and kinds archives do not hold: their kind alone
 }
 
+/// The most bytes a compressed entry may expand to (LibTorch compresses only its small code and
+/// debug entries; tensors are stored): a bound on what a hostile file can make us inflate.
+constexpr zip_uint64_t kMaxInflatedEntry = 64ull << 20;
+
+/// Every entry of the zip archive in `bytes` (a LibTorch archive is a zip file) must read whole,
+/// with the size and CRC-32 that the zip directory records, before LibTorch parses any of it: a
+/// damaged file then gets one Corruption error instead of reaching LibTorch's readers, which can
+/// crash or allocate without bound on bytes that are not what it wrote.
+void check_zip(const std::string& bytes, const std::string& path, const std::string& what) {
+  const auto corrupt = [&](const std::string& why) { return Error(ErrorCode::Corruption, path, "corrupt " + what + " (" + why + ")"); };
+  zip_error_t error;
+  zip_error_init(&error);
+  zip_source_t* source = zip_source_buffer_create(bytes.data(), bytes.size(), 0, &error);
+  zip_t* zip = source ? zip_open_from_source(source, ZIP_RDONLY, &error) : nullptr;
+  if (!zip) {
+    const std::string why = zip_error_strerror(&error);
+    zip_error_fini(&error);
+    if (source) zip_source_free(source);
+    throw corrupt("not a zip archive: " + why);
+  }
+  std::unique_ptr<zip_t, void (*)(zip_t*)> owner(zip, [](zip_t* z) { zip_discard(z); });
+  std::vector<char> buffer(1 << 16);
+  const zip_int64_t entries = zip_get_num_entries(zip, 0);
+  for (zip_int64_t i = 0; i < entries; ++i) {
+    zip_stat_t stat;
+    if (zip_stat_index(zip, i, 0, &stat) != 0) throw corrupt(zip_strerror(zip));
+    const std::string name = (stat.valid & ZIP_STAT_NAME) ? stat.name : "entry " + std::to_string(i);
+    const bool stored = stat.comp_method == ZIP_CM_STORE;
+    if (!stored && stat.comp_method != ZIP_CM_DEFLATE) throw corrupt(name + ": unknown compression method");
+    if (stat.size > (stored ? bytes.size() : kMaxInflatedEntry)) throw corrupt(name + ": claims " + std::to_string(stat.size) + " bytes");
+    zip_file_t* file = zip_fopen_index(zip, i, 0);
+    if (!file) throw corrupt(name + ": " + zip_strerror(zip));
+    zip_int64_t n;
+    zip_uint64_t total = 0;
+    while ((n = zip_fread(file, buffer.data(), buffer.size())) > 0 && (total += n) <= stat.size) {
+    }
+    const std::string why = n < 0 ? zip_file_strerror(file) : total != stat.size ? "holds other than the " + std::to_string(stat.size) + " bytes it claims" : "";
+    zip_fclose(file);
+    if (!why.empty()) throw corrupt(name + ": " + why);
+  }
+}
+
 std::string serialize(torch::serialize::OutputArchive& archive) {
   std::ostringstream out;
   archive.save_to(out);
@@ -103,8 +149,10 @@ void save_archive(torch::serialize::OutputArchive& archive, const std::string& p
 bool load_archive(torch::serialize::InputArchive& archive, const std::string& path, const std::string& what) {
   c10::IValue stored;
   std::string actual;
+  const std::string bytes = read_file(path);
+  check_zip(bytes, path, what);
   try {
-    archive.load_from(path);
+    archive.load_from(bytes.data(), bytes.size());
     if (!archive.try_read(kArchiveChecksumKey, stored)) return false;  // written before checksums: accepted
     actual = archive_checksum(archive);
   } catch (const c10::Error& e) {

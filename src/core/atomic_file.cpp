@@ -174,6 +174,17 @@ std::string read_all(const std::string& shown, const std::string& file) {
 
 }  // namespace
 
+std::string read_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(ErrorCode::NotFound, path, "no such file");
+  if (fs::is_directory(path, ec)) throw Error(ErrorCode::IOError, path, "is a folder, not a file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot open", errno);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) fail(path, "cannot read", errno ? errno : EIO);
+  return bytes;
+}
+
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
   const Target t = resolve(path);
   if (!t.in_place) {

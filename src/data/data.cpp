@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "siamese/core/atomic_file.h"
 #include "siamese/data/image_files.h"
 #include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
@@ -183,16 +184,6 @@ std::vector<fs::directory_entry> entries_of(const fs::path& dir) {
   }
 }
 
-/// The whole file; throws siamese::Error naming it when it is missing or unreadable.
-std::string read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fs::exists(path) ? ErrorCode::IOError : ErrorCode::NotFound, path, fs::exists(path) ? "cannot read the file" : "no such file");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (in.bad()) throw Error(ErrorCode::IOError, path, "read error");
-  return bytes.str();
-}
-
 /// A PNG's chunks (length, type, data, CRC) must all be whole, with right CRCs, up to IEND:
 /// a truncated or damaged file gets our one-line error instead of libpng's own lines on stderr.
 void check_png(const std::string& path, const std::string& bytes) {
@@ -231,7 +222,7 @@ bool looks_like_supported_image(const std::string& bytes) {
 
 /// cv::Mat (8-bit, 1 or 3 channels) -> uint8 [C, H, W].
 torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
-  const auto bytes = read_file_bytes(path);
+  const auto bytes = read_file(path);
   check_png(path, bytes);
   if (bytes.empty()) throw Error(ErrorCode::Corruption, path, "empty file, not an image");
   if (!looks_like_supported_image(bytes)) {

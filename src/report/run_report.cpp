@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "siamese/core/atomic_file.h"
 #include "siamese/core/error.h"
 #include "siamese/core/system.h"
 #include "siamese/report/html.h"
@@ -23,12 +24,7 @@ namespace siamese {
 namespace {
 
 std::string read_if_there(const fs::path& path) {
-  if (!fs::exists(path)) return "";
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  if (!in && !in.eof()) throw Error(ErrorCode::IOError, path.string(), "cannot read");
-  return s.str();
+  return fs::exists(path) ? read_file(path.string()) : "";
 }
 
 std::string num(double v, const char* format = "%.4f") {

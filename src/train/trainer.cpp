@@ -526,13 +526,11 @@ TrainResult train(const TrainOptions& options, const TrainingData& data, Logger&
 
 TrainResult resume(const std::string& dir, Logger& logger, TrainObserver* observer) {
   const auto config = fs::path(dir) / "config.json";
-  std::ifstream in(config);
-  if (!in) throw Error(ErrorCode::NotFound, config.string(), "cannot read; is " + dir + " a training run folder?");
-  std::stringstream text;
-  text << in.rdbuf();
+  if (!fs::exists(config)) throw Error(ErrorCode::NotFound, config.string(), "no such file; is " + dir + " a training run folder?");
+  const std::string text = read_file(config.string());
   TrainOptions options;
   try {
-    options = train_options_from_json(text.str());
+    options = train_options_from_json(text);
   } catch (const Error& e) {  // a bad config.json: name the file
     if (!e.path().empty()) throw;
     throw Error(e.code() == ErrorCode::InvalidArgument ? ErrorCode::Corruption : e.code(), config.string(), e.what());

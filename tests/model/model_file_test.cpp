@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <zlib.h>
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -43,6 +44,39 @@ size_t offset_of(const std::string& file, const torch::Tensor& tensor, int64_t a
   const size_t first = file.find(needle);
   if (first == std::string::npos || file.find(needle, first + 1) != std::string::npos) return std::string::npos;
   return first;
+}
+
+/// `bad` (which differs from `good` only inside the zip entry of `length` bytes at `start`) with
+/// that entry's CRC-32 rewritten wherever the zip records it (data descriptor, central directory),
+/// as a tool that re-packs an edited archive would. Also returns how many records were rewritten.
+std::pair<std::string, int> with_crc_rewritten(std::string bad, const std::string& good, size_t start, size_t length) {
+  const auto crc_of = [&](const std::string& bytes) {
+    const auto crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(bytes.data() + start), static_cast<uInt>(length)));
+    return std::string(reinterpret_cast<const char*>(&crc), 4);  // little-endian, as zip stores it
+  };
+  const std::string before = crc_of(good), after = crc_of(bad);
+  int rewritten = 0;
+  for (size_t at = bad.find(before); at != std::string::npos; at = bad.find(before, at + 4)) {
+    bad.replace(at, 4, after);
+    ++rewritten;
+  }
+  return {bad, rewritten};
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+/// load_model(path) must throw Corruption naming `path` with `message` in its text.
+void expect_refused(const std::string& path, const std::string& message, const std::string& what) {
+  try {
+    load_model(path);
+    ADD_FAILURE() << "a model with " << what << " was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Corruption) << e.what();
+    EXPECT_EQ(e.path(), path);
+    EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << what << ": " << e.what();
+  }
 }
 
 }  // namespace
@@ -106,17 +140,16 @@ TEST(ModelFileFaults, FlippedBitInTheWeightsIsRefused) {
     for (int bit : {0, 7}) {  // a low and a high bit of a byte inside the weight
       std::string bad = good;
       bad[offset + 1] = static_cast<char>(bad[offset + 1] ^ (1 << bit));
-      {
-        std::ofstream(path, std::ios::binary | std::ios::trunc) << bad;
-      }
-      try {
-        load_model(path);
-        ADD_FAILURE() << "a model with bit " << bit << " of byte " << offset + 1 << " flipped was accepted";
-      } catch (const Error& e) {
-        EXPECT_EQ(e.code(), ErrorCode::Corruption) << e.what();
-        EXPECT_EQ(e.path(), path);
-        EXPECT_NE(std::string(e.what()).find("corrupt model file (checksum mismatch)"), std::string::npos) << e.what();
-      }
+      const std::string what = "bit " + std::to_string(bit) + " of byte " + std::to_string(offset + 1) + " flipped";
+      // The zip's own CRC-32 catches it before LibTorch reads the archive ...
+      write_bytes(path, bad);
+      expect_refused(path, "corrupt model file (archive/data/", what);
+      expect_refused(path, "CRC error", what);
+      // ... and the checksum of the contents still does when the CRC was rewritten to match.
+      const auto [repacked, rewritten] = with_crc_rewritten(bad, good, offset_of(good, weight, 0), static_cast<size_t>(weight.numel()) * 4);
+      EXPECT_EQ(rewritten, 2) << "the weight entry's CRC should be in its data descriptor and the central directory";
+      write_bytes(path, repacked);
+      expect_refused(path, "corrupt model file (checksum mismatch)", what + ", CRC rewritten");
     }
   }
   {

@@ -1,11 +1,15 @@
 #pragma once
-/// \file atomic_file.h  Atomic file replacement: write to a temporary name beside the target, flush
-/// it to disk, rename it onto the target.
+/// \file atomic_file.h  Whole files: read in one call, and replaced atomically (write to a temporary
+/// name beside the target, flush it to disk, rename it onto the target).
 
 #include <functional>
 #include <string>
 
 namespace siamese {
+
+/// The whole contents of the file `path`. Throws siamese::Error naming it: NotFound ("no such
+/// file") when it does not exist, IOError when it is a folder or cannot be read.
+std::string read_file(const std::string& path);
 
 /// Writes the file `path` so that a crash or a failure never leaves it half-written: calls
 /// write(temporary) for the temporary file PATH.tmp.PID beside it (PID: this process), fsyncs that
