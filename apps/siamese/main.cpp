@@ -73,6 +73,12 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
+  } catch (const CLI::ConfigError& e) {  // CLI11 says "INI was not able to parse train.KEY"
+    std::string what = e.what();
+    const std::string prefix = "INI was not able to parse ";
+    if (what.rfind(prefix, 0) == 0) what = "--config: unknown key '" + what.substr(prefix.size()) + "' (the keys are the flags, without --)";
+    std::fprintf(stderr, "siamese: usage error: %s (see siamese%s --help)\n", what.c_str(), help_command(app).c_str());
+    return 2;
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "siamese: usage error: %s (see siamese%s --help)\n", e.what(), help_command(app).c_str());
     return 2;

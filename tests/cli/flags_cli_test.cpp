@@ -65,6 +65,9 @@ TEST(FlagsCli, CommandLineMistakesExitTwoInOneLine) {
   expect_usage_error("", "A subcommand is required");
   expect_usage_error("train --no-such-flag", "--no-such-flag");
   expect_usage_error("eval", "--model is required");
+  const auto config = temp_dir("config_key") / "extra.toml";
+  std::ofstream(config) << "[train]\nepochs = 1\nbogus-key = 3\n";
+  expect_usage_error("train --config " + config.string(), "--config: unknown key 'train.bogus-key' (the keys are the flags, without --)");
   const auto help = run("train --help");
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.out.find("--epochs"), std::string::npos);
