@@ -44,7 +44,7 @@ test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cd $(ASAN_BUILD) && $(SANITIZER_ENV) ctest --output-on-failure -j $(JOBS)
 
 fuzz: deps $(ASAN_BUILD)/CMakeCache.txt
-	cmake --build $(ASAN_BUILD) -j $(JOBS) --target $(addprefix fuzz_,idx image pairs tsv fasta csv jhf augment config model_file checkpoint index_file index_spec)
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target $(addprefix fuzz_,idx image pairs tsv fasta csv jhf augment config model_file checkpoint index_file index_spec serve_request)
 	scripts/fuzz --build $(ASAN_BUILD) $(FUZZ_ARGS)
 
 bench: build

@@ -6,7 +6,7 @@
 # - SIAMESE_SANITIZE=ON (clang): each links libFuzzer (-fsanitize=fuzzer) instead, and is what
 #   scripts/fuzz runs; fuzz/<target> then replays the corpus through libFuzzer (-runs=0).
 # Programs are named fuzz_<target>; fuzz_make_seeds writes the seeds only our writers can make.
-set(SIAMESE_FUZZ_TARGETS idx image pairs tsv fasta csv jhf augment config model_file checkpoint index_file index_spec)
+set(SIAMESE_FUZZ_TARGETS idx image pairs tsv fasta csv jhf augment config model_file checkpoint index_file index_spec serve_request)
 set(fuzz_dir ${CMAKE_CURRENT_SOURCE_DIR}/tests/fuzz)
 
 if(NOT SIAMESE_SANITIZE)

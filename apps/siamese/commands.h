@@ -16,6 +16,7 @@ void add_index(CLI::App& app);
 void add_search(CLI::App& app);
 void add_oneshot(CLI::App& app);
 void add_report(CLI::App& app);
+void add_serve(CLI::App& app);
 
 /// The check of a numeric flag: its value (each value, for a list) must be a number in [lo, hi]
 /// (above lo when lo_open). Anything else, "-5", "1e30", "abc", is a usage error naming the flag

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   siamese::cli::add_search(app);
   siamese::cli::add_oneshot(app);
   siamese::cli::add_report(app);
+  siamese::cli::add_serve(app);
   // Exit status: 0 success, 1 bad input or a failed read or write, 2 a wrong command line
   // (README "Exit status"). Every error is one line on stderr.
   try {

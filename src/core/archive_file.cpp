@@ -83,7 +83,7 @@ void check_zip(const std::string& bytes, const std::string& path, const std::str
     const std::string why = zip_error_strerror(&error);
     zip_error_fini(&error);
     if (source) zip_source_free(source);
-    throw corrupt("not a zip archive: " + why);
+    throw corrupt(why == "Not a zip archive" ? "not a zip archive" : "not a readable zip archive: " + why);
   }
   std::unique_ptr<zip_t, void (*)(zip_t*)> owner(zip, [](zip_t* z) { zip_discard(z); });
   std::vector<char> buffer(1 << 16);

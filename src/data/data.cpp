@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -220,15 +221,50 @@ bool looks_like_supported_image(const std::string& bytes) {
   return png || jpeg || bmp || pnm;
 }
 
-/// cv::Mat (8-bit, 1 or 3 channels) -> uint8 [C, H, W].
-torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
-  const auto bytes = read_file(path);
+/// Width × height as the header of a PNG, JPEG, BMP or PNM file declares them; 0 when the header
+/// says nothing readable (the decoder then refuses the file).
+uint64_t declared_pixels(const std::string& bytes) {
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  const auto be = [&](size_t at, int size) {
+    uint64_t v = 0;
+    for (int i = 0; i < size; ++i) v = v << 8 | b[at + i];
+    return v;
+  };
+  const auto le32 = [&](size_t at) {
+    return static_cast<int32_t>(b[at] | b[at + 1] << 8 | b[at + 2] << 16 | static_cast<uint32_t>(b[at + 3]) << 24);
+  };
+  if (n < 3) return 0;
+  if (n >= 24 && b[0] == 0x89) return bytes.compare(12, 4, "IHDR") == 0 ? be(16, 4) * be(20, 4) : 0;  // PNG: IHDR first
+  if (n >= 26 && b[0] == 'B') return static_cast<uint64_t>(std::abs(static_cast<int64_t>(le32(18)))) * std::abs(static_cast<int64_t>(le32(22)));
+  if (n >= 3 && b[0] == 0xFF) {  // JPEG: the first start-of-frame segment
+    for (size_t at = 2; at + 9 <= n && b[at] == 0xFF;) {
+      const int marker = b[at + 1];
+      if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) return be(at + 5, 2) * be(at + 7, 2);
+      at += 2 + be(at + 2, 2);
+    }
+    return 0;
+  }
+  std::istringstream header(bytes.substr(2, 256));  // PNM: "P5 [# comment] WIDTH HEIGHT ..."
+  uint64_t size[2] = {0, 0};
+  for (auto& v : size) {
+    while (header >> std::ws && header.peek() == '#') header.ignore(256, '\n');
+    if (!(header >> v)) return 0;
+  }
+  return size[0] * size[1];
+}
+
+/// An image file's bytes (8-bit, 1 or 3 channels) -> uint8 [C, H, W]; `path` names it in errors.
+torch::Tensor decode_mat(const std::string& bytes, const std::string& path, cv::Mat& mat, uint64_t max_pixels) {
   check_png(path, bytes);
   if (bytes.empty()) throw Error(ErrorCode::Corruption, path, "empty file, not an image");
   if (!looks_like_supported_image(bytes)) {
     throw Error(ErrorCode::Corruption, path, "cannot decode the image (not a PNG, JPEG, BMP or PGM file)");
   }
   if (bytes.size() > (size_t{1} << 31) - 1) throw Error(ErrorCode::Unsupported, path, "image file larger than 2 GiB");
+  if (declared_pixels(bytes) > max_pixels) {
+    throw Error(ErrorCode::InvalidArgument, path, "image of " + std::to_string(declared_pixels(bytes)) + " pixels; at most " + std::to_string(max_pixels) + " are read");
+  }
   try {
     mat = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
                        cv::IMREAD_UNCHANGED);
@@ -247,6 +283,9 @@ torch::Tensor load_mat(const std::string& path, cv::Mat& mat) {
   // image is already contiguous, so contiguous() would not copy).
   return t.permute({2, 0, 1}).clone();
 }
+
+/// An image file -> uint8 [C, H, W].
+torch::Tensor load_mat(const std::string& path, cv::Mat& mat) { return decode_mat(read_file(path), path, mat, kMaxImagePixels); }
 
 /// A folder holding one sequence of frames: its images, sorted by name, side by side [C, H, F·W].
 torch::Tensor load_frames(const fs::path& dir, cv::Mat& mat) {
@@ -324,6 +363,11 @@ ImageDataset read_image_folder(const std::string& root, Logger& logger) {
     names.push_back(class_dirs[c].filename().string());
   }
   return ImageDataset(torch::stack(images), std::move(labels), root, std::move(names));
+}
+
+torch::Tensor decode_image(const std::string& bytes, const std::string& name, uint64_t max_pixels) {
+  cv::Mat mat;
+  return decode_mat(bytes, name, mat, max_pixels);
 }
 
 torch::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width) {

@@ -221,6 +221,41 @@ torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs, Logger& logg
   return embed_dataset(model.network, *inputs.items, 512, logger);
 }
 
+torch::Tensor image_input(const std::string& bytes, const std::string& name, const SavedModel& model, uint64_t max_pixels) {
+  if (model.network->takes_sequences()) throw Error(ErrorCode::InvalidArgument, name, "is an image, but this model reads sequences");
+  const auto& c = model.network->options.cnn();
+  auto image = decode_image(bytes, name, max_pixels);
+  if (image.size(0) != c.in_channels() || image.size(1) != c.height() || image.size(2) != c.width()) {
+    throw Error(ErrorCode::InvalidArgument, name,
+                "image is " + std::to_string(image.size(0)) + "x" + std::to_string(image.size(1)) + "x" +
+                    std::to_string(image.size(2)) + " (channels x height x width); the model expects " +
+                    std::to_string(c.in_channels()) + "x" + std::to_string(c.height()) + "x" + std::to_string(c.width()));
+  }
+  return image;
+}
+
+torch::Tensor text_input(const std::string& text, const SavedModel& model, bool* unknown_only) {
+  const auto& net = model.network->options;
+  if (!model.network->takes_sequences() || net.tokens().empty()) throw Error(ErrorCode::InvalidArgument, "a text, but this model does not read texts");
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw Error(ErrorCode::InvalidArgument, "an empty text");
+  TextItems items;
+  items.texts = {text};
+  items.labels = {""};
+  LoadSummary summary;
+  auto data = encode_text(items, Vocabulary(net.vocabulary()), net.tokens(), model_info(model).value("max_length", int64_t{0}), &summary);
+  if (unknown_only) *unknown_only = summary.only_unknown > 0;
+  return data.steps().at(0);
+}
+
+torch::Tensor input_batch(const SavedModel& model, const std::vector<torch::Tensor>& items) {
+  if (items.empty()) throw Error(ErrorCode::InvalidArgument, "no inputs to embed");
+  std::vector<int64_t> all(items.size());
+  std::iota(all.begin(), all.end(), 0);
+  if (!model.network->takes_sequences()) return ImageDataset(torch::stack(items), std::vector<int64_t>(items.size(), 0), "inputs").gather(all);
+  const bool tokens = !model.network->options.tokens().empty();
+  return SequenceDataset(items, std::vector<int64_t>(items.size(), 0), "inputs", {}, tokens).gather(all);
+}
+
 std::string trained_data_spec(const SavedModel& model) { return model_info(model).value("data", "fashion-mnist"); }
 
 SequenceSplits open_sequences_as_trained(const SavedModel& model, const std::string& spec) {

@@ -98,6 +98,17 @@ ImageDataset read_idx(const std::string& images_path, const std::string& labels_
 /// fewer than 2 images (it could give no positive pair). The images read are counted to `logger`.
 ImageDataset read_image_folder(const std::string& root, Logger& logger = silent_logger());
 
+/// The most pixels (width × height) an image file may declare before the readers refuse to decode
+/// it (a decompression bomb): OpenCV's own limit, 2^30.
+constexpr uint64_t kMaxImagePixels = uint64_t{1} << 30;
+
+/// The bytes of an image file (PNG, JPEG, BMP or PGM/PPM, 8-bit, 1 or 3 channels), decoded:
+/// uint8 [C, H, W], channels in RGB order. `name` names it in errors. Throws siamese::Error:
+/// Corruption for bytes that are empty, truncated, damaged or of another format; InvalidArgument
+/// when its header declares more than `max_pixels` pixels (checked before decoding); Unsupported
+/// for 16-bit or 4-channel images. May run concurrently.
+torch::Tensor decode_image(const std::string& bytes, const std::string& name, uint64_t max_pixels = kMaxImagePixels);
+
 /// Reads one image file as float [1, C, H, W] in [0, 1]; throws siamese::Error naming the file
 /// if it cannot be read or is not channels × height × width. Like read_image_folder it decodes
 /// PNG, JPEG, BMP and PGM/PPM only, recognised by their first bytes (Corruption for any other).

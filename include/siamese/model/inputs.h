@@ -61,6 +61,24 @@ Inputs read_files(const std::vector<std::string>& files, const SavedModel& model
 /// otherwise, or when there is nothing to embed.
 torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs, Logger& logger = silent_logger());
 
+/// One input a client sent (the service), as the model reads it. Image models: the bytes of an
+/// image file, decoded (decode_image, refused past `max_pixels`) and of the model's input shape:
+/// uint8 [C, H, W]. `name` names the input in errors. Throws siamese::Error as decode_image, and
+/// InvalidArgument for an image of another shape or a model that reads sequences.
+torch::Tensor image_input(const std::string& bytes, const std::string& name, const SavedModel& model,
+                          uint64_t max_pixels = kMaxImagePixels);
+
+/// A text for a text model (its tokenizer, vocabulary and training --max-length): token ids, float
+/// [T, 1], T >= 1. Throws siamese::Error(InvalidArgument) for an empty text or a model that does
+/// not read texts. `unknown_only`, when given, is set to whether no token was known to the model.
+torch::Tensor text_input(const std::string& text, const SavedModel& model, bool* unknown_only = nullptr);
+
+/// The model's input batch of items made by image_input or text_input (all of one kind): float
+/// [N, C, H, W] in [0, 1] for images, [N, T, 1 + F] padded for sequences, as the data sets'
+/// gather() makes them, so that network->embed(input_batch(...)) equals embed_inputs of the same
+/// items. Throws siamese::Error(InvalidArgument) when `items` is empty. May run concurrently.
+torch::Tensor input_batch(const SavedModel& model, const std::vector<torch::Tensor>& items);
+
 /// The data spec the model was trained on (its info "data"), "fashion-mnist" when it names none.
 /// Throws siamese::Error(Corruption) when `info` is not JSON.
 std::string trained_data_spec(const SavedModel& model);

@@ -1,0 +1,352 @@
+#include "siamese/serve/service.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <thread>
+
+#include "detail/batcher.h"
+#include "detail/metrics.h"
+#include "siamese/core/distance.h"
+#include "siamese/core/error.h"
+#include "siamese/index/index.h"
+#include "siamese/model/inputs.h"
+#include "siamese/serve/request.h"
+
+namespace siamese {
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+/// An answer other than 2xx, thrown inside a handler.
+struct HttpError {
+  int status;
+  std::string code;
+  std::string message;
+};
+
+enum class Access { Open, Read, Write };
+
+/// The routes, for 405 (a known path, another method) and for the metrics' route label.
+const std::set<std::string> kRoutes = {"/", "/livez", "/readyz", "/metrics", "/v1/info", "/v1/embed", "/v1/compare", "/v1/search"};
+
+std::string route_of(const std::string& path) { return kRoutes.count(path) ? path : "other"; }
+
+/// When the current request on this thread started (set before routing, read by the logger).
+thread_local Clock::time_point request_start;
+
+int status_of(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::InvalidArgument:
+    case ErrorCode::Corruption: return 400;
+    case ErrorCode::NotFound: return 404;
+    case ErrorCode::Unsupported: return 422;
+    default: return 500;
+  }
+}
+
+std::string code_of(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::InvalidArgument: return "invalid_argument";
+    case ErrorCode::Corruption: return "corrupt_input";
+    case ErrorCode::NotFound: return "not_found";
+    case ErrorCode::Unsupported: return "unsupported";
+    case ErrorCode::IOError: return "io_error";
+    default: return "internal";
+  }
+}
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
+  send_json(res, status, json{{"error", {{"code", code}, {"message", message}}}});
+}
+
+bool is_loopback(const std::string& host) { return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0; }
+
+/// Whether `given` equals one of `keys`, comparing every byte of every key whatever matches (no
+/// early exit, so the time taken does not tell how much of a key was right).
+bool key_matches(const std::string& given, const std::vector<std::string>& keys) {
+  unsigned found = 0;
+  for (const auto& key : keys) {
+    unsigned diff = given.size() == key.size() ? 0 : 1;
+    for (size_t i = 0; i < key.size(); ++i) diff |= static_cast<unsigned char>(key[i]) ^ static_cast<unsigned char>(i < given.size() ? given[i] : 0);
+    found |= diff == 0 ? 1u : 0u;
+  }
+  return found != 0;
+}
+
+/// The key a request carries: "Authorization: Bearer KEY" or "api-key: KEY"; "" for none.
+std::string key_of(const httplib::Request& req) {
+  const auto auth = req.get_header_value("Authorization");
+  if (auth.rfind("Bearer ", 0) == 0) return auth.substr(7);
+  return req.get_header_value("api-key");
+}
+
+json vector_json(const torch::Tensor& row) {
+  auto c = row.to(torch::kFloat32).contiguous();
+  const float* p = c.data_ptr<float>();
+  return json(std::vector<float>(p, p + c.numel()));
+}
+
+}  // namespace
+
+void read_api_keys(const std::string& path, ServiceOptions& options) {
+  std::ifstream in(path);
+  if (!in) throw Error(ErrorCode::NotFound, path, "cannot read the API key file");
+  std::vector<std::string> read, write;
+  int number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    auto& keys = line.rfind("rw ", 0) == 0 ? write : read;
+    if (line.rfind("rw ", 0) == 0 || line.rfind("ro ", 0) == 0) line = line.substr(3);
+    if (line.size() < 16 || line.find_first_of(" \t") != std::string::npos) {
+      throw Error(ErrorCode::InvalidArgument, path + ":" + std::to_string(number),
+                  "an API key must be at least 16 characters without spaces (\"KEY\", \"ro KEY\" or \"rw KEY\")");
+    }
+    keys.push_back(line);
+  }
+  if (read.empty() && write.empty()) throw Error(ErrorCode::InvalidArgument, path, "holds no API key");
+  options.read_keys(read).read_write_keys(write);
+}
+
+struct Service::Impl {
+  Impl(SavedModel m, std::string path, ServiceOptions o, Logger& l)
+      : model(std::move(m)), index_path(std::move(path)), options(std::move(o)), logger(l) {
+    limits.max_inputs = options.max_inputs();
+    limits.max_text_bytes = options.max_text_bytes();
+    limits.max_k = options.max_k();
+  }
+
+  SavedModel model;
+  std::string index_path;
+  ServiceOptions options;
+  Logger& logger;
+  RequestLimits limits;
+  std::string fingerprint;
+  std::unique_ptr<serve::Batcher> batcher;
+  std::optional<EmbeddingIndex> index;
+  mutable std::shared_mutex index_mutex;
+  serve::Metrics metrics;
+  httplib::Server http;
+  std::thread listener;
+  int port = 0;
+  std::mutex stop_mutex;
+  std::condition_variable stop_cv;
+  bool stopped = false;
+
+  void check_access(const httplib::Request& req, Access needed) const {
+    if (needed == Access::Open || (options.read_keys().empty() && options.read_write_keys().empty())) return;
+    const auto key = key_of(req);
+    if (key.empty()) throw HttpError{401, "unauthorized", "this service needs an API key (Authorization: Bearer KEY, or api-key: KEY)"};
+    const bool writer = key_matches(key, options.read_write_keys());
+    if (!writer && !key_matches(key, options.read_keys())) throw HttpError{401, "unauthorized", "unknown API key"};
+    if (needed == Access::Write && !writer) throw HttpError{403, "forbidden", "this API key may only read"};
+  }
+
+  torch::Tensor item_of(const RequestInput& in, const std::string& name) const {
+    if (in.kind == RequestInput::Kind::Image) return image_input(in.data, name, model, static_cast<uint64_t>(options.max_pixels()));
+    return text_input(in.data, model);
+  }
+
+  /// Embeddings [N, D] of the inputs, through the batcher.
+  torch::Tensor embed(const std::vector<RequestInput>& inputs, const std::vector<std::string>& names) {
+    std::vector<torch::Tensor> items;
+    for (size_t i = 0; i < inputs.size(); ++i) items.push_back(item_of(inputs[i], names[i]));
+    auto future = batcher->submit(std::move(items));
+    const auto wait = std::chrono::duration<double>(options.timeout_s());
+    if (future.wait_for(wait) != std::future_status::ready) {
+      throw HttpError{503, "timeout", "the embeddings were not ready within " + std::to_string(options.timeout_s()) + " s"};
+    }
+    return future.get();
+  }
+
+  /// A handler that checks access, runs `body` and turns every failure into a JSON error.
+  httplib::Server::Handler handler(Access access, std::function<void(const httplib::Request&, httplib::Response&)> body) {
+    return [this, access, body = std::move(body)](const httplib::Request& req, httplib::Response& res) {
+      try {
+        check_access(req, access);
+        body(req, res);
+      } catch (const HttpError& e) {
+        send_error(res, e.status, e.code, e.message);
+      } catch (const serve::QueueFull& e) {
+        res.set_header("Retry-After", "1");
+        send_error(res, 429, "overloaded", std::string("too many inputs waiting: ") + e.what());
+      } catch (const Error& e) {
+        send_error(res, status_of(e.code()), code_of(e.code()), e.what());
+      } catch (const std::bad_alloc&) {
+        send_error(res, 503, "out_of_memory", "out of memory");
+      } catch (const std::exception& e) {
+        send_error(res, 500, "internal", e.what());
+      }
+    };
+  }
+
+  json info() const {
+    const auto& net = model.network->options;
+    json input;
+    if (!model.network->takes_sequences()) {
+      input = {{"kind", "image"}, {"channels", net.cnn().in_channels()}, {"height", net.cnn().height()}, {"width", net.cnn().width()}};
+    } else {
+      input = {{"kind", net.tokens().empty() ? "series" : "text"}};
+    }
+    json j = {{"model", {{"fingerprint", fingerprint}, {"embedding_dim", model.network->encoder->embedding_dim()},
+                         {"distance", to_string(net.distance())}, {"threshold", model.threshold}, {"input", input}}},
+              {"batching", {{"max_batch", options.max_batch()}, {"max_delay_ms", options.max_delay_ms()}}},
+              {"index", nullptr}};
+    std::shared_lock<std::shared_mutex> lock(index_mutex);
+    if (index) j["index"] = {{"size", index->size()}, {"spec", index->options().spec()}, {"dim", index->options().dim()}};
+    return j;
+  }
+
+  void compare(const httplib::Request& req, httplib::Response& res) {
+    const auto [a, b] = parse_compare_request(req.body, limits);
+    const auto e = embed({a, b}, {"a", "b"});
+    const double d = paired_distance(e.narrow(0, 0, 1), e.narrow(0, 1, 1), model.network->options.distance()).item<double>();
+    send_json(res, 200, {{"distance", d}, {"threshold", model.threshold}, {"same", d <= model.threshold}});
+  }
+
+  void search(const httplib::Request& req, httplib::Response& res) {
+    const auto r = parse_search_request(req.body, limits);
+    {
+      std::shared_lock<std::shared_mutex> lock(index_mutex);
+      if (!index) throw HttpError{404, "no_index", "this service has no index (start it with --index)"};
+      if (index->size() == 0) throw HttpError{409, "empty_index", "the index holds no items yet"};
+    }
+    const auto e = embed({r.input}, {"input"});
+    std::shared_lock<std::shared_mutex> lock(index_mutex);
+    const auto hits = index->search(e, std::min<int64_t>(r.k, index->size()), fingerprint).at(0);
+    json out = json::array();
+    for (const auto& h : hits) {
+      out.push_back({{"key", h.item.key}, {"label", h.item.label}, {"class", h.item.class_name}, {"distance", h.distance}});
+    }
+    send_json(res, 200, {{"hits", out}});
+  }
+
+  void embed_route(const httplib::Request& req, httplib::Response& res) {
+    const auto inputs = parse_embed_request(req.body, limits);
+    std::vector<std::string> names;
+    for (size_t i = 0; i < inputs.size(); ++i) names.push_back("inputs[" + std::to_string(i) + "]");
+    const auto e = embed(inputs, names);
+    json rows = json::array();
+    for (int64_t i = 0; i < e.size(0); ++i) rows.push_back(vector_json(e[i]));
+    send_json(res, 200, {{"embeddings", rows}});
+  }
+
+  void add_routes() {
+    http.Get("/livez", handler(Access::Open, [](const auto&, auto& res) { send_json(res, 200, {{"status", "ok"}}); }));
+    http.Get("/readyz", handler(Access::Open, [this](const auto&, auto& res) {
+      std::shared_lock<std::shared_mutex> lock(index_mutex);
+      send_json(res, 200, {{"model", true}, {"index", index.has_value()}});
+    }));
+    http.Get("/metrics", handler(Access::Read, [this](const auto&, auto& res) {
+      int64_t size = 0;
+      {
+        std::shared_lock<std::shared_mutex> lock(index_mutex);
+        size = index ? index->size() : 0;
+      }
+      res.set_content(metrics.text(batcher->stats(), batcher->queued(), size), "text/plain; version=0.0.4");
+    }));
+    http.Get("/v1/info", handler(Access::Read, [this](const auto&, auto& res) { send_json(res, 200, info()); }));
+    http.Post("/v1/embed", handler(Access::Read, [this](const auto& req, auto& res) { embed_route(req, res); }));
+    http.Post("/v1/compare", handler(Access::Read, [this](const auto& req, auto& res) { compare(req, res); }));
+    http.Post("/v1/search", handler(Access::Read, [this](const auto& req, auto& res) { search(req, res); }));
+  }
+
+  void configure_http() {
+    http.new_task_queue = [this] { return new httplib::ThreadPool(static_cast<size_t>(std::max(1, options.threads()))); };
+    http.set_payload_max_length(static_cast<size_t>(options.max_body_bytes()));
+    const auto timeout = static_cast<time_t>(std::max(1.0, options.timeout_s()));
+    http.set_read_timeout(timeout);
+    http.set_write_timeout(timeout);
+    http.set_pre_routing_handler([](const auto&, auto&) {
+      request_start = Clock::now();
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    // Answers httplib makes itself (unknown route, body too large, bad request line) in our form.
+    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours already
+      if (res.status == 404 && kRoutes.count(req.path)) {
+        send_error(res, 405, "method_not_allowed", req.method + " is not allowed on " + req.path);
+      } else if (res.status == 404) {
+        send_error(res, 404, "unknown_route", "no route " + req.method + " " + req.path);
+      } else if (res.status == 413) {
+        send_error(res, 413, "body_too_large", "the request body is larger than this service takes");
+      } else {
+        send_error(res, res.status, "bad_request", "the request could not be read (HTTP status " + std::to_string(res.status) + ")");
+      }
+      return httplib::Server::HandlerResponse::Handled;
+    }));
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      const double seconds = request_start == Clock::time_point{} ? 0.0 : std::chrono::duration<double>(Clock::now() - request_start).count();
+      request_start = Clock::time_point{};
+      metrics.record(route_of(req.path), res.status, seconds);
+    });
+    add_routes();
+  }
+};
+
+Service::Service(SavedModel model, std::string index_path, ServiceOptions options, Logger& logger)
+    : impl_(std::make_unique<Impl>(std::move(model), std::move(index_path), std::move(options), logger)) {}
+
+Service::~Service() { stop(); }
+
+int Service::start() {
+  auto& s = *impl_;
+  const auto& o = s.options;
+  if (o.read_keys().empty() && o.read_write_keys().empty() && !is_loopback(o.host())) {
+    throw Error(ErrorCode::InvalidArgument, "serve: --host " + o.host() + " without API keys; give --api-key-file, or bind 127.0.0.1");
+  }
+  s.model.network->eval();
+  s.fingerprint = model_fingerprint(s.model.network);
+  if (!s.index_path.empty()) {
+    s.index.emplace(EmbeddingIndex::load(s.index_path));
+    s.index->check_fingerprint(s.fingerprint);
+  }
+  s.batcher = std::make_unique<serve::Batcher>(s.model, o.max_batch(), o.max_delay_ms(), o.max_queue());
+  s.configure_http();
+  s.port = o.port() == 0 ? s.http.bind_to_any_port(o.host()) : (s.http.bind_to_port(o.host(), o.port()) ? o.port() : -1);
+  if (s.port <= 0) {
+    s.port = 0;
+    throw Error(ErrorCode::IOError, "serve: cannot listen on " + o.host() + ":" + std::to_string(o.port()) + " (in use, or not an address of this machine)");
+  }
+  s.listener = std::thread([&s] { s.http.listen_after_bind(); });
+  if (o.read_keys().empty() && o.read_write_keys().empty()) {
+    s.logger.warning("serve: no API key configured: anyone on this machine may call the service (loopback only)");
+  }
+  return s.port;
+}
+
+void Service::stop() {
+  auto& s = *impl_;
+  s.http.stop();
+  if (s.listener.joinable()) s.listener.join();
+  if (s.batcher) s.batcher->stop();
+  {
+    std::lock_guard<std::mutex> lock(s.stop_mutex);
+    s.stopped = true;
+  }
+  s.stop_cv.notify_all();
+}
+
+void Service::wait() {
+  std::unique_lock<std::mutex> lock(impl_->stop_mutex);
+  impl_->stop_cv.wait(lock, [&] { return impl_->stopped; });
+}
+
+int Service::port() const { return impl_->port; }
+
+}  // namespace siamese

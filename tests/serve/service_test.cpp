@@ -1,0 +1,256 @@
+// The HTTP service end to end on 127.0.0.1: answers compared with the library's own embeddings,
+// distances and searches; batching seen in /metrics; every bad request class and its status.
+#include "siamese/serve/service.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "siamese/core/distance.h"
+#include "base64_util.h"
+#include "siamese/core/error.h"
+#include "siamese/index/index.h"
+#include "siamese/model/inputs.h"
+#include "test_util.h"
+
+using namespace siamese;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// An untrained CNN (seeded) on 28x28 grey images, embedding size 16, saved and loaded back.
+SavedModel small_model(const fs::path& dir) {
+  torch::manual_seed(11);
+  SiameseNetwork network(SiameseNetworkOptions().cnn(CnnEncoderOptions().conv_channels({4, 8}).hidden(32).embedding_dim(16)));
+  const auto path = (dir / "model.pt").string();
+  save_model(path, network, 0.8);
+  return load_model(path);
+}
+
+/// A random grey PNG of this size, as file bytes.
+std::string png(int height, int width, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto pixels = torch::randint(0, 256, {height, width}, torch::kUInt8).contiguous();
+  std::vector<uchar> bytes;
+  cv::imencode(".png", cv::Mat(height, width, CV_8UC1, pixels.data_ptr<uint8_t>()), bytes);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+/// A black grey PNG of this size: a few hundred bytes whatever its size.
+std::string blank_png(int height, int width) {
+  std::vector<uchar> bytes;
+  cv::imencode(".png", cv::Mat::zeros(height, width, CV_8UC1), bytes);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+json image(const std::string& bytes) { return {{"image", siamese::testing::base64(bytes)}}; }
+
+/// A service on a free loopback port, with a client for it.
+struct Running {
+  Running(SavedModel model, const std::string& index, ServiceOptions options)
+      : service(std::move(model), index, options.port(0), silent_logger()), port(service.start()), client("127.0.0.1", port) {
+    client.set_read_timeout(60);
+  }
+  Service service;
+  int port;
+  httplib::Client client;
+
+  /// POST of a JSON body; the status and the parsed answer.
+  std::pair<int, json> post(const std::string& path, const json& body, const httplib::Headers& headers = {}) {
+    return parse(client.Post(path.c_str(), headers, body.dump(), "application/json"));
+  }
+  std::pair<int, json> get(const std::string& path, const httplib::Headers& headers = {}) { return parse(client.Get(path.c_str(), headers)); }
+  static std::pair<int, json> parse(const httplib::Result& r) {
+    if (!r) return {0, json{{"transport_error", httplib::to_string(r.error())}}};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+};
+
+/// A JSON error answer: this status and code, a message holding `says`.
+void expect_error(const std::pair<int, json>& answer, int status, const std::string& code, const std::string& says) {
+  EXPECT_EQ(answer.first, status) << answer.second.dump();
+  const auto& e = answer.second.value("error", json::object());
+  EXPECT_EQ(e.value("code", ""), code) << answer.second.dump();
+  EXPECT_NE(e.value("message", "").find(says), std::string::npos) << answer.second.dump();
+}
+
+/// f() throws a siamese::Error of `code` saying `says`.
+template <class F>
+void expect_error_code(F&& f, ErrorCode code, const std::string& says) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one saying " << says;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+  }
+}
+
+class Serve : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = siamese::testing::temp_dir("serve");
+    for (int i = 0; i < 6; ++i) {
+      images_.push_back(png(28, 28, 100 + static_cast<uint64_t>(i)));
+      paths_.push_back((dir_ / ("img" + std::to_string(i) + ".png")).string());
+      std::ofstream(paths_.back(), std::ios::binary) << images_.back();
+    }
+  }
+  fs::path dir_;
+  std::vector<std::string> images_, paths_;
+};
+
+}  // namespace
+
+TEST_F(Serve, EmbedAndCompareEqualTheLibrary) {
+  auto reference = small_model(dir_);
+  const auto expected = embed_inputs(reference, read_files(paths_, reference));
+  Running s(small_model(dir_), "", ServiceOptions());
+  json inputs = json::array();
+  for (const auto& b : images_) inputs.push_back(image(b));
+  const auto [status, answer] = s.post("/v1/embed", {{"inputs", inputs}});
+  ASSERT_EQ(status, 200) << answer.dump();
+  ASSERT_EQ(answer["embeddings"].size(), images_.size());
+  for (size_t i = 0; i < images_.size(); ++i) {
+    const auto row = torch::tensor(answer["embeddings"][i].get<std::vector<float>>());
+    EXPECT_TRUE(torch::allclose(row, expected[static_cast<int64_t>(i)], 1e-5, 1e-6)) << "input " << i;
+  }
+  const auto [cs, compared] = s.post("/v1/compare", {{"a", image(images_[0])}, {"b", image(images_[1])}});
+  ASSERT_EQ(cs, 200) << compared.dump();
+  torch::NoGradGuard no_grad;
+  const double d = reference.network->forward(read_image(paths_[0], 1, 28, 28), read_image(paths_[1], 1, 28, 28)).item<double>();
+  EXPECT_NEAR(compared["distance"].get<double>(), d, 1e-5);
+  EXPECT_DOUBLE_EQ(compared["threshold"].get<double>(), 0.8);
+  EXPECT_EQ(compared["same"].get<bool>(), d <= 0.8);
+  const auto [is, info] = s.get("/v1/info");
+  ASSERT_EQ(is, 200);
+  EXPECT_EQ(info["model"]["embedding_dim"], 16);
+  EXPECT_EQ(info["model"]["input"]["height"], 28);
+  EXPECT_EQ(info["model"]["fingerprint"], model_fingerprint(reference.network));
+  EXPECT_TRUE(info["index"].is_null());
+  EXPECT_EQ(s.get("/livez").first, 200);
+}
+
+TEST_F(Serve, SearchAnswersAsTheIndexDoes) {
+  auto model = small_model(dir_);
+  const auto embeddings = embed_inputs(model, read_files(paths_, model));
+  const auto index_path = (dir_ / "gallery.faiss").string();
+  {
+    EmbeddingIndex index(IndexOptions(16).fingerprint(model_fingerprint(model.network)));
+    index.add(embeddings.narrow(0, 1, 5), {"b", "c", "d", "e", "f"}, {1, 2, 1, 2, 1}, model_fingerprint(model.network));
+    index.save(index_path);
+  }
+  const auto direct = EmbeddingIndex::load(index_path).search(embeddings.narrow(0, 0, 1), 3).at(0);
+  Running s(small_model(dir_), index_path, ServiceOptions());
+  const auto [status, answer] = s.post("/v1/search", {{"input", image(images_[0])}, {"k", 3}});
+  ASSERT_EQ(status, 200) << answer.dump();
+  ASSERT_EQ(answer["hits"].size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(answer["hits"][i]["key"], direct[i].item.key);
+    EXPECT_EQ(answer["hits"][i]["label"], direct[i].item.label);
+    EXPECT_NEAR(answer["hits"][i]["distance"].get<double>(), direct[i].distance, 1e-4);
+  }
+  EXPECT_EQ(s.get("/v1/info").second["index"]["size"], 5);
+  const auto big_k = s.post("/v1/search", {{"input", image(images_[0])}, {"k", 100}});
+  EXPECT_EQ(big_k.second["hits"].size(), 5u) << "k past the index size gives every item";
+}
+
+TEST_F(Serve, RequestsThatArriveTogetherShareAForwardPass) {
+  for (int64_t max_batch : {64, 1}) {
+    Running s(small_model(dir_), "", ServiceOptions().max_batch(max_batch).max_delay_ms(300).threads(16));
+    std::vector<std::future<int>> answers;
+    for (int i = 0; i < 12; ++i) {
+      answers.push_back(std::async(std::launch::async, [&, i] {
+        httplib::Client c("127.0.0.1", s.port);
+        auto r = c.Post("/v1/embed", json{{"inputs", {image(images_[static_cast<size_t>(i) % images_.size()])}}}.dump(), "application/json");
+        return r ? r->status : 0;
+      }));
+    }
+    for (auto& a : answers) EXPECT_EQ(a.get(), 200);
+    const auto metrics = s.client.Get("/metrics");
+    ASSERT_TRUE(metrics);
+    const auto& text = metrics->body;
+    const auto at = text.find("\nsiamese_batch_size_count ");
+    ASSERT_NE(at, std::string::npos) << text;
+    const int64_t batches = std::stoll(text.substr(at + 26));
+    if (max_batch == 1) {
+      EXPECT_EQ(batches, 12) << "batching off: one pass per input";
+    } else {
+      EXPECT_LT(batches, 12) << "12 requests sent at once within a 300 ms window all ran alone";
+    }
+    EXPECT_NE(text.find("siamese_requests_total{route=\"/v1/embed\",status=\"200\"} 12"), std::string::npos) << text;
+  }
+}
+
+TEST_F(Serve, BadRequestsGetTheirStatusAndAJsonError) {
+  Running s(small_model(dir_), "", ServiceOptions().max_body_bytes(8192).max_pixels(1000000).max_inputs(3));
+  expect_error(s.parse(s.client.Post("/v1/embed", "{not json", "application/json")), 400, "invalid_argument", "not JSON");
+  expect_error(s.post("/v1/embed", {{"inputs", {{{"image", 7}}}}}), 400, "invalid_argument", "inputs[0].image: must be a string");
+  expect_error(s.post("/v1/embed", {{"inputs", {image("this is no image")}}}), 400, "corrupt_input", "inputs[0]: cannot decode the image");
+  expect_error(s.post("/v1/compare", {{"a", image(png(28, 28, 1))}, {"b", image(png(20, 28, 1))}}), 400, "invalid_argument",
+               "b: image is 1x20x28");
+  expect_error(s.post("/v1/embed", {{"inputs", {image(blank_png(1200, 1000))}}}), 400, "invalid_argument",
+               "image of 1200000 pixels; at most 1000000");
+  expect_error(s.post("/v1/embed", {{"inputs", {{{"text", "a shoe"}}}}}), 400, "invalid_argument", "this model does not read texts");
+  expect_error(s.post("/v1/embed", {{"inputs", json::array({image(images_[0]), image(images_[0]), image(images_[0]), image(images_[0])})}}),
+               400, "invalid_argument", "4 inputs; at most 3");
+  expect_error(s.parse(s.client.Post("/v1/embed", std::string(9000, ' '), "application/json")), 413, "body_too_large", "larger");
+  expect_error(s.get("/v1/nothing"), 404, "unknown_route", "no route GET /v1/nothing");
+  expect_error(s.get("/v1/embed"), 405, "method_not_allowed", "GET is not allowed on /v1/embed");
+  expect_error(s.post("/v1/search", {{"input", image(images_[0])}}), 404, "no_index", "no index");
+}
+
+TEST_F(Serve, SearchOnAnEmptyIndexIsAConflict) {
+  auto model = small_model(dir_);
+  const auto index_path = (dir_ / "empty.faiss").string();
+  EmbeddingIndex(IndexOptions(16).fingerprint(model_fingerprint(model.network))).save(index_path);
+  Running s(std::move(model), index_path, ServiceOptions());
+  expect_error(s.post("/v1/search", {{"input", image(images_[0])}}), 409, "empty_index", "holds no items");
+}
+
+TEST_F(Serve, ApiKeysAreAskedForAndChecked) {
+  const auto keys = dir_ / "keys";
+  std::ofstream(keys) << "# readers and writers\nro reader-key-0123456789\nrw writer-key-0123456789\n";
+  ServiceOptions options;
+  read_api_keys(keys.string(), options);
+  EXPECT_EQ(options.read_keys(), std::vector<std::string>{"reader-key-0123456789"});
+  EXPECT_EQ(options.read_write_keys(), std::vector<std::string>{"writer-key-0123456789"});
+  Running s(small_model(dir_), "", options);
+  const json body = {{"inputs", {image(images_[0])}}};
+  expect_error(s.post("/v1/embed", body), 401, "unauthorized", "needs an API key");
+  expect_error(s.post("/v1/embed", body, {{"Authorization", "Bearer reader-key-012345678X"}}), 401, "unauthorized", "unknown API key");
+  expect_error(s.get("/metrics"), 401, "unauthorized", "needs an API key");
+  EXPECT_EQ(s.post("/v1/embed", body, {{"Authorization", "Bearer reader-key-0123456789"}}).first, 200);
+  EXPECT_EQ(s.post("/v1/embed", body, {{"api-key", "writer-key-0123456789"}}).first, 200);
+  EXPECT_EQ(s.get("/livez").first, 200) << "health needs no key";
+
+  std::ofstream(keys) << "ro short\n";
+  expect_error_code([&] { read_api_keys(keys.string(), options); }, ErrorCode::InvalidArgument, "at least 16 characters");
+}
+
+TEST_F(Serve, NoKeyMeansLoopbackOnly) {
+  Service service(small_model(dir_), "", ServiceOptions().host("0.0.0.0").port(0), silent_logger());
+  expect_error_code([&] { service.start(); }, ErrorCode::InvalidArgument, "without API keys");
+}
+
+TEST_F(Serve, AFullQueueAnswers429WithRetryAfter) {
+  Running s(small_model(dir_), "", ServiceOptions().max_queue(1).max_delay_ms(1500).max_batch(8).threads(4));
+  const json body = {{"inputs", {image(images_[0])}}};
+  auto first = std::async(std::launch::async, [&] {
+    httplib::Client c("127.0.0.1", s.port);
+    auto r = c.Post("/v1/embed", body.dump(), "application/json");
+    return r ? r->status : 0;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the first waits 1.5 s for company
+  auto second = s.client.Post("/v1/embed", body.dump(), "application/json");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 429) << second->body;
+  EXPECT_EQ(second->get_header_value("Retry-After"), "1");
+  EXPECT_NE(second->body.find("\"overloaded\""), std::string::npos) << second->body;
+  EXPECT_EQ(first.get(), 200);
+}
