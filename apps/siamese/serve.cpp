@@ -20,7 +20,7 @@ void add_serve(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   auto& o = f->options;
   cmd->add_option("--model", f->model, "model file or run folder")->required();
-  cmd->add_option("--index", f->index, "index file (index build) for /v1/search");
+  cmd->add_option("--index", f->index, "index file for /v1/search and /v1/items (created empty when missing)");
   cmd->add_option("--host", o.host(), "address to listen on (anything but loopback needs --api-key-file)")->capture_default_str();
   cmd->add_option("--port", o.port(), "TCP port; 0 = any free one")->capture_default_str()->check(in_range(0, 65535));
   cmd->add_option("--api-key-file", f->api_key_file, "API keys, one per line: KEY or 'ro KEY' (read-only), 'rw KEY' (may write)");
@@ -32,6 +32,8 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--max-inputs", o.max_inputs(), "most inputs per /v1/embed request")->capture_default_str()->check(in_range(1, 1e6));
   cmd->add_option("--max-pixels", o.max_pixels(), "most pixels an image may declare")->capture_default_str()->check(in_range(1, 1e10));
   cmd->add_option("--max-k", o.max_k(), "largest k of /v1/search")->capture_default_str()->check(in_range(1, 1e6));
+  cmd->add_option("--snapshot-every", o.snapshot_every(), "index changes between two snapshots of the index file (each is in INDEX.wal first)")
+      ->capture_default_str()->check(in_range(1, 1e9));
   cmd->add_option("--timeout", o.timeout_s(), "seconds a request may take")->capture_default_str()->check(in_range(0, 3600, true));
   cmd->callback([f]() {
     if (!f->api_key_file.empty()) read_api_keys(f->api_key_file, f->options);

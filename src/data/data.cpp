@@ -239,6 +239,10 @@ uint64_t declared_pixels(const std::string& bytes) {
   if (n >= 26 && b[0] == 'B') return static_cast<uint64_t>(std::abs(static_cast<int64_t>(le32(18)))) * std::abs(static_cast<int64_t>(le32(22)));
   if (n >= 3 && b[0] == 0xFF) {  // JPEG: the first start-of-frame segment
     for (size_t at = 2; at + 9 <= n && b[at] == 0xFF;) {
+      if (b[at + 1] == 0xFF) {  // fill byte before a marker
+        ++at;
+        continue;
+      }
       const int marker = b[at + 1];
       if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) return be(at + 5, 2) * be(at + 7, 2);
       at += 2 + be(at + 2, 2);
@@ -262,8 +266,12 @@ torch::Tensor decode_mat(const std::string& bytes, const std::string& path, cv::
     throw Error(ErrorCode::Corruption, path, "cannot decode the image (not a PNG, JPEG, BMP or PGM file)");
   }
   if (bytes.size() > (size_t{1} << 31) - 1) throw Error(ErrorCode::Unsupported, path, "image file larger than 2 GiB");
-  if (declared_pixels(bytes) > max_pixels) {
-    throw Error(ErrorCode::InvalidArgument, path, "image of " + std::to_string(declared_pixels(bytes)) + " pixels; at most " + std::to_string(max_pixels) + " are read");
+  // Before OpenCV allocates: a size read from the header (a PPM "P3 888848 888 ..." would otherwise
+  // allocate gigabytes), and no file whose header we cannot read (OpenCV's parsers are laxer).
+  const uint64_t pixels = declared_pixels(bytes);
+  if (pixels == 0) throw Error(ErrorCode::Corruption, path, "cannot decode the image (its header gives no readable size)");
+  if (pixels > max_pixels) {
+    throw Error(ErrorCode::InvalidArgument, path, "image of " + std::to_string(pixels) + " pixels; at most " + std::to_string(max_pixels) + " are read");
   }
   try {
     mat = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),

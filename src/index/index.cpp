@@ -417,6 +417,28 @@ int64_t EmbeddingIndex::remove(const std::vector<int64_t>& ids) {
   return static_cast<int64_t>(present.size());
 }
 
+IndexItem EmbeddingIndex::item(int64_t id) const {
+  const auto it = state_->items.find(id);
+  if (it == state_->items.end()) throw Error(ErrorCode::NotFound, "index: no item with id " + std::to_string(id));
+  return it->second;
+}
+
+torch::Tensor EmbeddingIndex::vectors(const std::vector<int64_t>& ids) const {
+  const auto& s = *state_;
+  auto out = torch::empty({static_cast<int64_t>(ids.size()), s.options.dim()}, torch::kFloat32);
+  const auto* map = dynamic_cast<const faiss::IndexIDMap2*>(s.index.get());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!s.items.count(ids[i])) throw Error(ErrorCode::NotFound, "index: no item with id " + std::to_string(ids[i]));
+    try {
+      if (!map) throw faiss::FaissException("no id map");
+      map->reconstruct(ids[i], out.data_ptr<float>() + i * static_cast<size_t>(s.options.dim()));
+    } catch (const faiss::FaissException& e) {
+      throw Error(ErrorCode::Unsupported, "index: '" + s.options.spec() + "' cannot give back its vectors (" + e.msg + ")");
+    }
+  }
+  return out;
+}
+
 std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const torch::Tensor& queries, int64_t k) const {
   const auto& s = *state_;
   if (s.items.empty()) {

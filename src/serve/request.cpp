@@ -1,6 +1,7 @@
 #include "siamese/serve/request.h"
 
 #include <array>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "siamese/core/error.h"
@@ -119,6 +120,35 @@ SearchRequest parse_search_request(const std::string& body, const RequestLimits&
                                                  : k.get<int64_t>() >= 1 && k.get<int64_t>() <= limits.max_k;
     if (!in_range) bad("k: must be in [1, " + std::to_string(limits.max_k) + "]");
     r.k = k.get<int64_t>();
+  }
+  return r;
+}
+
+ItemRequest parse_item_request(const std::string& body, const RequestLimits& limits) {
+  const auto j = parse_object(body);
+  ItemRequest r;
+  const bool input = j.contains("input"), embedding = j.contains("embedding");
+  if (input == embedding) bad("body: give exactly one of \"input\" and \"embedding\"");
+  if (input) {
+    r.has_input = true;
+    r.input = parse_input(j["input"], "input", limits);
+  } else {
+    const auto& e = j["embedding"];
+    if (!e.is_array() || e.empty() || e.size() > 65536) bad("embedding: must be an array of 1 to 65536 numbers");
+    for (size_t i = 0; i < e.size(); ++i) {
+      if (!e[i].is_number()) bad("embedding[" + std::to_string(i) + "]: must be a number");
+      const double v = e[i].get<double>();
+      if (!std::isfinite(v) || std::abs(v) > 3.0e38) bad("embedding[" + std::to_string(i) + "]: must be a finite float");
+      r.embedding.push_back(static_cast<float>(v));
+    }
+  }
+  if (j.contains("label")) {
+    if (!j["label"].is_string()) bad("label: must be a string");
+    r.label = j["label"].get<std::string>();
+    if (static_cast<int64_t>(r.label.size()) > limits.max_key_bytes) bad("label: longer than " + std::to_string(limits.max_key_bytes) + " bytes");
+  }
+  for (const auto& [name, value] : j.items()) {
+    if (name != "input" && name != "embedding" && name != "label") bad("body: unknown field \"" + name + "\"");
   }
   return r;
 }

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "detail/batcher.h"
+#include "detail/item_store.h"
 #include "detail/metrics.h"
 #include "siamese/core/distance.h"
 #include "siamese/core/error.h"
@@ -37,8 +38,14 @@ enum class Access { Open, Read, Write };
 
 /// The routes, for 405 (a known path, another method) and for the metrics' route label.
 const std::set<std::string> kRoutes = {"/", "/livez", "/readyz", "/metrics", "/v1/info", "/v1/embed", "/v1/compare", "/v1/search"};
+const std::string kItems = "/v1/items/";
 
-std::string route_of(const std::string& path) { return kRoutes.count(path) ? path : "other"; }
+bool is_route(const std::string& path) { return kRoutes.count(path) || (path.rfind(kItems, 0) == 0 && path.size() > kItems.size()); }
+
+std::string route_of(const std::string& path) {
+  if (path.rfind(kItems, 0) == 0) return kItems + "{key}";
+  return kRoutes.count(path) ? path : "other";
+}
 
 /// When the current request on this thread started (set before routing, read by the logger).
 thread_local Clock::time_point request_start;
@@ -138,8 +145,7 @@ struct Service::Impl {
   RequestLimits limits;
   std::string fingerprint;
   std::unique_ptr<serve::Batcher> batcher;
-  std::optional<EmbeddingIndex> index;
-  mutable std::shared_mutex index_mutex;
+  std::unique_ptr<serve::ItemStore> store;  ///< null without --index
   serve::Metrics metrics;
   httplib::Server http;
   std::thread listener;
@@ -174,7 +180,8 @@ struct Service::Impl {
     return future.get();
   }
 
-  /// A handler that checks access, runs `body` and turns every failure into a JSON error.
+  /// A handler that checks access, runs `body`, turns every failure into a JSON error and counts
+  /// the answer in the metrics (before it is sent, so that a client that got it sees it counted).
   httplib::Server::Handler handler(Access access, std::function<void(const httplib::Request&, httplib::Response&)> body) {
     return [this, access, body = std::move(body)](const httplib::Request& req, httplib::Response& res) {
       try {
@@ -192,7 +199,14 @@ struct Service::Impl {
       } catch (const std::exception& e) {
         send_error(res, 500, "internal", e.what());
       }
+      record(req, res);
     };
+  }
+
+  void record(const httplib::Request& req, const httplib::Response& res) {
+    const double seconds = request_start == Clock::time_point{} ? 0.0 : std::chrono::duration<double>(Clock::now() - request_start).count();
+    request_start = Clock::time_point{};
+    metrics.record(route_of(req.path), res.status, seconds);
   }
 
   json info() const {
@@ -207,8 +221,10 @@ struct Service::Impl {
                          {"distance", to_string(net.distance())}, {"threshold", model.threshold}, {"input", input}}},
               {"batching", {{"max_batch", options.max_batch()}, {"max_delay_ms", options.max_delay_ms()}}},
               {"index", nullptr}};
-    std::shared_lock<std::shared_mutex> lock(index_mutex);
-    if (index) j["index"] = {{"size", index->size()}, {"spec", index->options().spec()}, {"dim", index->options().dim()}};
+    if (store) {
+      const auto o = store->options();
+      j["index"] = {{"size", store->size()}, {"spec", o.spec()}, {"dim", o.dim()}};
+    }
     return j;
   }
 
@@ -221,19 +237,56 @@ struct Service::Impl {
 
   void search(const httplib::Request& req, httplib::Response& res) {
     const auto r = parse_search_request(req.body, limits);
-    {
-      std::shared_lock<std::shared_mutex> lock(index_mutex);
-      if (!index) throw HttpError{404, "no_index", "this service has no index (start it with --index)"};
-      if (index->size() == 0) throw HttpError{409, "empty_index", "the index holds no items yet"};
-    }
+    require_index();
+    if (store->size() == 0) throw HttpError{409, "empty_index", "the index holds no items yet"};
     const auto e = embed({r.input}, {"input"});
-    std::shared_lock<std::shared_mutex> lock(index_mutex);
-    const auto hits = index->search(e, std::min<int64_t>(r.k, index->size()), fingerprint).at(0);
+    const auto hits = store->search(e, r.k);
     json out = json::array();
     for (const auto& h : hits) {
       out.push_back({{"key", h.item.key}, {"label", h.item.label}, {"class", h.item.class_name}, {"distance", h.distance}});
     }
     send_json(res, 200, {{"hits", out}});
+  }
+
+  void require_index() const {
+    if (!store) throw HttpError{404, "no_index", "this service has no index (start it with --index)"};
+  }
+
+  /// The item key of /v1/items/KEY, from the request target as sent (percent-encoded).
+  std::string item_key(const httplib::Request& req) const {
+    const auto target = req.target.substr(0, req.target.find('?'));
+    return parse_item_key(target.substr(std::min(target.size(), kItems.size())), limits);
+  }
+
+  json item_json(const IndexItem& item) const {
+    return {{"key", item.key}, {"label", item.label}, {"class", item.class_name}, {"added", item.added}};
+  }
+
+  void put_item(const httplib::Request& req, httplib::Response& res) {
+    require_index();
+    const auto key = item_key(req);
+    const auto r = parse_item_request(req.body, limits);
+    const auto embedding = r.has_input ? embed({r.input}, {"input"})[0] : torch::tensor(r.embedding);
+    const bool created = store->put(key, embedding, r.label);
+    auto stored = store->get(key);
+    send_json(res, created ? 201 : 200, item_json(stored->item));
+  }
+
+  void get_item(const httplib::Request& req, httplib::Response& res) {
+    require_index();
+    const auto key = item_key(req);
+    const auto stored = store->get(key);
+    if (!stored) throw HttpError{404, "unknown_key", "no item with key '" + key + "'"};
+    auto j = item_json(stored->item);
+    j["embedding"] = vector_json(stored->embedding);
+    send_json(res, 200, j);
+  }
+
+  void delete_item(const httplib::Request& req, httplib::Response& res) {
+    require_index();
+    const auto key = item_key(req);
+    if (!store->remove(key)) throw HttpError{404, "unknown_key", "no item with key '" + key + "'"};
+    send_json(res, 200, {{"key", key}, {"deleted", true}});
   }
 
   void embed_route(const httplib::Request& req, httplib::Response& res) {
@@ -249,21 +302,19 @@ struct Service::Impl {
   void add_routes() {
     http.Get("/livez", handler(Access::Open, [](const auto&, auto& res) { send_json(res, 200, {{"status", "ok"}}); }));
     http.Get("/readyz", handler(Access::Open, [this](const auto&, auto& res) {
-      std::shared_lock<std::shared_mutex> lock(index_mutex);
-      send_json(res, 200, {{"model", true}, {"index", index.has_value()}});
+      send_json(res, 200, {{"model", true}, {"index", store != nullptr}});
     }));
     http.Get("/metrics", handler(Access::Read, [this](const auto&, auto& res) {
-      int64_t size = 0;
-      {
-        std::shared_lock<std::shared_mutex> lock(index_mutex);
-        size = index ? index->size() : 0;
-      }
-      res.set_content(metrics.text(batcher->stats(), batcher->queued(), size), "text/plain; version=0.0.4");
+      res.set_content(metrics.text(batcher->stats(), batcher->queued(), store ? store->size() : 0), "text/plain; version=0.0.4");
     }));
     http.Get("/v1/info", handler(Access::Read, [this](const auto&, auto& res) { send_json(res, 200, info()); }));
     http.Post("/v1/embed", handler(Access::Read, [this](const auto& req, auto& res) { embed_route(req, res); }));
     http.Post("/v1/compare", handler(Access::Read, [this](const auto& req, auto& res) { compare(req, res); }));
     http.Post("/v1/search", handler(Access::Read, [this](const auto& req, auto& res) { search(req, res); }));
+    const std::string items = kItems + R"(([\s\S]+))";  // any key, newlines included (refused by parse_item_key)
+    http.Put(items, handler(Access::Write, [this](const auto& req, auto& res) { put_item(req, res); }));
+    http.Get(items, handler(Access::Read, [this](const auto& req, auto& res) { get_item(req, res); }));
+    http.Delete(items, handler(Access::Write, [this](const auto& req, auto& res) { delete_item(req, res); }));
   }
 
   void configure_http() {
@@ -277,9 +328,9 @@ struct Service::Impl {
       return httplib::Server::HandlerResponse::Unhandled;
     });
     // Answers httplib makes itself (unknown route, body too large, bad request line) in our form.
-    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours already
-      if (res.status == 404 && kRoutes.count(req.path)) {
+    http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours, counted already
+      if (res.status == 404 && is_route(req.path)) {
         send_error(res, 405, "method_not_allowed", req.method + " is not allowed on " + req.path);
       } else if (res.status == 404) {
         send_error(res, 404, "unknown_route", "no route " + req.method + " " + req.path);
@@ -288,13 +339,9 @@ struct Service::Impl {
       } else {
         send_error(res, res.status, "bad_request", "the request could not be read (HTTP status " + std::to_string(res.status) + ")");
       }
+      record(req, res);
       return httplib::Server::HandlerResponse::Handled;
     }));
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      const double seconds = request_start == Clock::time_point{} ? 0.0 : std::chrono::duration<double>(Clock::now() - request_start).count();
-      request_start = Clock::time_point{};
-      metrics.record(route_of(req.path), res.status, seconds);
-    });
     add_routes();
   }
 };
@@ -313,8 +360,8 @@ int Service::start() {
   s.model.network->eval();
   s.fingerprint = model_fingerprint(s.model.network);
   if (!s.index_path.empty()) {
-    s.index.emplace(EmbeddingIndex::load(s.index_path));
-    s.index->check_fingerprint(s.fingerprint);
+    s.store = std::make_unique<serve::ItemStore>(s.index_path, s.model.network->encoder->embedding_dim(), s.model.network->options.distance(),
+                                                 s.fingerprint, o.snapshot_every(), s.logger);
   }
   s.batcher = std::make_unique<serve::Batcher>(s.model, o.max_batch(), o.max_delay_ms(), o.max_queue());
   s.configure_http();
@@ -335,6 +382,13 @@ void Service::stop() {
   s.http.stop();
   if (s.listener.joinable()) s.listener.join();
   if (s.batcher) s.batcher->stop();
+  if (s.store) {
+    try {
+      s.store->snapshot();
+    } catch (const Error& e) {  // the log still holds every change: nothing is lost
+      s.logger.warning(std::string("serve: the snapshot at exit failed: ") + e.what());
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(s.stop_mutex);
     s.stopped = true;

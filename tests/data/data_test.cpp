@@ -367,3 +367,24 @@ TEST(PairsFile, ReadsTheLfwFormatAndNamesBadLines) {
     EXPECT_EQ(e.path(), (dir / "none.txt").string());
   }
 }
+
+TEST(DecodeImage, SizesFromTheHeaderAreCheckedBeforeDecoding) {
+  const auto code_of = [](const std::string& bytes, uint64_t max_pixels) {
+    try {
+      decode_image(bytes, "upload", max_pixels);
+      return std::string("accepted");
+    } catch (const Error& e) {
+      return std::string(to_string(e.code())) + ": " + e.what();
+    }
+  };
+  // A PGM that claims 30000 x 30000 and holds 4 bytes: refused for its size, nothing allocated.
+  EXPECT_NE(code_of("P5\n30000 30000\n255\nabcd", kMaxImagePixels).find("image of 900000000 pixels; at most 50000000"), std::string::npos);
+  // A fuzzer's PPM whose header OpenCV reads laxly as 888848 x 888 (gigabytes): no readable size.
+  EXPECT_NE(code_of("P3\v888848(888c8884-", kMaxImagePixels).find("its header gives no readable size"), std::string::npos);
+  // Within the limit it decodes: a 3 x 2 PGM, and the same refused by a limit of 5 pixels.
+  const std::string small("P5\n3 2\n255\n\x01\x02\x03\x04\x05\x06", 17);
+  const auto image = decode_image(small, "small.pgm", 6);
+  EXPECT_EQ(image.sizes(), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(image[0][1][2].item<int>(), 6);
+  EXPECT_NE(code_of(small, 5).find("image of 6 pixels; at most 5"), std::string::npos);
+}

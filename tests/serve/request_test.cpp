@@ -92,3 +92,21 @@ TEST(ServeRequest, ItemKeysArePercentDecodedAndChecked) {
   expect_bad([&] { parse_item_key("a%0Ab", limits); }, "control character");
   expect_bad([&] { parse_item_key("123456789", limits); }, "longer than 8 bytes");
 }
+
+TEST(ServeRequest, ItemBodiesHoldAnInputOrAnEmbedding) {
+  RequestLimits limits;
+  const auto by_vector = parse_item_request(R"({"embedding": [0.5, -1, 2e3], "label": "shoe"})", limits);
+  EXPECT_FALSE(by_vector.has_input);
+  EXPECT_EQ(by_vector.embedding, (std::vector<float>{0.5f, -1.0f, 2000.0f}));
+  EXPECT_EQ(by_vector.label, "shoe");
+  const auto by_input = parse_item_request(R"({"input": {"text": "a shoe"}})", limits);
+  EXPECT_TRUE(by_input.has_input);
+  EXPECT_EQ(by_input.input.data, "a shoe");
+  EXPECT_EQ(by_input.label, "");
+  expect_bad([&] { parse_item_request(R"({"label": "x"})", limits); }, "exactly one of");
+  expect_bad([&] { parse_item_request(R"({"embedding": []})", limits); }, "an array of 1 to 65536 numbers");
+  expect_bad([&] { parse_item_request(R"({"embedding": [1, "2"]})", limits); }, "embedding[1]: must be a number");
+  expect_bad([&] { parse_item_request(R"({"embedding": [1e39]})", limits); }, "embedding[0]: must be a finite float");
+  expect_bad([&] { parse_item_request(R"({"embedding": [1], "label": 3})", limits); }, "label: must be a string");
+  expect_bad([&] { parse_item_request(R"({"embedding": [1], "lable": "x"})", limits); }, "unknown field \"lable\"");
+}

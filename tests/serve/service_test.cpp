@@ -5,8 +5,13 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <sys/wait.h>
+
+#include <atomic>
 #include <fstream>
 #include <future>
+#include <map>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
@@ -253,4 +258,124 @@ TEST_F(Serve, AFullQueueAnswers429WithRetryAfter) {
   EXPECT_EQ(second->get_header_value("Retry-After"), "1");
   EXPECT_NE(second->body.find("\"overloaded\""), std::string::npos) << second->body;
   EXPECT_EQ(first.get(), 200);
+}
+
+TEST_F(Serve, ItemsArePutGotAndDeleted) {
+  auto model = small_model(dir_);
+  const auto expected = embed_inputs(model, read_files({paths_[0]}, model))[0];
+  const auto index_path = (dir_ / "items.faiss").string();
+  const auto keys = dir_ / "keys";
+  std::ofstream(keys) << "ro reader-key-0123456789\nrw writer-key-0123456789\n";
+  ServiceOptions options;
+  read_api_keys(keys.string(), options);
+  Running s(std::move(model), index_path, options);
+  const httplib::Headers writer = {{"api-key", "writer-key-0123456789"}}, reader = {{"api-key", "reader-key-0123456789"}};
+  const auto put = [&](const std::string& key, const json& body, const httplib::Headers& h) {
+    return s.parse(s.client.Put(("/v1/items/" + key).c_str(), h, body.dump(), "application/json"));
+  };
+  const auto created = put("shoe%2F1", {{"input", image(images_[0])}, {"label", "shoe"}}, writer);
+  ASSERT_EQ(created.first, 201) << created.second.dump();
+  EXPECT_EQ(created.second["key"], "shoe/1");
+  EXPECT_EQ(created.second["class"], "shoe");
+  EXPECT_EQ(put("shoe%2F1", {{"input", image(images_[0])}, {"label", "shoe"}}, writer).first, 200) << "a second PUT replaces";
+  expect_error(put("x", {{"input", image(images_[0])}}, reader), 403, "forbidden", "may only read");
+  expect_error(put("x", {{"embedding", {1.0, 2.0}}}, writer), 400, "invalid_argument", "embedding: 2 values; the index holds 16");
+  expect_error(put("x", {{"embedding", {1.0}}, {"input", image(images_[0])}}, writer), 400, "invalid_argument", "exactly one of");
+
+  const auto got = s.get("/v1/items/shoe%2F1", reader);
+  ASSERT_EQ(got.first, 200) << got.second.dump();
+  const auto stored = torch::tensor(got.second["embedding"].get<std::vector<float>>());
+  EXPECT_TRUE(torch::allclose(stored, expected, 1e-5, 1e-6)) << "the stored vector is the library's embedding";
+  const auto found = s.post("/v1/search", {{"input", image(images_[0])}, {"k", 1}}, reader);
+  ASSERT_EQ(found.first, 200) << found.second.dump();
+  EXPECT_EQ(found.second["hits"][0]["key"], "shoe/1");
+  EXPECT_NEAR(found.second["hits"][0]["distance"].get<double>(), 0.0, 1e-3);
+  EXPECT_EQ(s.get("/v1/info", reader).second["index"]["size"], 1);
+
+  EXPECT_EQ(s.parse(s.client.Delete("/v1/items/shoe%2F1", writer)).first, 200);
+  expect_error(s.get("/v1/items/shoe%2F1", reader), 404, "unknown_key", "no item with key 'shoe/1'");
+  expect_error(s.parse(s.client.Delete("/v1/items/shoe%2F1", writer)), 404, "unknown_key", "shoe/1");
+  expect_error(s.get("/v1/items/a%0Ab", reader), 400, "invalid_argument", "control character");
+}
+
+TEST_F(Serve, AcknowledgedItemsSurviveKill9) {
+  const auto model_path = (dir_ / "model.pt").string();
+  small_model(dir_);
+  const auto index_path = (dir_ / "crash.faiss").string();
+  const auto log = dir_ / "serve.log";
+  // The server in a process of its own; its port read from what it prints.
+  const auto start = [&]() -> std::pair<pid_t, int> {
+    std::filesystem::remove(log);
+    const std::string cmd = std::string(SIAMESE_CLI) + " serve --model " + model_path + " --index " + index_path +
+                            " --port 0 --snapshot-every 37 2> " + log.string() + " & echo $!";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    long pid = 0;
+    EXPECT_EQ(std::fscanf(p, "%ld", &pid), 1);
+    ::pclose(p);
+    for (int i = 0; i < 300; ++i) {
+      const auto text = siamese::testing::read_file(log);
+      const auto at = text.find("http://127.0.0.1:");
+      if (at != std::string::npos) return {static_cast<pid_t>(pid), std::stoi(text.substr(at + 17))};
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "the server did not start: " << siamese::testing::read_file(log);
+    return {static_cast<pid_t>(pid), 0};
+  };
+  // The server is the shell's child, not ours: wait until it is gone (reaped by init).
+  const auto running = [](pid_t pid) {  // not gone, and not a zombie that no init reaps
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto close = text.rfind(')');
+    return ::kill(pid, 0) == 0 && !(close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z');
+  };
+  const auto wait_gone = [&](pid_t pid) {
+    for (int i = 0; i < 1500 && running(pid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_FALSE(running(pid)) << "server " << pid << " did not exit";
+  };
+  std::map<std::string, std::vector<float>> acknowledged;
+  std::mt19937 rng(5);
+  int next = 0;
+  for (int round = 0; round < 4; ++round) {
+    const auto [pid, port] = start();
+    ASSERT_GT(port, 0);
+    // A writer thread puts items until the server dies under it; each 2xx is an acknowledged item.
+    std::atomic<bool> dead{false};
+    std::thread writer([&, port = port, seed = rng()] {
+      httplib::Client c("127.0.0.1", port);
+      std::mt19937 values(seed);
+      std::normal_distribution<float> normal;
+      while (!dead) {
+        std::vector<float> v(16);
+        for (auto& x : v) x = normal(values);
+        const std::string key = "item-" + std::to_string(next++);
+        auto r = c.Put(("/v1/items/" + key).c_str(), json{{"embedding", v}, {"label", "c" + std::to_string(next % 3)}}.dump(), "application/json");
+        if (r && (r->status == 200 || r->status == 201)) acknowledged[key] = v;
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + static_cast<int>(rng() % 700)));
+    ::kill(pid, SIGKILL);
+    wait_gone(pid);
+    dead = true;
+    writer.join();
+  }
+  ASSERT_GT(acknowledged.size(), 20u) << "too few writes to test anything";
+  // Restarted once more: every acknowledged item is there with its vector.
+  const auto [pid, port] = start();
+  ASSERT_GT(port, 0);
+  httplib::Client c("127.0.0.1", port);
+  auto info = c.Get("/v1/info");
+  ASSERT_TRUE(info);
+  EXPECT_GE(json::parse(info->body)["index"]["size"].get<int64_t>(), static_cast<int64_t>(acknowledged.size()));
+  for (const auto& [key, v] : acknowledged) {
+    auto r = c.Get(("/v1/items/" + key).c_str());
+    ASSERT_TRUE(r && r->status == 200) << key << " was acknowledged and is gone";
+    EXPECT_EQ(json::parse(r->body)["embedding"].get<std::vector<float>>(), v) << key;
+  }
+  ::kill(pid, SIGTERM);
+  wait_gone(pid);
+  // After a clean stop the index file alone holds them all, and searches as a Flat search does.
+  auto index = EmbeddingIndex::load(index_path);
+  EXPECT_GE(index.size(), static_cast<int64_t>(acknowledged.size()));
+  const auto query = torch::tensor(acknowledged.begin()->second).reshape({1, 16});
+  EXPECT_EQ(index.search(query, 1).at(0).at(0).item.key, acknowledged.begin()->first);
 }

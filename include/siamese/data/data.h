@@ -99,12 +99,13 @@ ImageDataset read_idx(const std::string& images_path, const std::string& labels_
 ImageDataset read_image_folder(const std::string& root, Logger& logger = silent_logger());
 
 /// The most pixels (width × height) an image file may declare before the readers refuse to decode
-/// it (a decompression bomb): OpenCV's own limit, 2^30.
-constexpr uint64_t kMaxImagePixels = uint64_t{1} << 30;
+/// it (a decompression bomb): 50 million, a 8660 × 5773 photograph.
+constexpr uint64_t kMaxImagePixels = 50'000'000;
 
 /// The bytes of an image file (PNG, JPEG, BMP or PGM/PPM, 8-bit, 1 or 3 channels), decoded:
 /// uint8 [C, H, W], channels in RGB order. `name` names it in errors. Throws siamese::Error:
-/// Corruption for bytes that are empty, truncated, damaged or of another format; InvalidArgument
+/// Corruption for bytes that are empty, truncated, damaged, of another format or with a header
+/// that gives no readable size (checked before decoding, as is the pixel count); InvalidArgument
 /// when its header declares more than `max_pixels` pixels (checked before decoding); Unsupported
 /// for 16-bit or 4-channel images. May run concurrently.
 torch::Tensor decode_image(const std::string& bytes, const std::string& name, uint64_t max_pixels = kMaxImagePixels);

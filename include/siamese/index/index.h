@@ -130,6 +130,13 @@ class EmbeddingIndex {
   /// fingerprint accepts any. Callers may check once before embedding many inputs.
   void check_fingerprint(const std::string& fingerprint) const;
 
+  /// The metadata of the item `id`. Throws siamese::Error(NotFound) when the index does not hold it.
+  IndexItem item(int64_t id) const;
+  /// The stored vectors of these ids, [ids.size(), D], as the index holds them (L2-normalised for
+  /// cosine; approximate for PQ and SQ codes). Throws siamese::Error: NotFound naming an id the
+  /// index does not hold, Unsupported for an index type that cannot reconstruct vectors.
+  torch::Tensor vectors(const std::vector<int64_t>& ids) const;
+
   int64_t size() const;
   const IndexOptions& options() const;
   /// Sets the search-time parameters (IVF nprobe, HNSW ef_search) kept in options().

@@ -43,6 +43,17 @@ struct SearchRequest {
 };
 SearchRequest parse_search_request(const std::string& body, const RequestLimits& limits);
 
+/// PUT /v1/items/{key}: {"input": INPUT, "label": STRING} or {"embedding": [NUMBER, ...],
+/// "label": STRING}; "label" is optional (no class). Embedding values must be finite, at most
+/// 65536 of them.
+struct ItemRequest {
+  bool has_input = false;
+  RequestInput input;            ///< when has_input
+  std::vector<float> embedding;  ///< otherwise
+  std::string label;
+};
+ItemRequest parse_item_request(const std::string& body, const RequestLimits& limits);
+
 /// An item key from a URL path segment: percent-decoded; 1 to max_key_bytes bytes, no control
 /// characters.
 std::string parse_item_key(const std::string& segment, const RequestLimits& limits);

@@ -41,6 +41,9 @@ struct ServiceOptions {
   TORCH_ARG(int64_t, max_k) = 1000;
   /// Seconds a request may wait for its embeddings before 503. Default 30.
   TORCH_ARG(double, timeout_s) = 30.0;
+  /// Index changes (PUT, DELETE of items) between two snapshots of the index file; each change is
+  /// in the write-ahead log (INDEX.wal) before it is acknowledged. Default 1000.
+  TORCH_ARG(int64_t, snapshot_every) = 1000;
   /// API keys that may read (embed, compare, search, info). Empty with read_write_keys empty: no
   /// key is asked for, and the service refuses to bind anything but a loopback address.
   TORCH_ARG(std::vector<std::string>, read_keys) = {};
