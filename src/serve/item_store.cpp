@@ -151,7 +151,7 @@ void ItemStore::append(const std::string& payload) {
   if (::fdatasync(wal_fd_) != 0) io_error(wal_path_, "cannot flush the write-ahead log");
 }
 
-void ItemStore::apply_put(const std::string& key, const torch::Tensor& embedding, const std::string& class_name) {
+int64_t ItemStore::apply_put(const std::string& key, const torch::Tensor& embedding, const std::string& class_name) {
   std::unique_lock<std::shared_mutex> lock(index_mutex_);
   const auto it = ids_.find(key);
   if (it != ids_.end()) {
@@ -160,7 +160,7 @@ void ItemStore::apply_put(const std::string& key, const torch::Tensor& embedding
   }
   const auto labels = class_name.empty() ? std::vector<int64_t>{-1} : std::vector<int64_t>{0};
   const auto names = class_name.empty() ? std::vector<std::string>{} : std::vector<std::string>{class_name};
-  ids_[key] = index_->add(embedding.reshape({1, -1}), {key}, labels, names, fingerprint_).at(0);
+  return ids_[key] = index_->add(embedding.reshape({1, -1}), {key}, labels, names, fingerprint_).at(0);
 }
 
 bool ItemStore::apply_remove(const std::string& key) {
@@ -172,7 +172,7 @@ bool ItemStore::apply_remove(const std::string& key) {
   return true;
 }
 
-bool ItemStore::put(const std::string& key, const torch::Tensor& embedding, const std::string& class_name) {
+std::pair<IndexItem, bool> ItemStore::put(const std::string& key, const torch::Tensor& embedding, const std::string& class_name) {
   const auto v = embedding.to(torch::kFloat32).contiguous().reshape({-1});
   if (v.numel() != index_->options().dim()) {
     throw Error(ErrorCode::InvalidArgument, "embedding: " + std::to_string(v.numel()) + " values; the index holds " +
@@ -191,9 +191,14 @@ bool ItemStore::put(const std::string& key, const torch::Tensor& embedding, cons
     created = !ids_.count(key);
   }
   append(payload);
-  apply_put(key, v, class_name);
+  const int64_t id = apply_put(key, v, class_name);
+  IndexItem item;
+  {
+    std::shared_lock<std::shared_mutex> lock(index_mutex_);
+    item = index_->item(id);
+  }
   if (++since_snapshot_ >= snapshot_every_) snapshot_locked();
-  return created;
+  return {item, created};
 }
 
 bool ItemStore::remove(const std::string& key) {

@@ -267,9 +267,8 @@ struct Service::Impl {
     const auto key = item_key(req);
     const auto r = parse_item_request(req.body, limits);
     const auto embedding = r.has_input ? embed({r.input}, {"input"})[0] : torch::tensor(r.embedding);
-    const bool created = store->put(key, embedding, r.label);
-    auto stored = store->get(key);
-    send_json(res, created ? 201 : 200, item_json(stored->item));
+    const auto [item, created] = store->put(key, embedding, r.label);
+    send_json(res, created ? 201 : 200, item_json(item));
   }
 
   void get_item(const httplib::Request& req, httplib::Response& res) {

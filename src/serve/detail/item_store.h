@@ -39,8 +39,9 @@ class ItemStore {
   ItemStore& operator=(const ItemStore&) = delete;
 
   /// Stores `embedding` [D] under `key` (replacing an item of that key), filed under class
-  /// `class_name` ("" for none). Returns whether the key is new. Durable when it returns.
-  bool put(const std::string& key, const torch::Tensor& embedding, const std::string& class_name);
+  /// `class_name` ("" for none). Returns the item as stored and whether the key is new. Durable
+  /// when it returns.
+  std::pair<IndexItem, bool> put(const std::string& key, const torch::Tensor& embedding, const std::string& class_name);
   /// Removes the item of `key`; false when there is none. Durable when it returns.
   bool remove(const std::string& key);
   std::optional<StoredItem> get(const std::string& key) const;
@@ -52,7 +53,8 @@ class ItemStore {
   void snapshot();
 
  private:
-  void apply_put(const std::string& key, const torch::Tensor& embedding, const std::string& class_name);
+  /// Returns the id the item got.
+  int64_t apply_put(const std::string& key, const torch::Tensor& embedding, const std::string& class_name);
   bool apply_remove(const std::string& key);
   void append(const std::string& record);
   void snapshot_locked();  ///< snapshot() for a caller holding write_mutex_
