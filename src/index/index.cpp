@@ -25,6 +25,7 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <shared_mutex>
 
 #include "siamese/core/atomic_file.h"
 #include "siamese/core/checksum.h"
@@ -110,6 +111,46 @@ void apply_search_parameters(faiss::Index* index, const IndexOptions& o) {
   faiss::Index* inner = innermost(index);
   if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(inner)) ivf->nprobe = static_cast<size_t>(std::max<int64_t>(1, o.nprobe()));
   if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(inner)) hnsw->hnsw.efSearch = static_cast<int>(std::max<int64_t>(1, o.ef_search()));
+}
+
+/// index->search() with one call's parameters. FAISS 1.7.3's IndexIDMap2 refuses parameters, so
+/// the index it wraps is searched and its ids mapped through id_map, as IndexIDMap2 itself does.
+/// Its HNSW search reads part of the beam size from the index even when the call gives its own, so
+/// a call with its own ef_search sets the index to it and searches alone (`guard` exclusive);
+/// every other search holds `guard` shared.
+void faiss_search(faiss::Index* index, const std::string& spec, const SearchParams& p, std::shared_mutex& guard, int64_t n, const float* x,
+                  int64_t k, float* distances, FaissId* ids) {
+  if (p.nprobe < 0 || p.ef_search < 0) throw Error(ErrorCode::InvalidArgument, "index: nprobe and ef_search must be >= 1");
+  faiss::Index* inner = innermost(index);
+  auto* ivf = dynamic_cast<faiss::IndexIVF*>(inner);
+  auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(inner);
+  if (p.nprobe > 0 && !ivf) {
+    throw Error(ErrorCode::InvalidArgument, "index: nprobe applies to IVF indexes; this one is '" + spec + "'" + (hnsw ? " (give ef_search)" : ""));
+  }
+  if (p.ef_search > 0 && !hnsw) {
+    throw Error(ErrorCode::InvalidArgument, "index: ef_search applies to HNSW indexes; this one is '" + spec + "'" + (ivf ? " (give nprobe)" : ""));
+  }
+  if (p.ef_search > 0 && p.ef_search != hnsw->hnsw.efSearch) {
+    std::unique_lock<std::shared_mutex> alone(guard);
+    const int own = hnsw->hnsw.efSearch;
+    hnsw->hnsw.efSearch = static_cast<int>(std::min<int64_t>(p.ef_search, 1 << 20));
+    try {
+      index->search(n, x, k, distances, ids);
+    } catch (...) {
+      hnsw->hnsw.efSearch = own;
+      throw;
+    }
+    hnsw->hnsw.efSearch = own;
+    return;
+  }
+  std::shared_lock<std::shared_mutex> shared(guard);
+  if (p.nprobe == 0) return index->search(n, x, k, distances, ids);
+  faiss::SearchParametersIVF params;
+  params.nprobe = static_cast<size_t>(p.nprobe);
+  const auto* map = dynamic_cast<const faiss::IndexIDMap2*>(index);
+  if (!map) return index->search(n, x, k, distances, ids, &params);
+  map->index->search(n, x, k, distances, ids, &params);
+  for (int64_t i = 0; i < n * k; ++i) ids[i] = ids[i] < 0 ? -1 : map->id_map[static_cast<size_t>(ids[i])];
 }
 
 /// Embeddings as float CPU rows, normalised for cosine. Throws on a shape mismatch or non-finite value.
@@ -241,6 +282,7 @@ struct EmbeddingIndex::State {
   std::map<int64_t, std::string> class_names;  ///< label -> class name, for labels added with names
   int64_t next_id = 0;
   std::string path;  ///< the file it was loaded from; "" for an index built in memory
+  mutable std::shared_mutex search_guard;  ///< see faiss_search()
 
   std::string class_name(int64_t label) const {
     auto it = class_names.find(label);
@@ -440,6 +482,10 @@ torch::Tensor EmbeddingIndex::vectors(const std::vector<int64_t>& ids) const {
 }
 
 std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const torch::Tensor& queries, int64_t k) const {
+  return search(queries, k, SearchParams{});
+}
+
+std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const torch::Tensor& queries, int64_t k, const SearchParams& params) const {
   const auto& s = *state_;
   if (s.items.empty()) {
     throw Error(ErrorCode::InvalidArgument, "index: the index is empty; add embeddings before searching");
@@ -450,7 +496,7 @@ std::vector<std::vector<SearchHit>> EmbeddingIndex::search(const torch::Tensor& 
   const int64_t kk = std::min<int64_t>(k, size());
   std::vector<float> dist(static_cast<size_t>(nq * kk));
   std::vector<FaissId> found(static_cast<size_t>(nq * kk));
-  s.index->search(nq, q.data_ptr<float>(), kk, dist.data(), found.data());
+  faiss_search(s.index.get(), s.options.spec(), params, s.search_guard, nq, q.data_ptr<float>(), kk, dist.data(), found.data());
   std::vector<std::vector<SearchHit>> out(static_cast<size_t>(nq));
   for (int64_t i = 0; i < nq; ++i) {
     for (int64_t j = 0; j < kk; ++j) {

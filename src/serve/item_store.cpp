@@ -225,10 +225,11 @@ std::optional<StoredItem> ItemStore::get(const std::string& key) const {
   return out;
 }
 
-std::vector<SearchHit> ItemStore::search(const torch::Tensor& query, int64_t k) const {
+std::vector<SearchHit> ItemStore::search(const torch::Tensor& query, int64_t k, const SearchParams& params) const {
   std::shared_lock<std::shared_mutex> lock(index_mutex_);
   if (index_->size() == 0) throw Error(ErrorCode::NotFound, "the index holds no items yet");
-  return index_->search(query.reshape({1, -1}), std::min(k, index_->size()), fingerprint_).at(0);
+  index_->check_fingerprint(fingerprint_);
+  return index_->search(query.reshape({1, -1}), std::min(k, index_->size()), params).at(0);
 }
 
 int64_t ItemStore::size() const {

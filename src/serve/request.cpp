@@ -1,8 +1,10 @@
 #include "siamese/serve/request.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "siamese/core/error.h"
 
@@ -54,6 +56,77 @@ RequestInput parse_input(const json& j, const std::string& where, const RequestL
   return in;
 }
 
+/// The integer field `name` of `j`, which must lie in [lo, hi]; `fallback` when absent.
+int64_t integer_field(const json& j, const char* name, int64_t lo, int64_t hi, int64_t fallback) {
+  const auto it = j.find(name);
+  if (it == j.end()) return fallback;
+  const std::string range = std::string(name) + ": must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  if (!it->is_number_integer()) bad(range);
+  if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(hi)) bad(range);  // past int64_t too
+  if (it->get<int64_t>() < lo || it->get<int64_t>() > hi) bad(range);
+  return it->get<int64_t>();
+}
+
+void only_fields(const json& j, std::initializer_list<const char*> names, const std::string& where) {
+  for (const auto& [name, value] : j.items()) {
+    if (std::find_if(names.begin(), names.end(), [&](const char* n) { return name == n; }) == names.end()) {
+      bad(where + ": unknown field \"" + name + "\"");
+    }
+  }
+}
+
+/// An embedding given by the client: 1 to 65536 finite floats.
+std::vector<float> parse_embedding(const json& e, const std::string& where) {
+  if (!e.is_array() || e.empty() || e.size() > 65536) bad(where + ": must be an array of 1 to 65536 numbers");
+  std::vector<float> out;
+  for (size_t i = 0; i < e.size(); ++i) {
+    const std::string name = where + "[" + std::to_string(i) + "]";
+    if (!e[i].is_number()) bad(name + ": must be a number");
+    const double v = e[i].get<double>();
+    if (!std::isfinite(v) || std::abs(v) > 3.0e38) bad(name + ": must be a finite float");
+    out.push_back(static_cast<float>(v));
+  }
+  return out;
+}
+
+/// An item or support example: {"input": INPUT | "embedding": [...], "label": STRING}.
+ItemRequest parse_item(const json& j, const std::string& where, const RequestLimits& limits, bool needs_label) {
+  if (!j.is_object()) bad(where + ": must be an object");
+  const std::string at = where == "body" ? "" : where + ".";
+  ItemRequest r;
+  const bool input = j.contains("input"), embedding = j.contains("embedding");
+  if (input == embedding) bad(where + ": give exactly one of \"input\" and \"embedding\"");
+  if (input) {
+    r.has_input = true;
+    r.input = parse_input(j["input"], at + "input", limits);
+  } else {
+    r.embedding = parse_embedding(j["embedding"], at + "embedding");
+  }
+  if (j.contains("label")) {
+    if (!j["label"].is_string()) bad(at + "label: must be a string");
+    r.label = j["label"].get<std::string>();
+    if (static_cast<int64_t>(r.label.size()) > limits.max_key_bytes) bad(at + "label: longer than " + std::to_string(limits.max_key_bytes) + " bytes");
+  }
+  if (needs_label && r.label.empty()) bad(at + "label: a support example needs its class");
+  only_fields(j, {"input", "embedding", "label"}, where);
+  return r;
+}
+
+std::vector<ItemRequest> parse_examples(const json& e, const char* name, const RequestLimits& limits) {
+  if (!e.is_array() || e.empty()) bad(std::string(name) + ": must be a non-empty array of examples");
+  if (static_cast<int64_t>(e.size()) > limits.max_inputs) {
+    bad(std::string(name) + ": " + std::to_string(e.size()) + " examples; at most " + std::to_string(limits.max_inputs));
+  }
+  std::vector<ItemRequest> out;
+  std::set<std::string> classes;
+  for (size_t i = 0; i < e.size(); ++i) {
+    out.push_back(parse_item(e[i], std::string(name) + "[" + std::to_string(i) + "]", limits, true));
+    classes.insert(out.back().label);
+  }
+  if (classes.size() < 2) bad(std::string(name) + ": examples of at least 2 classes are needed, got " + std::to_string(classes.size()));
+  return out;
+}
+
 /// Value of a base64 character, -1 for any other.
 constexpr std::array<int8_t, 256> base64_values() {
   std::array<int8_t, 256> v{};
@@ -101,56 +174,58 @@ std::vector<RequestInput> parse_embed_request(const std::string& body, const Req
   }
   std::vector<RequestInput> out;
   for (size_t i = 0; i < inputs.size(); ++i) out.push_back(parse_input(inputs[i], "inputs[" + std::to_string(i) + "]", limits));
+  only_fields(j, {"inputs"}, "body");
   return out;
 }
 
 std::pair<RequestInput, RequestInput> parse_compare_request(const std::string& body, const RequestLimits& limits) {
   const auto j = parse_object(body);
+  only_fields(j, {"a", "b"}, "body");
   return {parse_input(field(j, "a", "body"), "a", limits), parse_input(field(j, "b", "body"), "b", limits)};
 }
 
 SearchRequest parse_search_request(const std::string& body, const RequestLimits& limits) {
   const auto j = parse_object(body);
   SearchRequest r;
-  r.input = parse_input(field(j, "input", "body"), "input", limits);
-  if (j.contains("k")) {
-    const auto& k = j["k"];
-    if (!k.is_number_integer()) bad("k: must be an integer");
-    const bool in_range = k.is_number_unsigned() ? k.get<uint64_t>() >= 1 && k.get<uint64_t>() <= static_cast<uint64_t>(limits.max_k)
-                                                 : k.get<int64_t>() >= 1 && k.get<int64_t>() <= limits.max_k;
-    if (!in_range) bad("k: must be in [1, " + std::to_string(limits.max_k) + "]");
-    r.k = k.get<int64_t>();
-  }
+  r.has_input = !j.contains("embedding");
+  if (!r.has_input && j.contains("input")) bad("body: give exactly one of \"input\" and \"embedding\"");
+  if (r.has_input) r.input = parse_input(field(j, "input", "body"), "input", limits);
+  if (!r.has_input) r.embedding = parse_embedding(j["embedding"], "embedding");
+  r.k = integer_field(j, "k", 1, limits.max_k, 10);
+  r.nprobe = integer_field(j, "nprobe", 1, 65536, 0);
+  r.ef_search = integer_field(j, "ef_search", 1, 65536, 0);
+  only_fields(j, {"input", "embedding", "k", "nprobe", "ef_search"}, "body");
   return r;
 }
 
 ItemRequest parse_item_request(const std::string& body, const RequestLimits& limits) {
+  return parse_item(parse_object(body), "body", limits, false);
+}
+
+OneShotRequest parse_oneshot_request(const std::string& body, const RequestLimits& limits) {
   const auto j = parse_object(body);
-  ItemRequest r;
-  const bool input = j.contains("input"), embedding = j.contains("embedding");
-  if (input == embedding) bad("body: give exactly one of \"input\" and \"embedding\"");
-  if (input) {
-    r.has_input = true;
-    r.input = parse_input(j["input"], "input", limits);
-  } else {
-    const auto& e = j["embedding"];
-    if (!e.is_array() || e.empty() || e.size() > 65536) bad("embedding: must be an array of 1 to 65536 numbers");
-    for (size_t i = 0; i < e.size(); ++i) {
-      if (!e[i].is_number()) bad("embedding[" + std::to_string(i) + "]: must be a number");
-      const double v = e[i].get<double>();
-      if (!std::isfinite(v) || std::abs(v) > 3.0e38) bad("embedding[" + std::to_string(i) + "]: must be a finite float");
-      r.embedding.push_back(static_cast<float>(v));
-    }
+  OneShotRequest r;
+  r.input = parse_input(field(j, "input", "body"), "input", limits);
+  if (j.contains("support")) r.support = parse_examples(j["support"], "support", limits);
+  if (j.contains("rule")) {
+    if (!j["rule"].is_string() || (j["rule"] != "mean" && j["rule"] != "nearest")) bad("rule: must be \"mean\" or \"nearest\"");
+    r.rule = j["rule"].get<std::string>();
   }
-  if (j.contains("label")) {
-    if (!j["label"].is_string()) bad("label: must be a string");
-    r.label = j["label"].get<std::string>();
-    if (static_cast<int64_t>(r.label.size()) > limits.max_key_bytes) bad("label: longer than " + std::to_string(limits.max_key_bytes) + " bytes");
+  if (j.contains("threshold")) {
+    const auto& t = j["threshold"];
+    const double v = t.is_number() ? t.get<double>() : -3;
+    if (!(v == -1 || (v >= 0 && v <= 1e12))) bad("threshold: must be a distance >= 0, or -1 (never answer \"none\")");
+    r.threshold = v;
   }
-  for (const auto& [name, value] : j.items()) {
-    if (name != "input" && name != "embedding" && name != "label") bad("body: unknown field \"" + name + "\"");
-  }
+  only_fields(j, {"input", "support", "rule", "threshold"}, "body");
   return r;
+}
+
+std::vector<ItemRequest> parse_support_request(const std::string& body, const RequestLimits& limits) {
+  const auto j = parse_object(body);
+  auto out = parse_examples(field(j, "examples", "body"), "examples", limits);
+  only_fields(j, {"examples"}, "body");
+  return out;
 }
 
 std::string parse_item_key(const std::string& segment, const RequestLimits& limits) {
@@ -176,6 +251,80 @@ std::string parse_item_key(const std::string& segment, const RequestLimits& limi
     if (c < 0x20 || c == 0x7F) bad("key: holds a control character");
   }
   return key;
+}
+
+namespace {
+
+/// A base64 text of `bytes` (RFC 4648 §4), for images of multipart bodies on their way to the
+/// JSON parsers.
+std::string encode_base64(const std::string& bytes) {
+  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t at = 0; at < bytes.size(); at += 3) {
+    const size_t n = std::min<size_t>(3, bytes.size() - at);
+    uint32_t group = 0;
+    for (size_t i = 0; i < 3; ++i) group = group << 8 | (i < n ? static_cast<unsigned char>(bytes[at + i]) : 0u);
+    for (size_t i = 0; i < 4; ++i) out.push_back(i <= n ? alphabet[group >> (18 - 6 * i) & 0x3F] : '=');
+  }
+  return out;
+}
+
+json form_input(const FormPart& part) {
+  const bool image = part.name == "image" || (part.name != "text" && part.file);
+  return image ? json{{"image", encode_base64(part.content)}} : json{{"text", part.content}};
+}
+
+json form_number(const FormPart& part, bool integer) {
+  const auto& c = part.content;
+  size_t used = 0;
+  try {
+    if (integer) {
+      const long long v = std::stoll(c, &used);
+      if (used == c.size()) return json(static_cast<int64_t>(v));
+    } else {
+      const double v = std::stod(c, &used);
+      if (used == c.size() && std::isfinite(v)) return json(v);
+    }
+  } catch (const std::exception&) {
+  }
+  bad(part.name + ": '" + c.substr(0, 40) + "' is not " + (integer ? "an integer" : "a number"));
+}
+
+}  // namespace
+
+std::string form_as_json(const std::vector<FormPart>& parts, const std::string& route) {
+  const std::set<std::string> known = {"/v1/embed", "/v1/compare", "/v1/search", "/v1/oneshot", "/v1/items"};
+  if (!known.count(route)) bad(route + ": takes JSON bodies only, not multipart/form-data");
+  json j = json::object();
+  for (const auto& part : parts) {
+    const auto& n = part.name;
+    const bool input = n == "image" || n == "text" || n == "input";
+    std::string target = n;
+    if (route == "/v1/embed" && input) {
+      j["inputs"].push_back(form_input(part));
+      continue;
+    }
+    if (route == "/v1/compare" ? n != "a" && n != "b" : input) target = "input";
+    const bool ok = route == "/v1/compare" ? n == "a" || n == "b"
+                    : route == "/v1/embed" ? false
+                    : input || (n == "k" && route == "/v1/search") || ((n == "nprobe" || n == "ef_search") && route == "/v1/search") ||
+                          (n == "label" && route == "/v1/items") || ((n == "rule" || n == "threshold") && route == "/v1/oneshot");
+    if (!ok) bad("form part '" + n.substr(0, 64) + "': not a part of " + route + " (docs/service.md)");
+    if (j.contains(target)) bad("form part '" + n + "': given twice");
+    if (target == "input" || target == "a" || target == "b") {
+      j[target] = form_input(part);
+    } else if (n == "label" || n == "rule") {
+      j[target] = part.content;
+    } else {
+      j[target] = form_number(part, n != "threshold");
+    }
+  }
+  try {
+    return j.dump();
+  } catch (const json::type_error&) {
+    bad("form parts: a text must be UTF-8");
+  }
 }
 
 }  // namespace siamese

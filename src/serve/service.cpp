@@ -7,15 +7,18 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
+#include <algorithm>
+#include <map>
 #include <shared_mutex>
 #include <thread>
 
+#include "detail/assets.h"
 #include "detail/batcher.h"
 #include "detail/item_store.h"
 #include "detail/metrics.h"
 #include "siamese/core/distance.h"
 #include "siamese/core/error.h"
+#include "siamese/eval/metrics.h"
 #include "siamese/index/index.h"
 #include "siamese/model/inputs.h"
 #include "siamese/serve/request.h"
@@ -36,16 +39,10 @@ struct HttpError {
 
 enum class Access { Open, Read, Write };
 
-/// The routes, for 405 (a known path, another method) and for the metrics' route label.
-const std::set<std::string> kRoutes = {"/", "/livez", "/readyz", "/metrics", "/v1/info", "/v1/embed", "/v1/compare", "/v1/search"};
 const std::string kItems = "/v1/items/";
 
-bool is_route(const std::string& path) { return kRoutes.count(path) || (path.rfind(kItems, 0) == 0 && path.size() > kItems.size()); }
-
-std::string route_of(const std::string& path) {
-  if (path.rfind(kItems, 0) == 0) return kItems + "{key}";
-  return kRoutes.count(path) ? path : "other";
-}
+bool is_route(const std::string& path);      ///< a path of the route table (any method)
+std::string route_of(const std::string& path);  ///< its route-table path: the metrics' route label
 
 /// When the current request on this thread started (set before routing, read by the logger).
 thread_local Clock::time_point request_start;
@@ -154,6 +151,15 @@ struct Service::Impl {
   std::condition_variable stop_cv;
   bool stopped = false;
 
+  /// The support set of /v1/oneshot (PUT /v1/support), replaced whole; held in memory only.
+  struct SupportSet {
+    torch::Tensor embeddings;  ///< [S, D]
+    std::vector<int64_t> labels;
+    std::vector<std::string> classes;  ///< by label
+  };
+  mutable std::mutex support_mutex;
+  std::shared_ptr<const SupportSet> support;
+
   void check_access(const httplib::Request& req, Access needed) const {
     if (needed == Access::Open || (options.read_keys().empty() && options.read_write_keys().empty())) return;
     const auto key = key_of(req);
@@ -225,22 +231,28 @@ struct Service::Impl {
       const auto o = store->options();
       j["index"] = {{"size", store->size()}, {"spec", o.spec()}, {"dim", o.dim()}};
     }
+    std::lock_guard<std::mutex> lock(support_mutex);
+    j["support"] = support ? json{{"classes", support->classes.size()}, {"examples", support->labels.size()}} : json(nullptr);
     return j;
   }
 
   void compare(const httplib::Request& req, httplib::Response& res) {
-    const auto [a, b] = parse_compare_request(req.body, limits);
+    const auto [a, b] = parse_compare_request(body_of(req, "/v1/compare"), limits);
     const auto e = embed({a, b}, {"a", "b"});
     const double d = paired_distance(e.narrow(0, 0, 1), e.narrow(0, 1, 1), model.network->options.distance()).item<double>();
     send_json(res, 200, {{"distance", d}, {"threshold", model.threshold}, {"same", d <= model.threshold}});
   }
 
   void search(const httplib::Request& req, httplib::Response& res) {
-    const auto r = parse_search_request(req.body, limits);
+    const auto r = parse_search_request(body_of(req, "/v1/search"), limits);
     require_index();
     if (store->size() == 0) throw HttpError{409, "empty_index", "the index holds no items yet"};
-    const auto e = embed({r.input}, {"input"});
-    const auto hits = store->search(e, r.k);
+    const int64_t dim = model.network->encoder->embedding_dim();
+    if (!r.has_input && static_cast<int64_t>(r.embedding.size()) != dim) {
+      throw HttpError{400, "invalid_argument", "embedding: " + std::to_string(r.embedding.size()) + " values; the model's embeddings have " + std::to_string(dim)};
+    }
+    const auto e = r.has_input ? embed({r.input}, {"input"}) : torch::tensor(r.embedding).reshape({1, dim});
+    const auto hits = store->search(e, r.k, SearchParams{r.nprobe, r.ef_search});
     json out = json::array();
     for (const auto& h : hits) {
       out.push_back({{"key", h.item.key}, {"label", h.item.label}, {"class", h.item.class_name}, {"distance", h.distance}});
@@ -265,7 +277,7 @@ struct Service::Impl {
   void put_item(const httplib::Request& req, httplib::Response& res) {
     require_index();
     const auto key = item_key(req);
-    const auto r = parse_item_request(req.body, limits);
+    const auto r = parse_item_request(body_of(req, "/v1/items"), limits);
     const auto embedding = r.has_input ? embed({r.input}, {"input"})[0] : torch::tensor(r.embedding);
     const auto [item, created] = store->put(key, embedding, r.label);
     send_json(res, created ? 201 : 200, item_json(item));
@@ -289,7 +301,7 @@ struct Service::Impl {
   }
 
   void embed_route(const httplib::Request& req, httplib::Response& res) {
-    const auto inputs = parse_embed_request(req.body, limits);
+    const auto inputs = parse_embed_request(body_of(req, "/v1/embed"), limits);
     std::vector<std::string> names;
     for (size_t i = 0; i < inputs.size(); ++i) names.push_back("inputs[" + std::to_string(i) + "]");
     const auto e = embed(inputs, names);
@@ -298,23 +310,82 @@ struct Service::Impl {
     send_json(res, 200, {{"embeddings", rows}});
   }
 
-  void add_routes() {
-    http.Get("/livez", handler(Access::Open, [](const auto&, auto& res) { send_json(res, 200, {{"status", "ok"}}); }));
-    http.Get("/readyz", handler(Access::Open, [this](const auto&, auto& res) {
-      send_json(res, 200, {{"model", true}, {"index", store != nullptr}});
-    }));
-    http.Get("/metrics", handler(Access::Read, [this](const auto&, auto& res) {
-      res.set_content(metrics.text(batcher->stats(), batcher->queued(), store ? store->size() : 0), "text/plain; version=0.0.4");
-    }));
-    http.Get("/v1/info", handler(Access::Read, [this](const auto&, auto& res) { send_json(res, 200, info()); }));
-    http.Post("/v1/embed", handler(Access::Read, [this](const auto& req, auto& res) { embed_route(req, res); }));
-    http.Post("/v1/compare", handler(Access::Read, [this](const auto& req, auto& res) { compare(req, res); }));
-    http.Post("/v1/search", handler(Access::Read, [this](const auto& req, auto& res) { search(req, res); }));
-    const std::string items = kItems + R"(([\s\S]+))";  // any key, newlines included (refused by parse_item_key)
-    http.Put(items, handler(Access::Write, [this](const auto& req, auto& res) { put_item(req, res); }));
-    http.Get(items, handler(Access::Read, [this](const auto& req, auto& res) { get_item(req, res); }));
-    http.Delete(items, handler(Access::Write, [this](const auto& req, auto& res) { delete_item(req, res); }));
+  /// The request's JSON body; a multipart/form-data body (curl -F) as its JSON equivalent.
+  static std::string body_of(const httplib::Request& req, const std::string& route) {
+    if (!req.is_multipart_form_data()) return req.body;
+    std::vector<FormPart> parts;
+    for (const auto& [name, part] : req.files) parts.push_back({name, part.content, !part.filename.empty()});
+    return form_as_json(parts, route);
   }
+
+  /// Embeds the examples given as inputs; `name` names the list in errors.
+  std::shared_ptr<const SupportSet> support_of(const std::vector<ItemRequest>& examples, const std::string& name) {
+    const int64_t dim = model.network->encoder->embedding_dim();
+    std::vector<RequestInput> inputs;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < examples.size(); ++i) {
+      const auto at = name + "[" + std::to_string(i) + "]";
+      if (examples[i].has_input) {
+        inputs.push_back(examples[i].input);
+        names.push_back(at + ".input");
+      } else if (static_cast<int64_t>(examples[i].embedding.size()) != dim) {
+        throw HttpError{400, "invalid_argument", at + ".embedding: " + std::to_string(examples[i].embedding.size()) +
+                                                     " values; the model's embeddings have " + std::to_string(dim)};
+      }
+    }
+    const auto embedded = inputs.empty() ? torch::Tensor() : embed(inputs, names);
+    auto set = std::make_shared<SupportSet>();
+    std::vector<torch::Tensor> rows;
+    std::map<std::string, int64_t> label_of;
+    int64_t next_input = 0;
+    for (const auto& e : examples) {
+      rows.push_back(e.has_input ? embedded[next_input++] : torch::tensor(e.embedding));
+      const auto [it, added] = label_of.emplace(e.label, static_cast<int64_t>(set->classes.size()));
+      if (added) set->classes.push_back(e.label);
+      set->labels.push_back(it->second);
+    }
+    set->embeddings = torch::stack(rows).to(torch::kFloat32);
+    return set;
+  }
+
+  void put_support(const httplib::Request& req, httplib::Response& res) {
+    auto set = support_of(parse_support_request(body_of(req, "/v1/support"), limits), "examples");
+    const json answer = {{"classes", set->classes}, {"examples", set->labels.size()}};
+    {
+      std::lock_guard<std::mutex> lock(support_mutex);
+      support = std::move(set);
+    }
+    send_json(res, 200, answer);
+  }
+
+  void oneshot(const httplib::Request& req, httplib::Response& res) {
+    const auto r = parse_oneshot_request(body_of(req, "/v1/oneshot"), limits);
+    std::shared_ptr<const SupportSet> set;
+    if (!r.support.empty()) {
+      set = support_of(r.support, "support");
+    } else {
+      std::lock_guard<std::mutex> lock(support_mutex);
+      set = support;
+    }
+    if (!set) throw HttpError{409, "no_support", "no support set: PUT /v1/support first, or give \"support\" in the request"};
+    const double threshold = r.threshold < -1.5 ? model.threshold : r.threshold;
+    const auto match = classify_by_support(embed({r.input}, {"input"}), set->embeddings, set->labels, model.network->options.distance(),
+                                           parse_support_rule(r.rule), threshold)
+                           .at(0);
+    const json cls = match.label < 0 ? json(nullptr) : json(set->classes[static_cast<size_t>(match.label)]);
+    send_json(res, 200, {{"class", cls}, {"distance", match.distance}, {"threshold", threshold}});
+  }
+
+  void page(const httplib::Request&, httplib::Response& res) { res.set_content(std::string(serve::kIndexHtml), "text/html; charset=utf-8"); }
+  void openapi(const httplib::Request&, httplib::Response& res) { res.set_content(std::string(serve::kOpenApiJson), "application/json"); }
+  void livez(const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); }
+  void readyz(const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"model", true}, {"index", store != nullptr}}); }
+  void metrics_route(const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics.text(batcher->stats(), batcher->queued(), store ? store->size() : 0), "text/plain; version=0.0.4");
+  }
+  void info_route(const httplib::Request&, httplib::Response& res) { send_json(res, 200, info()); }
+
+  void add_routes();
 
   void configure_http() {
     http.new_task_queue = [this] { return new httplib::ThreadPool(static_cast<size_t>(std::max(1, options.threads()))); };
@@ -344,6 +415,65 @@ struct Service::Impl {
     add_routes();
   }
 };
+
+namespace {
+
+struct RouteInfo {
+  const char* method;
+  const char* path;  ///< as OpenAPI writes it
+  Access access;
+  void (Service::Impl::*serve)(const httplib::Request&, httplib::Response&);
+};
+
+const RouteInfo kRouteTable[] = {
+    {"GET", "/", Access::Open, &Service::Impl::page},
+    {"GET", "/openapi.json", Access::Open, &Service::Impl::openapi},
+    {"GET", "/livez", Access::Open, &Service::Impl::livez},
+    {"GET", "/readyz", Access::Open, &Service::Impl::readyz},
+    {"GET", "/metrics", Access::Read, &Service::Impl::metrics_route},
+    {"GET", "/v1/info", Access::Read, &Service::Impl::info_route},
+    {"POST", "/v1/embed", Access::Read, &Service::Impl::embed_route},
+    {"POST", "/v1/compare", Access::Read, &Service::Impl::compare},
+    {"POST", "/v1/search", Access::Read, &Service::Impl::search},
+    {"POST", "/v1/oneshot", Access::Read, &Service::Impl::oneshot},
+    {"PUT", "/v1/support", Access::Write, &Service::Impl::put_support},
+    {"PUT", "/v1/items/{key}", Access::Write, &Service::Impl::put_item},
+    {"GET", "/v1/items/{key}", Access::Read, &Service::Impl::get_item},
+    {"DELETE", "/v1/items/{key}", Access::Write, &Service::Impl::delete_item},
+};
+
+bool is_items(const std::string& path) { return path.rfind(kItems, 0) == 0 && path.size() > kItems.size(); }
+
+bool is_route(const std::string& path) {
+  return is_items(path) || std::any_of(std::begin(kRouteTable), std::end(kRouteTable), [&](const auto& r) { return path == r.path; });
+}
+
+std::string route_of(const std::string& path) {
+  if (is_items(path)) return kItems + "{key}";
+  return is_route(path) ? path : "other";
+}
+
+}  // namespace
+
+void Service::Impl::add_routes() {
+  for (const auto& r : kRouteTable) {
+    const std::string path = r.path;
+    // An item key is any text (newlines included, refused by parse_item_key).
+    const std::string pattern = path == kItems + "{key}" ? kItems + R"(([\s\S]+))" : path;
+    auto h = handler(r.access, [this, serve = r.serve](const httplib::Request& req, httplib::Response& res) { (this->*serve)(req, res); });
+    const std::string method = r.method;
+    if (method == "GET") http.Get(pattern, std::move(h));
+    if (method == "POST") http.Post(pattern, std::move(h));
+    if (method == "PUT") http.Put(pattern, std::move(h));
+    if (method == "DELETE") http.Delete(pattern, std::move(h));
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> Service::routes() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : kRouteTable) out.emplace_back(r.method, r.path);
+  return out;
+}
 
 Service::Service(SavedModel model, std::string index_path, ServiceOptions options, Logger& logger)
     : impl_(std::make_unique<Impl>(std::move(model), std::move(index_path), std::move(options), logger)) {}

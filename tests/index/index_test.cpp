@@ -114,6 +114,39 @@ TEST(Index, IvfProbingEveryListIsExact) {
   }
 }
 
+TEST(Index, PerCallSearchParametersEqualTheIndexSettings) {
+  torch::manual_seed(3);
+  auto x = torch::randn({3000, 16});
+  auto q = torch::randn({40, 16});
+  const auto ids_of = [](const std::vector<std::vector<SearchHit>>& hits) {
+    std::vector<int64_t> ids;
+    for (const auto& row : hits) {
+      for (const auto& h : row) ids.push_back(h.item.id);
+    }
+    return ids;
+  };
+  // nprobe 1 and 32 of 32 lists (exact) on IVF, also behind a transform (wrapped in an id map);
+  // ef_search 1 and 400 on HNSW (wrapped in an id map, which FAISS 1.7.3 gives no parameters).
+  for (const std::string spec : {"IVF32,Flat", "PCA8,IVF32,Flat", "HNSW8"}) {
+    const bool hnsw = spec == "HNSW8";
+    auto index = filled(spec, Distance::Euclidean, x);
+    std::set<std::vector<int64_t>> distinct;
+    for (const int64_t value : {1, hnsw ? 400 : 32}) {
+      const auto per_call = ids_of(index.search(q, 10, hnsw ? SearchParams{0, value} : SearchParams{value, 0}));
+      // The same index (an HNSW graph built on several threads differs from build to build).
+      index.set_search_parameters(hnsw ? 16 : value, hnsw ? value : 64);
+      EXPECT_EQ(per_call, ids_of(index.search(q, 10))) << spec << " " << value;
+      index.set_search_parameters(hnsw ? 16 : 7, hnsw ? 7 : 64);  // neither of the values tried
+      distinct.insert(per_call);
+    }
+    EXPECT_EQ(distinct.size(), 2u) << spec << ": the parameter changed nothing, so this test shows nothing";
+  }
+  auto flat = filled("Flat", Distance::Euclidean, x);
+  EXPECT_THROW(flat.search(q, 5, SearchParams{4, 0}), Error) << "Flat has no nprobe";
+  EXPECT_THROW(filled("HNSW8", Distance::Euclidean, x).search(q, 5, SearchParams{4, 0}), Error) << "nprobe on HNSW";
+  EXPECT_EQ(ids_of(flat.search(q, 5, SearchParams{})), ids_of(flat.search(q, 5)));
+}
+
 TEST(Index, SaveLoadGivesIdenticalResults) {
   torch::manual_seed(3);
   auto dir = siamese::testing::temp_dir("index_roundtrip");

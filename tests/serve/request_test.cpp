@@ -110,3 +110,83 @@ TEST(ServeRequest, ItemBodiesHoldAnInputOrAnEmbedding) {
   expect_bad([&] { parse_item_request(R"({"embedding": [1], "label": 3})", limits); }, "label: must be a string");
   expect_bad([&] { parse_item_request(R"({"embedding": [1], "lable": "x"})", limits); }, "unknown field \"lable\"");
 }
+
+TEST(ServeRequest, SearchParametersAreOptionalIntegers) {
+  RequestLimits limits;
+  const auto plain = parse_search_request(R"({"input": {"text": "a"}})", limits);
+  EXPECT_EQ(plain.nprobe, 0);
+  EXPECT_EQ(plain.ef_search, 0);
+  const auto tuned = parse_search_request(R"({"input": {"text": "a"}, "nprobe": 8, "ef_search": 300})", limits);
+  EXPECT_EQ(tuned.nprobe, 8);
+  EXPECT_EQ(tuned.ef_search, 300);
+  expect_bad([&] { parse_search_request(R"({"input": {"text": "a"}, "nprobe": 0})", limits); }, "nprobe: must be an integer in [1, 65536]");
+  expect_bad([&] { parse_search_request(R"({"input": {"text": "a"}, "ef_search": 1e9})", limits); }, "ef_search: must be an integer");
+  expect_bad([&] { parse_search_request(R"({"input": {"text": "a"}, "nprobes": 3})", limits); }, "unknown field \"nprobes\"");
+}
+
+TEST(ServeRequest, OneShotAndSupportBodies) {
+  RequestLimits limits;
+  limits.max_inputs = 3;
+  const std::string support = R"([{"input": {"text": "a"}, "label": "x"}, {"embedding": [1, 2], "label": "y"}])";
+  const auto r = parse_oneshot_request(R"({"input": {"text": "q"}, "rule": "nearest", "threshold": 0.25, "support": )" + support + "}", limits);
+  EXPECT_EQ(r.input.data, "q");
+  EXPECT_EQ(r.rule, "nearest");
+  EXPECT_DOUBLE_EQ(r.threshold, 0.25);
+  ASSERT_EQ(r.support.size(), 2u);
+  EXPECT_EQ(r.support[1].embedding, (std::vector<float>{1, 2}));
+  EXPECT_EQ(r.support[1].label, "y");
+  const auto defaults = parse_oneshot_request(R"({"input": {"text": "q"}})", limits);
+  EXPECT_TRUE(defaults.support.empty());
+  EXPECT_EQ(defaults.rule, "mean");
+  EXPECT_DOUBLE_EQ(defaults.threshold, -2) << "the model's threshold";
+  EXPECT_DOUBLE_EQ(parse_oneshot_request(R"({"input": {"text": "q"}, "threshold": -1})", limits).threshold, -1);
+  expect_bad([&] { parse_oneshot_request(R"({"input": {"text": "q"}, "threshold": -7})", limits); }, "threshold: must be a distance >= 0, or -1");
+  expect_bad([&] { parse_oneshot_request(R"({"input": {"text": "q"}, "threshold": "0.5"})", limits); }, "threshold: must be");
+  EXPECT_EQ(parse_support_request(R"({"examples": )" + support + "}", limits).size(), 2u);
+  expect_bad([&] { parse_support_request(R"({"examples": [{"input": {"text": "a"}}, {"input": {"text": "b"}, "label": "y"}]})", limits); },
+             "examples[0].label: a support example needs its class");
+  expect_bad([&] { parse_support_request(R"({"examples": [{"input": {"text": "a"}, "label": "x"}, {"input": {"text": "b"}, "label": "x"}]})", limits); },
+             "at least 2 classes");
+  expect_bad([&] { parse_support_request(R"({"examples": [1, 2, 3, 4]})", limits); }, "4 examples; at most 3");
+  expect_bad([&] { parse_support_request(R"({"examples": [{"embedding": [1], "label": "x", "extra": 1}, 2]})", limits); },
+             "examples[0]: unknown field \"extra\"");
+}
+
+TEST(ServeRequest, FormPartsBecomeTheJsonBody) {
+  RequestLimits limits;
+  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + std::string(5, '\0');
+  const auto compare = parse_compare_request(form_as_json({{"a", png, true}, {"b", "a text", false}}, "/v1/compare"), limits);
+  EXPECT_EQ(compare.first.kind, RequestInput::Kind::Image);
+  EXPECT_EQ(compare.first.data, png) << "the file's bytes, through base64 and back";
+  EXPECT_EQ(compare.second.kind, RequestInput::Kind::Text);
+  EXPECT_EQ(compare.second.data, "a text");
+  const auto embed = parse_embed_request(form_as_json({{"image", "abc", false}, {"image", "de", true}}, "/v1/embed"), limits);
+  ASSERT_EQ(embed.size(), 2u);
+  EXPECT_EQ(embed[0].data, "abc") << "a part named image is an image even without a file name";
+  EXPECT_EQ(embed[1].data, "de");
+  const auto search = parse_search_request(form_as_json({{"text", "shoe", false}, {"k", "7", false}, {"nprobe", "3", false}}, "/v1/search"), limits);
+  EXPECT_EQ(search.input.data, "shoe");
+  EXPECT_EQ(search.k, 7);
+  EXPECT_EQ(search.nprobe, 3);
+  const auto item = parse_item_request(form_as_json({{"image", "xyz", true}, {"label", "boot", false}}, "/v1/items"), limits);
+  EXPECT_EQ(item.label, "boot");
+  const auto oneshot = parse_oneshot_request(form_as_json({{"input", "q", false}, {"threshold", "0.5", false}}, "/v1/oneshot"), limits);
+  EXPECT_DOUBLE_EQ(oneshot.threshold, 0.5);
+  expect_bad([&] { form_as_json({{"k", "7x", false}}, "/v1/search"); }, "k: '7x' is not an integer");
+  expect_bad([&] { form_as_json({{"threshold", "nan", false}}, "/v1/oneshot"); }, "threshold: 'nan' is not a number");
+  expect_bad([&] { form_as_json({{"image", "a", true}, {"text", "b", false}}, "/v1/search"); }, "given twice");
+  expect_bad([&] { form_as_json({{"label", "x", false}}, "/v1/search"); }, "form part 'label': not a part of /v1/search");
+  expect_bad([&] { form_as_json({{"examples", "x", false}}, "/v1/support"); }, "takes JSON bodies only");
+  expect_bad([&] { form_as_json({{"text", "\xff\xfe", false}}, "/v1/embed"); }, "must be UTF-8");
+}
+
+TEST(ServeRequest, SearchByInputOrByEmbedding) {
+  RequestLimits limits;
+  const auto by_vector = parse_search_request(R"({"embedding": [1, -2.5], "k": 3})", limits);
+  EXPECT_FALSE(by_vector.has_input);
+  EXPECT_EQ(by_vector.embedding, (std::vector<float>{1, -2.5f}));
+  EXPECT_TRUE(parse_search_request(R"({"input": {"text": "a"}})", limits).has_input);
+  expect_bad([&] { parse_search_request(R"({"k": 3})", limits); }, "missing field \"input\"");
+  expect_bad([&] { parse_search_request(R"({"input": {"text": "a"}, "embedding": [1]})", limits); }, "exactly one of");
+  expect_bad([&] { parse_search_request(R"({"embedding": [1, null]})", limits); }, "embedding[1]: must be a number");
+}

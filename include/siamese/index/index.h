@@ -53,6 +53,13 @@ struct IndexItem {
   std::string class_name;  ///< the label's class name (add with class names), "" when none is known
 };
 
+/// Search-time parameters of one search call, overriding the index's own (IndexOptions) for that
+/// call only, so that concurrent searches may use different ones. 0 = the index's own value.
+struct SearchParams {
+  int64_t nprobe = 0;     ///< IVF indexes: inverted lists visited per query
+  int64_t ef_search = 0;  ///< HNSW indexes: size of the search beam
+};
+
 /// One search result: the stored item and its distance to the query (the index's Distance).
 struct SearchHit {
   IndexItem item;
@@ -119,6 +126,12 @@ class EmbeddingIndex {
   /// The k nearest stored items of each query, nearest first: queries [Q, D] -> Q lists of at most
   /// min(k, size()) hits. Throws siamese::Error on an empty index, k < 1 or a dimension mismatch.
   std::vector<std::vector<SearchHit>> search(const torch::Tensor& queries, int64_t k) const;
+  /// search() with this call's own search parameters, as if the index were set to them (the index
+  /// itself is unchanged). An HNSW search with its own ef_search runs alone: FAISS 1.7.3 reads part
+  /// of the beam size from the index, so the call sets it and puts it back, while other searches
+  /// wait. Throws siamese::Error(InvalidArgument) on a negative value, or a value the index type
+  /// does not use (nprobe on a Flat index, say).
+  std::vector<std::vector<SearchHit>> search(const torch::Tensor& queries, int64_t k, const SearchParams& params) const;
   /// search() for queries embedded by the model whose fingerprint is `fingerprint`: first
   /// check_fingerprint(fingerprint), then the same.
   std::vector<std::vector<SearchHit>> search(const torch::Tensor& queries, int64_t k,

@@ -36,10 +36,15 @@ std::vector<RequestInput> parse_embed_request(const std::string& body, const Req
 /// POST /v1/compare: {"a": INPUT, "b": INPUT}.
 std::pair<RequestInput, RequestInput> parse_compare_request(const std::string& body, const RequestLimits& limits);
 
-/// POST /v1/search: {"input": INPUT, "k": 1..max_k (default 10)}.
+/// POST /v1/search: {"input": INPUT or "embedding": [NUMBER, ...], "k": 1..max_k (default 10),
+/// "nprobe": N, "ef_search": N}; nprobe (IVF indexes) and ef_search (HNSW), 1 to 65536, apply to
+/// this search only (0: the index's own).
 struct SearchRequest {
-  RequestInput input;
+  bool has_input = true;
+  RequestInput input;            ///< when has_input
+  std::vector<float> embedding;  ///< otherwise
   int64_t k = 10;
+  int64_t nprobe = 0, ef_search = 0;
 };
 SearchRequest parse_search_request(const std::string& body, const RequestLimits& limits);
 
@@ -53,6 +58,35 @@ struct ItemRequest {
   std::string label;
 };
 ItemRequest parse_item_request(const std::string& body, const RequestLimits& limits);
+
+/// POST /v1/oneshot: {"input": INPUT, "support": [EXAMPLE, ...], "rule": "mean"|"nearest",
+/// "threshold": T}. "support" (optional: the set of PUT /v1/support) holds examples as PUT
+/// /v1/items bodies, label required, of at least 2 classes, at most max_inputs. "threshold" >= 0,
+/// or -1 for never answering "none" (optional: the model's).
+struct OneShotRequest {
+  RequestInput input;
+  std::vector<ItemRequest> support;  ///< empty: the service's support set
+  std::string rule = "mean";
+  double threshold = -2;  ///< -2: the model's
+};
+OneShotRequest parse_oneshot_request(const std::string& body, const RequestLimits& limits);
+
+/// PUT /v1/support: {"examples": [EXAMPLE, ...]}, as the "support" of /v1/oneshot (required).
+std::vector<ItemRequest> parse_support_request(const std::string& body, const RequestLimits& limits);
+
+/// One part of a multipart/form-data body.
+struct FormPart {
+  std::string name, content;
+  bool file = false;  ///< the part carries a file name (curl -F name=@FILE)
+};
+/// A multipart/form-data request to `route` ("/v1/embed", "/v1/compare", "/v1/search",
+/// "/v1/oneshot" or "/v1/items") as the JSON body the same request would have, for the parsers
+/// above. A part named "image" is an image file and "text" a text; "a", "b" and "input" are an
+/// image when sent as a file, else a text. /v1/embed takes every input part in order, the others
+/// one input ("a" and "b" for /v1/compare). "k", "nprobe" and "ef_search" are integers,
+/// "threshold" a number, "label" and "rule" strings. Throws siamese::Error(InvalidArgument) on
+/// an unknown part, a repeated one, or a number that does not parse.
+std::string form_as_json(const std::vector<FormPart>& parts, const std::string& route);
 
 /// An item key from a URL path segment: percent-decoded; 1 to max_key_bytes bytes, no control
 /// characters.

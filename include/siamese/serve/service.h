@@ -81,6 +81,9 @@ class Service {
   void wait();
   /// The port bound by start(); 0 before.
   int port() const;
+  /// Every route the service answers, as {method, path} with OpenAPI path templates
+  /// ("/v1/items/{key}"): the list /openapi.json must document.
+  static std::vector<std::pair<std::string, std::string>> routes();
 
   struct Impl;
 

@@ -45,7 +45,7 @@ class ItemStore {
   /// Removes the item of `key`; false when there is none. Durable when it returns.
   bool remove(const std::string& key);
   std::optional<StoredItem> get(const std::string& key) const;
-  std::vector<SearchHit> search(const torch::Tensor& query, int64_t k) const;
+  std::vector<SearchHit> search(const torch::Tensor& query, int64_t k, const SearchParams& params = {}) const;
   int64_t size() const;
   IndexOptions options() const;
   /// Saves the index atomically, then empties the log. Called every snapshot_every writes and by
