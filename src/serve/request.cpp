@@ -68,7 +68,8 @@ int64_t integer_field(const json& j, const char* name, int64_t lo, int64_t hi, i
 }
 
 void only_fields(const json& j, std::initializer_list<const char*> names, const std::string& where) {
-  for (const auto& [name, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    const std::string& name = item.key();  // not a structured binding: C++17 lambdas cannot capture one
     if (std::find_if(names.begin(), names.end(), [&](const char* n) { return name == n; }) == names.end()) {
       bad(where + ": unknown field \"" + name + "\"");
     }
