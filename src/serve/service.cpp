@@ -390,6 +390,9 @@ struct Service::Impl {
   void configure_http() {
     http.new_task_queue = [this] { return new httplib::ThreadPool(static_cast<size_t>(std::max(1, options.threads()))); };
     http.set_payload_max_length(static_cast<size_t>(options.max_body_bytes()));
+    // Headers and body leave in separate writes: with Nagle's algorithm the body waits for the
+    // client's delayed ACK, 40 ms per request on Linux.
+    http.set_tcp_nodelay(true);
     const auto timeout = static_cast<time_t>(std::max(1.0, options.timeout_s()));
     http.set_read_timeout(timeout);
     http.set_write_timeout(timeout);
