@@ -1,6 +1,7 @@
 #include "siamese/model/inputs.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -245,6 +246,25 @@ torch::Tensor text_input(const std::string& text, const SavedModel& model, bool*
   auto data = encode_text(items, Vocabulary(net.vocabulary()), net.tokens(), model_info(model).value("max_length", int64_t{0}), &summary);
   if (unknown_only) *unknown_only = summary.only_unknown > 0;
   return data.steps().at(0);
+}
+
+torch::Tensor series_input(const std::vector<float>& values, int64_t features, const SavedModel& model) {
+  const auto& net = model.network->options;
+  if (!model.network->takes_sequences() || !net.tokens().empty()) {
+    throw Error(ErrorCode::InvalidArgument, std::string("a series, but this model reads ") + (model.network->takes_sequences() ? "texts" : "images"));
+  }
+  if (values.empty() || features < 1 || values.size() % static_cast<size_t>(features) != 0) throw Error(ErrorCode::InvalidArgument, "an empty series");
+  if (features != net.rnn().features()) {
+    throw Error(ErrorCode::InvalidArgument,
+                std::to_string(features) + " feature(s) per step; the model reads " + std::to_string(net.rnn().features()));
+  }
+  for (const float v : values) {
+    if (!std::isfinite(v)) throw Error(ErrorCode::InvalidArgument, "a series value that is not a finite number");
+  }
+  auto steps = static_cast<int64_t>(values.size()) / features;
+  const auto max_length = model_info(model).value("max_length", int64_t{0});
+  if (max_length > 0) steps = std::min(steps, max_length);
+  return torch::tensor(values).narrow(0, 0, steps * features).reshape({steps, features}).clone();
 }
 
 torch::Tensor input_batch(const SavedModel& model, const std::vector<torch::Tensor>& items) {

@@ -33,14 +33,49 @@ const json& field(const json& object, const char* name, const std::string& where
   return *it;
 }
 
+/// {"series": [...]}: numbers (one feature per step) or rows of numbers, all of one length.
+void parse_series(const json& value, const std::string& name, const RequestLimits& limits, RequestInput& in) {
+  if (!value.is_array() || value.empty()) bad(name + ": must be a non-empty array of numbers, or of rows of numbers");
+  const bool rows = value[0].is_array();
+  in.features = rows ? static_cast<int64_t>(value[0].size()) : 1;
+  if (in.features < 1) bad(name + "[0]: an empty step");
+  if (static_cast<int64_t>(value.size()) > limits.max_series_values / in.features) {
+    bad(name + ": more than " + std::to_string(limits.max_series_values) + " numbers");
+  }
+  const auto number = [&](const json& v, const std::string& at) {
+    const double x = v.is_number() ? v.get<double>() : NAN;
+    if (!std::isfinite(x) || std::abs(x) > 3.0e38) bad(at + ": must be a finite number");
+    in.values.push_back(static_cast<float>(x));
+  };
+  for (size_t t = 0; t < value.size(); ++t) {
+    const std::string at = name + "[" + std::to_string(t) + "]";
+    if (!rows) {
+      number(value[t], at);
+      continue;
+    }
+    if (!value[t].is_array() || static_cast<int64_t>(value[t].size()) != in.features) {
+      bad(at + ": every step must be an array of " + std::to_string(in.features) + " numbers, as the first");
+    }
+    for (size_t f = 0; f < value[t].size(); ++f) number(value[t][f], at + "[" + std::to_string(f) + "]");
+  }
+}
+
 RequestInput parse_input(const json& j, const std::string& where, const RequestLimits& limits) {
-  if (!j.is_object()) bad(where + ": an input must be an object, {\"image\": BASE64} or {\"text\": STRING}");
-  const bool image = j.contains("image"), text = j.contains("text");
-  if (image == text || j.size() != 1) bad(where + ": an input holds exactly one of \"image\" and \"text\"");
+  const char* shape = ": an input must be an object, {\"image\": BASE64}, {\"text\": STRING} or {\"series\": [NUMBER, ...]}";
+  if (!j.is_object()) bad(where + shape);
+  if (j.size() != 1 || !(j.contains("image") || j.contains("text") || j.contains("series"))) {
+    bad(where + ": an input holds exactly one of \"image\", \"text\" and \"series\"");
+  }
+  RequestInput in;
+  if (j.contains("series")) {
+    in.kind = RequestInput::Kind::Series;
+    parse_series(j["series"], where + ".series", limits, in);
+    return in;
+  }
+  const bool image = j.contains("image");
   const auto& value = image ? j["image"] : j["text"];
   const std::string name = where + (image ? ".image" : ".text");
   if (!value.is_string()) bad(name + ": must be a string");
-  RequestInput in;
   if (image) {
     in.kind = RequestInput::Kind::Image;
     in.data = decode_base64(value.get<std::string>(), name);

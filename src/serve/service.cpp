@@ -171,7 +171,11 @@ struct Service::Impl {
 
   torch::Tensor item_of(const RequestInput& in, const std::string& name) const {
     if (in.kind == RequestInput::Kind::Image) return image_input(in.data, name, model, static_cast<uint64_t>(options.max_pixels()));
-    return text_input(in.data, model);
+    try {
+      return in.kind == RequestInput::Kind::Text ? text_input(in.data, model) : series_input(in.values, in.features, model);
+    } catch (const Error& e) {
+      throw Error(e.code(), name + ": " + e.what());
+    }
   }
 
   /// Embeddings [N, D] of the inputs, through the batcher.

@@ -190,3 +190,21 @@ TEST(ServeRequest, SearchByInputOrByEmbedding) {
   expect_bad([&] { parse_search_request(R"({"input": {"text": "a"}, "embedding": [1]})", limits); }, "exactly one of");
   expect_bad([&] { parse_search_request(R"({"embedding": [1, null]})", limits); }, "embedding[1]: must be a number");
 }
+
+TEST(ServeRequest, SeriesAreNumbersOrRowsOfNumbers) {
+  RequestLimits limits;
+  limits.max_series_values = 6;
+  const auto flat = parse_embed_request(R"({"inputs": [{"series": [1, 2.5, -3]}]})", limits).at(0);
+  EXPECT_EQ(flat.kind, RequestInput::Kind::Series);
+  EXPECT_EQ(flat.features, 1);
+  EXPECT_EQ(flat.values, (std::vector<float>{1, 2.5f, -3}));
+  const auto rows = parse_embed_request(R"({"inputs": [{"series": [[1, 2, 0], [3, 4, 1]]}]})", limits).at(0);
+  EXPECT_EQ(rows.features, 3);
+  EXPECT_EQ(rows.values, (std::vector<float>{1, 2, 0, 3, 4, 1}));
+  expect_bad([&] { parse_embed_request(R"({"inputs": [{"series": []}]})", limits); }, "inputs[0].series: must be a non-empty array");
+  expect_bad([&] { parse_embed_request(R"({"inputs": [{"series": [[1, 2], [3]]}]})", limits); }, "inputs[0].series[1]: every step must be an array of 2 numbers");
+  expect_bad([&] { parse_embed_request(R"({"inputs": [{"series": [1, "x"]}]})", limits); }, "inputs[0].series[1]: must be a finite number");
+  expect_bad([&] { parse_embed_request(R"({"inputs": [{"series": [[1, 1e39]]}]})", limits); }, "inputs[0].series[0][1]: must be a finite number");
+  expect_bad([&] { parse_embed_request(R"({"inputs": [{"series": [1, 2, 3, 4, 5, 6, 7]}]})", limits); }, "more than 6 numbers");
+  expect_bad([&] { parse_embed_request(R"({"inputs": [{"series": [1], "text": "x"}]})", limits); }, "exactly one of");
+}

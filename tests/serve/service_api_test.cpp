@@ -8,6 +8,7 @@
 #include "serve_util.h"
 #include "siamese/eval/metrics.h"
 #include "siamese/index/index.h"
+#include "siamese/model/network.h"
 
 using namespace siamese;
 using namespace siamese::testing;
@@ -188,4 +189,26 @@ TEST_F(ServeApi, StopLetsTheRequestsInFlightFinish) {
   EXPECT_GT(std::chrono::steady_clock::now() - stopping, std::chrono::milliseconds(300)) << "stop() did not wait for it";
   httplib::Client late("127.0.0.1", port);
   EXPECT_FALSE(late.Get("/livez")) << "a request after stop() was answered";
+}
+
+TEST_F(ServeApi, SeriesEmbedAsTheCsvReaderReadsThem) {
+  torch::manual_seed(12);
+  SiameseNetwork network(SiameseNetworkOptions().encoder(EncoderKind::Lstm).rnn(RnnEncoderOptions().features(1).hidden(8).embedding_dim(6)));
+  const auto path = (dir_ / "series.pt").string();
+  save_model(path, network, 0.5);
+  const auto csv = dir_ / "series.csv";
+  std::ofstream(csv) << "a,0.5,1.5,-2,3\nb,1,2\n";
+  auto reference = load_model(path);
+  const auto expected = embed_inputs(reference, read_inputs(csv.string(), reference));
+  Running s(load_model(path), "", ServiceOptions());
+  const auto [status, answer] = s.post("/v1/embed", {{"inputs", {{{"series", {0.5, 1.5, -2, 3}}}, {{"series", {{1}, {2}}}}}}});
+  ASSERT_EQ(status, 200) << answer.dump();
+  for (int64_t i = 0; i < 2; ++i) {
+    const auto row = torch::tensor(answer["embeddings"][static_cast<size_t>(i)].get<std::vector<float>>());
+    EXPECT_TRUE(torch::allclose(row, expected[i], 1e-5, 1e-6)) << "series " << i;
+  }
+  EXPECT_EQ(s.get("/v1/info").second["model"]["input"]["kind"], "series");
+  expect_error(s.post("/v1/embed", {{"inputs", {{{"series", {{1, 2}}}}}}}), 400, "invalid_argument", "inputs[0]: 2 feature(s) per step; the model reads 1");
+  expect_error(s.post("/v1/embed", {{"inputs", {{{"text", "abc"}}}}}), 400, "invalid_argument", "inputs[0]: a text, but this model does not read texts");
+  expect_error(s.post("/v1/embed", {{"inputs", {image(images_[0])}}}), 400, "invalid_argument", "inputs[0]");
 }

@@ -73,7 +73,14 @@ torch::Tensor image_input(const std::string& bytes, const std::string& name, con
 /// not read texts. `unknown_only`, when given, is set to whether no token was known to the model.
 torch::Tensor text_input(const std::string& text, const SavedModel& model, bool* unknown_only = nullptr);
 
-/// The model's input batch of items made by image_input or text_input (all of one kind): float
+/// A numeric series for a numeric sequence model: `values` holds `steps` x F floats, row by row,
+/// F the model's features per step; cut to the model's training --max-length as read_series_csv
+/// cuts. Returns float [T, F]. Throws siamese::Error(InvalidArgument) for an empty series, a
+/// feature count other than the model's, a non-finite value, or a model that does not read
+/// numeric series.
+torch::Tensor series_input(const std::vector<float>& values, int64_t features, const SavedModel& model);
+
+/// The model's input batch of items made by image_input, text_input or series_input (all of one kind): float
 /// [N, C, H, W] in [0, 1] for images, [N, T, 1 + F] padded for sequences, as the data sets'
 /// gather() makes them, so that network->embed(input_batch(...)) equals embed_inputs of the same
 /// items. Throws siamese::Error(InvalidArgument) when `items` is empty. May run concurrently.

@@ -16,21 +16,26 @@ struct RequestLimits {
   int64_t max_text_bytes = 65536; ///< bytes of one text
   int64_t max_k = 1000;           ///< k of a search
   int64_t max_key_bytes = 512;    ///< bytes of an item key
+  int64_t max_series_values = 1 << 20;  ///< numbers in one series
 };
 
-/// One input as the client sent it: an image file's bytes (sent base64-encoded) or a text.
+/// One input as the client sent it: an image file's bytes (sent base64-encoded), a text, or a
+/// numeric series ({"series": [v, ...]} of one feature per step, or [[f1, ..., fF], ...]).
 struct RequestInput {
-  enum class Kind { Image, Text };
+  enum class Kind { Image, Text, Series };
   Kind kind = Kind::Image;
-  std::string data;  ///< the decoded image file, or the text (UTF-8)
+  std::string data;           ///< the decoded image file, or the text (UTF-8)
+  std::vector<float> values;  ///< a series: steps x features, row by row
+  int64_t features = 1;       ///< a series: numbers per step
 };
 
 /// Standard base64 (RFC 4648 §4, '=' padding required, no whitespace, no other characters).
 /// `what` names the field in errors.
 std::string decode_base64(const std::string& text, const std::string& what);
 
-/// POST /v1/embed: {"inputs": [INPUT, ...]}, 1 to max_inputs inputs; INPUT is {"image": BASE64}
-/// or {"text": STRING} (non-empty, at most max_text_bytes).
+/// POST /v1/embed: {"inputs": [INPUT, ...]}, 1 to max_inputs inputs; INPUT is {"image": BASE64},
+/// {"text": STRING} (non-empty, at most max_text_bytes) or {"series": [NUMBER, ...] or
+/// [[NUMBER, ...], ...]} (finite, rows of one length, at most max_series_values numbers).
 std::vector<RequestInput> parse_embed_request(const std::string& body, const RequestLimits& limits);
 
 /// POST /v1/compare: {"a": INPUT, "b": INPUT}.
