@@ -120,8 +120,9 @@ TEST_F(ServeApi, SearchTakesItsOwnParameters) {
 
 TEST_F(ServeApi, TheOpenApiDocumentListsEveryRouteAndItsAnswers) {
   Running s(small_model(dir_), "", ServiceOptions());
-  const auto [status, doc] = s.get("/openapi.json");
-  ASSERT_EQ(status, 200);
+  const auto answer = s.get("/openapi.json");
+  ASSERT_EQ(answer.first, 200);
+  const json& doc = answer.second;  // not a structured binding: the lambda below captures it
   ASSERT_EQ(doc.value("openapi", ""), "3.0.3");
   std::set<std::pair<std::string, std::string>> documented, served;
   for (const auto& [path, item] : doc["paths"].items()) {
