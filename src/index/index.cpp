@@ -80,6 +80,15 @@ void check_factory_counts(const std::string& spec) {
     }
     i = end;
   }
+  // HNSW with M = 1 neighbour per node: FAISS 1.7.3 draws levels with 1 / log(M) = inf and
+  // allocates without bound while adding (found by fuzz_index_spec, "HNSW1").
+  for (size_t at = spec.find("HNSW"); at != std::string::npos; at = spec.find("HNSW", at + 4)) {
+    size_t end = at + 4;
+    while (end < spec.size() && std::isdigit(static_cast<unsigned char>(spec[end]))) ++end;
+    if (end > at + 4 && end - at - 4 < 6 && std::stoi(spec.substr(at + 4, end - at - 4)) < 2) {
+      throw Error(ErrorCode::InvalidArgument, "index: '" + spec + "': HNSW needs at least 2 neighbours per node (HNSW2 or more; HNSW32 is usual)");
+    }
+  }
 }
 
 /// A FAISS index for the options. IVF indexes take ids themselves; every other kind is wrapped in

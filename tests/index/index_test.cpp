@@ -211,6 +211,19 @@ TEST(Index, RemoveKeepsMetadataInStepWithVectors) {
   }
 }
 
+TEST(Index, HnswWithOneNeighbourIsRefused) {
+  // FAISS 1.7.3 allocates without bound adding to an HNSW1 index (found by fuzz_index_spec).
+  for (const char* spec : {"HNSW1", "PCA4,HNSW1", "HNSW01"}) {
+    try {
+      EmbeddingIndex index(IndexOptions(8).spec(spec));
+      ADD_FAILURE() << spec << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("HNSW needs at least 2 neighbours"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(EmbeddingIndex(IndexOptions(8).spec("HNSW2")));
+}
+
 TEST(Index, BadInputGivesClearErrors) {
   EXPECT_THROW(EmbeddingIndex{IndexOptions(0)}, Error);
   try {
