@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "siamese/core/base64.h"
 #include "siamese/core/error.h"
 
 namespace siamese {
@@ -291,24 +292,9 @@ std::string parse_item_key(const std::string& segment, const RequestLimits& limi
 
 namespace {
 
-/// A base64 text of `bytes` (RFC 4648 §4), for images of multipart bodies on their way to the
-/// JSON parsers.
-std::string encode_base64(const std::string& bytes) {
-  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  for (size_t at = 0; at < bytes.size(); at += 3) {
-    const size_t n = std::min<size_t>(3, bytes.size() - at);
-    uint32_t group = 0;
-    for (size_t i = 0; i < 3; ++i) group = group << 8 | (i < n ? static_cast<unsigned char>(bytes[at + i]) : 0u);
-    for (size_t i = 0; i < 4; ++i) out.push_back(i <= n ? alphabet[group >> (18 - 6 * i) & 0x3F] : '=');
-  }
-  return out;
-}
-
 json form_input(const FormPart& part) {
   const bool image = part.name == "image" || (part.name != "text" && part.file);
-  return image ? json{{"image", encode_base64(part.content)}} : json{{"text", part.content}};
+  return image ? json{{"image", base64(std::vector<unsigned char>(part.content.begin(), part.content.end()))}} : json{{"text", part.content}};
 }
 
 json form_number(const FormPart& part, bool integer) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "siamese/core/base64.h"
 #include "siamese/data/data.h"
 #include "siamese/index/index.h"
 
@@ -17,8 +18,6 @@ namespace siamese {
 /// Escapes & < > " for HTML text and attribute values.
 std::string html_escape(const std::string& text);
 
-/// Standard base64 (RFC 4648, with '=' padding) of the bytes.
-std::string base64(const std::vector<unsigned char>& bytes);
 
 /// PNG bytes of one image, uint8 [C, H, W] with C = 1 (grey) or 3 (RGB). Throws siamese::Error
 /// (InvalidArgument) on another shape or type.
