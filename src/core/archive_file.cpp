@@ -1,8 +1,13 @@
 #include "siamese/core/archive_file.h"
 
+#include <caffe2/serialize/in_memory_adapter.h>
+#include <caffe2/serialize/inline_container.h>
 #include <zip.h>
 
 #include <algorithm>
+#include <cstring>
+#include <functional>
+#include <set>
 #include <memory>
 #include <vector>
 #include <cstdio>
@@ -69,41 +74,90 @@ uint64_t hash_ivalue(const c10::IValue& v, uint64_t h) {
 /// debug entries; tensors are stored): a bound on what a hostile file can make us inflate.
 constexpr zip_uint64_t kMaxInflatedEntry = 64ull << 20;
 
-/// Every entry of the zip archive in `bytes` (a LibTorch archive is a zip file) must read whole,
-/// with the size and CRC-32 that the zip directory records, before LibTorch parses any of it: a
-/// damaged file then gets one Corruption error instead of reaching LibTorch's readers, which can
-/// crash or allocate without bound on bytes that are not what it wrote.
-void check_zip(const std::string& bytes, const std::string& path, const std::string& what) {
-  const auto corrupt = [&](const std::string& why) { return Error(ErrorCode::Corruption, path, "corrupt " + what + " (" + why + ")"); };
+using ZipPtr = std::unique_ptr<zip_t, void (*)(zip_t*)>;
+
+/// The archive in `bytes` opened by libzip, which checks each entry's CRC-32 as it is read
+/// (LibTorch's own reader, miniz built without CRC checks, does not).
+ZipPtr open_zip(const std::string& bytes, const std::function<Error(const std::string&)>& corrupt) {
   zip_error_t error;
   zip_error_init(&error);
   zip_source_t* source = zip_source_buffer_create(bytes.data(), bytes.size(), 0, &error);
-  zip_t* zip = source ? zip_open_from_source(source, ZIP_RDONLY, &error) : nullptr;
+  zip_t* zip = source ? zip_open_from_source(source, ZIP_RDONLY | ZIP_CHECKCONS, &error) : nullptr;
   if (!zip) {
     const std::string why = zip_error_strerror(&error);
     zip_error_fini(&error);
     if (source) zip_source_free(source);
     throw corrupt(why == "Not a zip archive" ? "not a zip archive" : "not a readable zip archive: " + why);
   }
-  std::unique_ptr<zip_t, void (*)(zip_t*)> owner(zip, [](zip_t* z) { zip_discard(z); });
+  return ZipPtr(zip, [](zip_t* z) { zip_discard(z); });
+}
+
+/// Entry `i` of `zip` read whole, its size and CRC-32 checked against the zip directory.
+std::string read_entry(zip_t* zip, zip_int64_t i, size_t file_size, const std::function<Error(const std::string&)>& corrupt) {
+  zip_stat_t stat;
+  if (zip_stat_index(zip, i, 0, &stat) != 0) throw corrupt(zip_strerror(zip));
+  const std::string name = (stat.valid & ZIP_STAT_NAME) ? stat.name : "entry " + std::to_string(i);
+  const bool stored = stat.comp_method == ZIP_CM_STORE;
+  if (!stored && stat.comp_method != ZIP_CM_DEFLATE) throw corrupt(name + ": unknown compression method");
+  if (stat.size > (stored ? file_size : kMaxInflatedEntry)) {
+    throw corrupt(name + ": claims " + std::to_string(stat.size) + " bytes");
+  }
+  zip_file_t* file = zip_fopen_index(zip, i, 0);
+  if (!file) throw corrupt(name + ": " + zip_strerror(zip));
+  std::string data;
   std::vector<char> buffer(1 << 16);
-  const zip_int64_t entries = zip_get_num_entries(zip, 0);
+  zip_int64_t n;
+  while ((n = zip_fread(file, buffer.data(), buffer.size())) > 0 && data.size() + n <= stat.size) {
+    data.append(buffer.data(), static_cast<size_t>(n));
+  }
+  const std::string why = n < 0 ? zip_file_strerror(file)
+                          : n > 0 || data.size() != stat.size ? "holds other than the " + std::to_string(stat.size) + " bytes it claims"
+                                                              : "";
+  zip_fclose(file);
+  if (!why.empty()) throw corrupt(name + ": " + why);
+  return data;
+}
+
+/// Every entry of the zip archive in `bytes` (a LibTorch archive is a zip file) must read whole,
+/// with the size and CRC-32 that the zip directory records, before LibTorch parses any of it; and
+/// LibTorch's own reader must see the very same entries with the very same bytes. Zip readers can
+/// disagree on a crafted file (one finds no entries where another finds forty), and a check made
+/// through one reader protects nothing read through another. A damaged or crafted file then gets
+/// one Corruption error instead of reaching LibTorch's parsers, which can crash or allocate
+/// without bound on bytes that are not what it wrote.
+void check_zip(const std::string& bytes, const std::string& path, const std::string& what) {
+  const std::function<Error(const std::string&)> corrupt = [&](const std::string& why) {
+    return Error(ErrorCode::Corruption, path, "corrupt " + what + " (" + why + ")");
+  };
+  ZipPtr zip = open_zip(bytes, corrupt);
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+  std::vector<std::string> records;
+  try {
+    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(
+        std::make_shared<caffe2::serialize::MemoryReadAdapter>(bytes.data(), static_cast<off_t>(bytes.size())));
+    records = reader->getAllRecords();
+  } catch (const c10::Error& e) {
+    throw corrupt(std::string("unreadable: ") + e.what_without_backtrace());
+  }
+  const zip_int64_t entries = zip_get_num_entries(zip.get(), 0);
+  if (entries <= 0 || static_cast<size_t>(entries) != records.size() ||
+      std::set<std::string>(records.begin(), records.end()).size() != records.size()) {
+    throw corrupt("its zip directory lists " + std::to_string(std::max<zip_int64_t>(entries, 0)) +
+                  " entries, or " + std::to_string(records.size()) + " as LibTorch reads it");
+  }
   for (zip_int64_t i = 0; i < entries; ++i) {
-    zip_stat_t stat;
-    if (zip_stat_index(zip, i, 0, &stat) != 0) throw corrupt(zip_strerror(zip));
-    const std::string name = (stat.valid & ZIP_STAT_NAME) ? stat.name : "entry " + std::to_string(i);
-    const bool stored = stat.comp_method == ZIP_CM_STORE;
-    if (!stored && stat.comp_method != ZIP_CM_DEFLATE) throw corrupt(name + ": unknown compression method");
-    if (stat.size > (stored ? bytes.size() : kMaxInflatedEntry)) throw corrupt(name + ": claims " + std::to_string(stat.size) + " bytes");
-    zip_file_t* file = zip_fopen_index(zip, i, 0);
-    if (!file) throw corrupt(name + ": " + zip_strerror(zip));
-    zip_int64_t n;
-    zip_uint64_t total = 0;
-    while ((n = zip_fread(file, buffer.data(), buffer.size())) > 0 && (total += n) <= stat.size) {
+    const std::string data = read_entry(zip.get(), i, bytes.size(), corrupt);
+    const std::string full = zip_get_name(zip.get(), i, 0);
+    const std::string name = full.substr(full.find('/') + 1);  // records are named without the archive's folder
+    try {
+      if (full.find('/') == std::string::npos || !reader->hasRecord(name)) throw corrupt(full + ": read differently by LibTorch");
+      const auto record = reader->getRecord(name);
+      if (std::get<1>(record) != data.size() || std::memcmp(std::get<0>(record).get(), data.data(), data.size()) != 0) {
+        throw corrupt(full + ": read differently by LibTorch");
+      }
+    } catch (const c10::Error& e) {
+      throw corrupt(full + ": " + e.what_without_backtrace());
     }
-    const std::string why = n < 0 ? zip_file_strerror(file) : total != stat.size ? "holds other than the " + std::to_string(stat.size) + " bytes it claims" : "";
-    zip_fclose(file);
-    if (!why.empty()) throw corrupt(name + ": " + why);
   }
 }
 
