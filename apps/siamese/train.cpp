@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "console.h"
 #include "siamese/core/atomic_file.h"
+#include "siamese/core/error.h"
 #include "siamese/report/run_report.h"
 #include "siamese/train/trainer.h"
 
@@ -61,7 +62,9 @@ void add_train(CLI::App& app) {
                 schedule = to_string(o.optim.schedule), encoder = to_string(o.network.encoder()), augment = to_string(o.data.augment),
                 optimizer = to_string(o.optim.optimizer), select_by = to_string(o.optim.select_by),
                 pooling = to_string(o.network.rnn().pooling()),
-                imbalance = to_string(o.data.split.imbalance()), resume;
+                imbalance = to_string(o.data.split.imbalance()), on_bad_image = to_string(o.data.images.on_bad_image),
+                crop_scale = "0.35,1", backbone, resume;
+    size_t cache_mb = o.data.images.cache_bytes >> 20;
     std::vector<int64_t> conv = o.network.cnn().conv_channels(), unseen = o.data.split.unseen_classes();
     int64_t hidden = o.network.cnn().hidden(), dim = o.network.cnn().embedding_dim(),
             validation = o.data.split.validation_size(), subset = o.data.split.subset();
@@ -71,7 +74,8 @@ void add_train(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   auto& o = f->o;
   cmd->add_option("--data", o.data.spec,
-                  "fashion-mnist | idx:DIR | folder:DIR (DIR/train/<class>/, DIR/test/<class>/); sequences: "
+                  "fashion-mnist | idx:DIR | folder:DIR (DIR/train/<class>/, DIR/test/<class>/) | list:FILE (CSV path,label[,split]; "
+                  "needs --image-size); sequences: "
                   "text:DIR (train.tsv, test.tsv) | fasta:DIR (train.fasta, test.fasta) | strokes:DIR (train/*.jhf, "
                   "test/*.jhf) | csv:DIR (train.csv, test.csv)")
       ->capture_default_str();
@@ -84,7 +88,36 @@ void add_train(CLI::App& app) {
   cmd->add_option("--imbalance", f->imbalance,
                   "keep only a share of some classes' training images, CLASS:SHARE[,...] (e.g. 0:0.01)");
   cmd->add_option("--subset", f->subset, "keep only the first N images of each split (0 = all)")->capture_default_str()->check(in_range(0, kMaxCount));
-  cmd->add_option("--encoder", f->encoder, "cnn | hybrid (images); lstm | gru (sequences)")->capture_default_str();
+  auto photo_flag = [&](const std::string& name, auto& value, const std::string& help) {
+    return cmd->add_option(name, value, help)->capture_default_str()->group("Photographs of any size (folder:, list:)");
+  };
+  auto& view = o.data.images.view;
+  photo_flag("--image-size", view.size,
+             "model input S x S: images of any size are decoded in the loader threads, training takes random-resized "
+             "crops, the rest the centre crop (0 = images as they are, all of one size)")->check(in_range(0, 4096));
+  photo_flag("--channels", view.channels, "1 (grey) or 3 (RGB): every image is converted (alpha dropped)")->check(in_range(1, 3));
+  photo_flag("--eval-resize", view.eval_resize, "evaluation: the shorter side is resized to S / this, then the centre S x S cropped")
+      ->check(in_range(0, 1, true));
+  photo_flag("--crop-scale", f->crop_scale, "training crops cover MIN,MAX of the image's area (aspect 3/4 to 4/3)");
+  photo_flag("--mean", o.data.mean, "per-channel input mean, e.g. 0.485,0.456,0.406 (default: computed on the training images)")
+      ->delimiter(',');
+  photo_flag("--std", o.data.std, "per-channel input standard deviation, e.g. 0.229,0.224,0.225")->delimiter(',');
+  photo_flag("--cache-mb", f->cache_mb, "megabytes of decoded images kept in memory")->check(in_range(0, 1 << 24));
+  photo_flag("--on-bad-image", f->on_bad_image, "fail | skip: an unreadable, truncated, empty or oversized image file stops the run, or is left out and counted");
+  photo_flag("--max-pixels", o.data.images.max_pixels, "image files declaring more pixels are refused before decoding")
+      ->check(in_range(1, 1e12));
+  cmd->add_option("--init-weights", o.init.weights,
+                  "start the encoder's trunk from a state_dict saved by Python's torch.save (e.g. torchvision's resnet18 "
+                  "weights; names and shapes are checked, fc.* is ignored)");
+  cmd->add_option("--init-from", o.init.from,
+                  "start from another siamese model's trunk (and its head when the embedding is the same size)");
+  cmd->add_option("--backbone", f->backbone,
+                  "a TorchScript module saved in Python (torch.jit.save(torch.jit.script(m))) as the trunk: its output "
+                  "(vectors, or feature maps that are pooled) feeds the embedding head; kept in the model file");
+  cmd->add_option("--freeze", o.init.freeze, "keep the first N trunk parameters as they start (fine-tune the rest)")
+      ->check(in_range(0, 1e6));
+  cmd->add_option("--freeze-until", o.init.freeze_until, "keep every trunk parameter before the first named NAME... as it starts");
+  cmd->add_option("--encoder", f->encoder, "cnn | hybrid (images of one size); resnet18 | resnet34 | resnet50 | convnet (any size >= 32 px; with --image-size); lstm | gru (sequences)")->capture_default_str();
   auto& r = f->rnn;
   auto rnn_flag = [&](const std::string& name, auto& value, const std::string& help) {
     return cmd->add_option(name, value, help)->capture_default_str()->group("Sequence encoders (lstm, gru, hybrid)");
@@ -181,6 +214,16 @@ void add_train(CLI::App& app) {
       o.data.split.protocol(parse_protocol(f->protocol)).unseen_classes(f->unseen).validation_size(cmd->count("--validation-size") > 0 ? f->validation : 0)
           .subset(f->subset).imbalance(parse_imbalance(f->imbalance));
       o.network.encoder(parse_encoder(f->encoder));
+      if (!f->backbone.empty()) {
+        if (cmd->count("--encoder") > 0 && o.network.encoder() != EncoderKind::TorchScript) {
+          throw CLI::ValidationError("--backbone", "the TorchScript module is the encoder: leave out --encoder " + f->encoder);
+        }
+        if (!std::filesystem::is_regular_file(f->backbone)) throw Error(ErrorCode::NotFound, f->backbone, "no such TorchScript file");
+        o.network.encoder(EncoderKind::TorchScript).backbone(std::make_shared<const std::string>(read_file(f->backbone))).backbone_source(f->backbone);
+      }
+      std::tie(o.data.images.view.crop_min, o.data.images.view.crop_max) = parse_crop_scale(f->crop_scale);
+      o.data.images.cache_bytes = f->cache_mb << 20;
+      o.data.images.on_bad_image = parse_bad_image_policy(f->on_bad_image);
       f->rnn.pooling(parse_pooling(f->pooling));
       o.optim.optimizer = parse_optimizer(f->optimizer);
       o.optim.select_by = parse_select_by(f->select_by);

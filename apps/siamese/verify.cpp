@@ -112,9 +112,9 @@ void add_verify(CLI::App& app) {
       a = one(f->a);
       b = one(f->b);
     } else {
-      const auto& c = model.network->options.cnn();
-      a = read_image(f->a, c.in_channels(), c.height(), c.width());
-      b = read_image(f->b, c.in_channels(), c.height(), c.width());
+      const auto in = read_files({f->a, f->b}, model);  // at the model's input shape, or through its image view
+      a = in.items->gather({0});
+      b = in.items->gather({1});
     }
     torch::NoGradGuard no_grad;
     const double d = model.network->forward(a, b).item<double>();

@@ -118,6 +118,14 @@ std::string read_entry(zip_t* zip, zip_int64_t i, size_t file_size, const std::f
   return data;
 }
 
+std::string serialize(torch::serialize::OutputArchive& archive) {
+  std::ostringstream out;
+  archive.save_to(out);
+  return std::move(out).str();
+}
+
+}  // namespace
+
 /// Every entry of the zip archive in `bytes` (a LibTorch archive is a zip file) must read whole,
 /// with the size and CRC-32 that the zip directory records, before LibTorch parses any of it; and
 /// LibTorch's own reader must see the very same entries with the very same bytes. Zip readers can
@@ -125,7 +133,7 @@ std::string read_entry(zip_t* zip, zip_int64_t i, size_t file_size, const std::f
 /// through one reader protects nothing read through another. A damaged or crafted file then gets
 /// one Corruption error instead of reaching LibTorch's parsers, which can crash or allocate
 /// without bound on bytes that are not what it wrote.
-void check_zip(const std::string& bytes, const std::string& path, const std::string& what) {
+void check_archive_bytes(const std::string& bytes, const std::string& path, const std::string& what) {
   const std::function<Error(const std::string&)> corrupt = [&](const std::string& why) {
     return Error(ErrorCode::Corruption, path, "corrupt " + what + " (" + why + ")");
   };
@@ -160,14 +168,6 @@ void check_zip(const std::string& bytes, const std::string& path, const std::str
     }
   }
 }
-
-std::string serialize(torch::serialize::OutputArchive& archive) {
-  std::ostringstream out;
-  archive.save_to(out);
-  return std::move(out).str();
-}
-
-}  // namespace
 
 std::string archive_checksum(torch::serialize::InputArchive& archive) {
   auto keys = archive.keys();
@@ -204,7 +204,7 @@ bool load_archive(torch::serialize::InputArchive& archive, const std::string& pa
   c10::IValue stored;
   std::string actual;
   const std::string bytes = read_file(path);
-  check_zip(bytes, path, what);
+  check_archive_bytes(bytes, path, what);
   try {
     archive.load_from(bytes.data(), bytes.size());
     if (!archive.try_read(kArchiveChecksumKey, stored)) return false;  // written before checksums: accepted

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "siamese/core/atomic_file.h"
+#include "detail/decode.h"
 #include "siamese/data/image_files.h"
 #include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
@@ -23,79 +24,6 @@
 namespace fs = std::filesystem;
 
 namespace siamese {
-
-ImageDataset::ImageDataset(torch::Tensor images, std::vector<int64_t> labels, std::string source,
-                           std::vector<std::string> class_names)
-    : images_(std::move(images)), labels_(std::move(labels)), source_(std::move(source)),
-      class_names_(std::move(class_names)) {
-  if (images_.dim() != 4 || images_.scalar_type() != torch::kUInt8) {
-    throw Error(ErrorCode::InvalidArgument, source_,
-                "expected uint8 images [N, C, H, W], got " + c10::str(images_.sizes()));
-  }
-  if (images_.size(0) != size()) {
-    throw Error(ErrorCode::InvalidArgument, source_,
-                std::to_string(images_.size(0)) + " images but " + std::to_string(size()) + " labels");
-  }
-  for (auto l : labels_) {
-    if (l < 0) throw Error(ErrorCode::InvalidArgument, source_, "negative label " + std::to_string(l));
-  }
-}
-
-torch::Tensor ImageDataset::gather(const std::vector<int64_t>& indices) const {
-  auto idx = torch::tensor(indices, torch::kInt64);
-  return images_.index_select(0, idx).to(torch::kFloat32).div_(255.0);
-}
-
-RotatedClasses::RotatedClasses(const ImageDataset& base, int64_t rotations) : base_(base), rotations_(rotations) {
-  if (rotations != 1 && rotations != 2 && rotations != 4) {
-    throw Error(ErrorCode::InvalidArgument, "class rotations must be 1, 2 or 4, got " + std::to_string(rotations));
-  }
-  if (rotations == 4 && base.size() > 0 && base.images().size(2) != base.images().size(3)) {
-    throw Error(ErrorCode::InvalidArgument, base.source(),
-                "4 class rotations need square images, these are " + std::to_string(base.images().size(2)) + "x" +
-                    std::to_string(base.images().size(3)) + " (use 2: 0° and 180°)");
-  }
-  int64_t classes = 0;
-  for (auto l : base.labels()) classes = std::max(classes, l + 1);
-  for (int64_t r = 0; r < rotations; ++r) {
-    for (auto l : base.labels()) labels_.push_back(l + r * classes);
-  }
-}
-
-torch::Tensor RotatedClasses::gather(const std::vector<int64_t>& indices) const {
-  const int64_t n = base_.size();
-  std::vector<int64_t> items;
-  items.reserve(indices.size());
-  for (auto i : indices) items.push_back(i % n);
-  auto x = base_.gather(items);
-  const int64_t step = 4 / rotations_;  // quarter turns per rotation
-  for (size_t j = 0; j < indices.size(); ++j) {
-    const int64_t turns = (indices[j] / n) * step;
-    if (turns > 0) x[j].copy_(x[j].rot90(turns, {1, 2}));
-  }
-  return x;
-}
-
-std::string RotatedClasses::source() const {
-  return base_.source() + " x" + std::to_string(rotations_) + " rotations";
-}
-
-ImageDataset ImageDataset::subset(const std::vector<int64_t>& indices, const std::string& what) const {
-  std::vector<int64_t> labels;
-  labels.reserve(indices.size());
-  for (auto i : indices) labels.push_back(labels_.at(i));
-  auto images = indices.empty() ? images_.slice(0, 0, 0).clone()
-                                : images_.index_select(0, torch::tensor(indices, torch::kInt64));
-  return ImageDataset(images, std::move(labels), source_ + " (" + what + ")", class_names_);
-}
-
-std::pair<std::vector<double>, std::vector<double>> ImageDataset::channel_stats() const {
-  auto x = images_.to(torch::kFloat64).div(255.0).transpose(0, 1).reshape({images_.size(1), -1});
-  auto mean = x.mean(1);
-  auto std = x.std(1).clamp_min(1e-6);
-  return {std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel()),
-          std::vector<double>(std.data_ptr<double>(), std.data_ptr<double>() + std.numel())};
-}
 
 namespace {
 
@@ -185,115 +113,8 @@ std::vector<fs::directory_entry> entries_of(const fs::path& dir) {
   }
 }
 
-/// A PNG's chunks (length, type, data, CRC) must all be whole, with right CRCs, up to IEND:
-/// a truncated or damaged file gets our one-line error instead of libpng's own lines on stderr.
-void check_png(const std::string& path, const std::string& bytes) {
-  static const std::string signature("\x89PNG\r\n\x1a\n", 8);
-  if (bytes.compare(0, 8, signature) != 0) return;  // not a PNG: the decoder decides
-  auto u32 = [&](size_t at) {
-    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data()) + at;
-    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-  };
-  for (size_t at = 8;;) {
-    if (bytes.size() - at < 12) throw Error(ErrorCode::Corruption, path, "truncated PNG (it ends before its IEND chunk)");
-    const uint64_t length = u32(at);
-    if (length > bytes.size() - at - 12) throw Error(ErrorCode::Corruption, path, "truncated PNG (a chunk runs past the end of the file)");
-    const auto* chunk = reinterpret_cast<const Bytef*>(bytes.data() + at + 4);
-    if (crc32(0, chunk, static_cast<uInt>(length + 4)) != u32(at + 8 + length)) {
-      throw Error(ErrorCode::Corruption, path, "damaged PNG (chunk " + bytes.substr(at + 4, 4) + " fails its CRC)");
-    }
-    if (bytes.compare(at + 4, 4, "IEND") == 0) return;
-    at += 12 + length;
-  }
-}
-
-/// Whether the bytes start with the signature OpenCV's PNG, JPEG, BMP or PGM/PPM decoder takes
-/// (the formats of kImageExtensions), checked as OpenCV does, so that one of those four decodes it.
-/// Other files never reach OpenCV: it picks its decoder by content, and its others (DICOM, TIFF,
-/// EXR, ...) are third-party code we do not fuzz; GDCM hangs on a file holding "DICM" at byte 128.
-bool looks_like_supported_image(const std::string& bytes) {
-  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
-  const auto n = bytes.size();
-  const bool png = n >= 8 && std::memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0;
-  const bool jpeg = n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
-  const bool bmp = n >= 2 && b[0] == 'B' && b[1] == 'M';
-  const bool pnm = n >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6' && std::isspace(b[2]);
-  return png || jpeg || bmp || pnm;
-}
-
-/// Width × height as the header of a PNG, JPEG, BMP or PNM file declares them; 0 when the header
-/// says nothing readable (the decoder then refuses the file).
-uint64_t declared_pixels(const std::string& bytes) {
-  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
-  const size_t n = bytes.size();
-  const auto be = [&](size_t at, int size) {
-    uint64_t v = 0;
-    for (int i = 0; i < size; ++i) v = v << 8 | b[at + i];
-    return v;
-  };
-  const auto le32 = [&](size_t at) {
-    return static_cast<int32_t>(b[at] | b[at + 1] << 8 | b[at + 2] << 16 | static_cast<uint32_t>(b[at + 3]) << 24);
-  };
-  if (n < 3) return 0;
-  if (n >= 24 && b[0] == 0x89) return bytes.compare(12, 4, "IHDR") == 0 ? be(16, 4) * be(20, 4) : 0;  // PNG: IHDR first
-  if (n >= 26 && b[0] == 'B') return static_cast<uint64_t>(std::abs(static_cast<int64_t>(le32(18)))) * std::abs(static_cast<int64_t>(le32(22)));
-  if (n >= 3 && b[0] == 0xFF) {  // JPEG: the first start-of-frame segment
-    for (size_t at = 2; at + 9 <= n && b[at] == 0xFF;) {
-      if (b[at + 1] == 0xFF) {  // fill byte before a marker
-        ++at;
-        continue;
-      }
-      const int marker = b[at + 1];
-      if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) return be(at + 5, 2) * be(at + 7, 2);
-      at += 2 + be(at + 2, 2);
-    }
-    return 0;
-  }
-  std::istringstream header(bytes.substr(2, 256));  // PNM: "P5 [# comment] WIDTH HEIGHT ..."
-  uint64_t size[2] = {0, 0};
-  for (auto& v : size) {
-    while (header >> std::ws && header.peek() == '#') header.ignore(256, '\n');
-    if (!(header >> v)) return 0;
-  }
-  return size[0] * size[1];
-}
-
-/// An image file's bytes (8-bit, 1 or 3 channels) -> uint8 [C, H, W]; `path` names it in errors.
-torch::Tensor decode_mat(const std::string& bytes, const std::string& path, cv::Mat& mat, uint64_t max_pixels) {
-  check_png(path, bytes);
-  if (bytes.empty()) throw Error(ErrorCode::Corruption, path, "empty file, not an image");
-  if (!looks_like_supported_image(bytes)) {
-    throw Error(ErrorCode::Corruption, path, "cannot decode the image (not a PNG, JPEG, BMP or PGM file)");
-  }
-  if (bytes.size() > (size_t{1} << 31) - 1) throw Error(ErrorCode::Unsupported, path, "image file larger than 2 GiB");
-  // Before OpenCV allocates: a size read from the header (a PPM "P3 888848 888 ..." would otherwise
-  // allocate gigabytes), and no file whose header we cannot read (OpenCV's parsers are laxer).
-  const uint64_t pixels = declared_pixels(bytes);
-  if (pixels == 0) throw Error(ErrorCode::Corruption, path, "cannot decode the image (its header gives no readable size)");
-  if (pixels > max_pixels) {
-    throw Error(ErrorCode::InvalidArgument, path, "image of " + std::to_string(pixels) + " pixels; at most " + std::to_string(max_pixels) + " are read");
-  }
-  try {
-    mat = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
-                       cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& e) {
-    throw Error(ErrorCode::Corruption, path, std::string("cannot decode the image (") + e.err + ")");
-  }
-  if (mat.empty()) throw Error(ErrorCode::Corruption, path, "cannot decode the image (damaged, or not an image)");
-  if (mat.depth() != CV_8U) throw Error(ErrorCode::Unsupported, path, "only 8-bit images are supported");
-  if (mat.channels() == 4) {
-    throw Error(ErrorCode::Unsupported, path, "4-channel image; save it as grey or RGB (1 or 3 channels)");
-  }
-  if (!mat.isContinuous()) mat = mat.clone();
-  auto t = torch::from_blob(mat.data, {mat.rows, mat.cols, mat.channels()}, torch::kUInt8);
-  if (mat.channels() == 3) t = t.flip({2});  // OpenCV's BGR -> RGB
-  // clone: t views mat's buffer, which the next imread into `mat` frees (permute of a 1-channel
-  // image is already contiguous, so contiguous() would not copy).
-  return t.permute({2, 0, 1}).clone();
-}
-
 /// An image file -> uint8 [C, H, W].
-torch::Tensor load_mat(const std::string& path, cv::Mat& mat) { return decode_mat(read_file(path), path, mat, kMaxImagePixels); }
+torch::Tensor load_mat(const std::string& path, cv::Mat& mat) { return detail::decode_mat(read_file(path), path, mat, kMaxImagePixels); }
 
 /// A folder holding one sequence of frames: its images, sorted by name, side by side [C, H, F·W].
 torch::Tensor load_frames(const fs::path& dir, cv::Mat& mat) {
@@ -304,7 +125,7 @@ torch::Tensor load_frames(const fs::path& dir, cv::Mat& mat) {
   std::sort(files.begin(), files.end());
   if (files.empty()) {
     throw Error(ErrorCode::InvalidArgument, dir.string(),
-                "a sequence folder without frames (.png .jpg .jpeg .bmp .pgm)");
+                "a sequence folder without frames (.png .jpg .jpeg .bmp .pgm .webp)");
   }
   std::vector<torch::Tensor> frames;
   for (const auto& f : files) {
@@ -375,7 +196,7 @@ ImageDataset read_image_folder(const std::string& root, Logger& logger) {
 
 torch::Tensor decode_image(const std::string& bytes, const std::string& name, uint64_t max_pixels) {
   cv::Mat mat;
-  return decode_mat(bytes, name, mat, max_pixels);
+  return detail::decode_mat(bytes, name, mat, max_pixels);
 }
 
 torch::Tensor read_image(const std::string& path, int64_t channels, int64_t height, int64_t width) {
@@ -477,7 +298,9 @@ DataSource open_idx_dir(const std::string& dir) {
 
 }  // namespace
 
-DataSource open_data(const std::string& spec, Logger& logger) {
+DataSource open_data(const std::string& spec, Logger& logger, const ImageReadOptions& options) {
+  const bool files = spec.rfind("list:", 0) == 0 || (spec.rfind("folder:", 0) == 0 && options.view.size > 0);
+  if (files) return open_image_files(spec, options, logger);
   if (spec == "fashion-mnist") {
     const std::string dir = "/usr/share/datasets/fashion-mnist";
     if (!fs::is_directory(dir)) {
@@ -496,7 +319,7 @@ DataSource open_data(const std::string& spec, Logger& logger) {
     return {read_image_folder((dir / "train").string(), logger), read_image_folder((dir / "test").string(), logger)};
   }
   throw Error(ErrorCode::InvalidArgument,
-              "unknown data '" + spec + "' (images: fashion-mnist, idx:DIR or folder:DIR; sequences: text:DIR, "
+              "unknown data '" + spec + "' (images: fashion-mnist, idx:DIR, folder:DIR or list:FILE; sequences: text:DIR, "
               "fasta:DIR, strokes:DIR or csv:DIR)");
 }
 
@@ -593,8 +416,9 @@ Splits make_splits(const DataSource& data, const SplitOptions& options) {
 }
 
 Loader::Loader(const Dataset& data, std::vector<std::vector<int64_t>> plan, int workers, int prefetch,
-               Transform transform)
-    : data_(data), plan_(std::move(plan)), prefetch_(std::max(1, prefetch)), transform_(std::move(transform)) {
+               Transform transform, uint64_t draw_base)
+    : data_(data), plan_(std::move(plan)), prefetch_(std::max(1, prefetch)), transform_(std::move(transform)),
+      draw_base_(draw_base) {
   for (int w = 0; w < std::max(1, workers); ++w) threads_.emplace_back([this] { work(); });
 }
 
@@ -620,7 +444,7 @@ void Loader::work() {
     batch.number = number;
     batch.indices = plan_[number];
     try {
-      batch.inputs = data_.gather(batch.indices);
+      batch.inputs = data_.gather_drawn(batch.indices, draw_base_ + static_cast<uint64_t>(number));
       if (transform_) batch.inputs = transform_(batch.inputs, number);
       std::vector<int64_t> labels;
       labels.reserve(batch.indices.size());

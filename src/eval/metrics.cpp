@@ -390,7 +390,11 @@ std::optional<EvalReport> raw_pixel_reference(const Dataset& test, const Dataset
   const auto* t = dynamic_cast<const ImageDataset*>(&test);
   const auto* v = dynamic_cast<const ImageDataset*>(&validation);
   if (t == nullptr || v == nullptr) return std::nullopt;
-  auto pixels = [](const ImageDataset& d) { return d.images().reshape({d.size(), -1}).to(torch::kFloat) / 255.0; };
+  auto pixels = [](const ImageDataset& d) {
+    std::vector<int64_t> all(static_cast<size_t>(d.size()));
+    std::iota(all.begin(), all.end(), 0);
+    return d.pixels(all).reshape({d.size(), -1}).to(torch::kFloat) / 255.0;
+  };
   const auto pv = pixels(*v);
   const auto calibration = balanced_pairs(v->labels(), calibration_pairs, 1);
   const double threshold =

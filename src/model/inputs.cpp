@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "siamese/core/atomic_file.h"
 #include "siamese/core/error.h"
 #include "siamese/data/image_files.h"
 
@@ -31,9 +32,14 @@ torch::Tensor to_uint8(const torch::Tensor& unit) { return unit.mul(255.0).round
 /// Reads the files into `in` (labels already set, -1 for none).
 Inputs read_files_as(const std::vector<std::string>& files, Inputs in, const SavedModel& model, Logger& logger) {
   const auto& c = model.network->options.cnn();
+  const auto& view = model.network->options.image_view();
   std::vector<torch::Tensor> images;
   for (const auto& f : files) {
-    images.push_back(to_uint8(read_image(f, c.in_channels(), c.height(), c.width())));
+    if (view.size > 0) {
+      images.push_back(decode_view(read_file(f), f, view).unsqueeze(0));
+    } else {
+      images.push_back(to_uint8(read_image(f, c.in_channels(), c.height(), c.width())));
+    }
     logger.count("reading images", static_cast<int64_t>(images.size()), static_cast<int64_t>(files.size()));
   }
   std::vector<int64_t> dataset_labels;
@@ -177,7 +183,7 @@ Inputs read_image_folder_inputs(const std::string& what, const SavedModel& model
     files.push_back(p.string());
     in.labels.push_back(rel.has_parent_path() ? classes.at(rel.begin()->string()) : -1);
   }
-  if (files.empty()) throw Error(ErrorCode::NotFound, what, "no images (.png .jpg .jpeg .bmp .pgm) in this folder");
+  if (files.empty()) throw Error(ErrorCode::NotFound, what, "no images (.png .jpg .jpeg .bmp .pgm .webp) in this folder");
   return read_files_as(files, std::move(in), model, logger);
 }
 
@@ -200,12 +206,15 @@ Inputs read_inputs(const std::string& what, const SavedModel& model, const std::
   if (fs::is_directory(what)) return read_image_folder_inputs(what, model, logger);
   if (what.find(':') != std::string::npos || what == "fashion-mnist") {
     check_split(split);
-    auto source = open_data(what, logger);
+    auto source = open_data(what, logger, image_read_options(model));
     auto images = std::make_shared<ImageDataset>(split == "train" ? std::move(source.train) : std::move(source.test));
     Inputs in;
     in.labels = images->labels();
     in.class_names = images->class_names();
-    for (int64_t i = 0; i < images->size(); ++i) in.keys.push_back(what + ":" + split + "#" + std::to_string(i));
+    for (int64_t i = 0; i < images->size(); ++i) {  // image files are keyed by their paths
+      const auto path = images->item_path(i);
+      in.keys.push_back(!path.empty() ? path : what + ":" + split + "#" + std::to_string(i));
+    }
     in.items = images;
     return in;
   }
@@ -225,6 +234,7 @@ torch::Tensor embed_inputs(SavedModel& model, const Inputs& inputs, Logger& logg
 torch::Tensor image_input(const std::string& bytes, const std::string& name, const SavedModel& model, uint64_t max_pixels) {
   if (model.network->takes_sequences()) throw Error(ErrorCode::InvalidArgument, name, "is an image, but this model reads sequences");
   const auto& c = model.network->options.cnn();
+  if (model.network->options.image_view().size > 0) return decode_view(bytes, name, model.network->options.image_view(), max_pixels);
   auto image = decode_image(bytes, name, max_pixels);
   if (image.size(0) != c.in_channels() || image.size(1) != c.height() || image.size(2) != c.width()) {
     throw Error(ErrorCode::InvalidArgument, name,
@@ -276,6 +286,13 @@ torch::Tensor input_batch(const SavedModel& model, const std::vector<torch::Tens
   return SequenceDataset(items, std::vector<int64_t>(items.size(), 0), "inputs", {}, tokens).gather(all);
 }
 
+ImageReadOptions image_read_options(const SavedModel& model) {
+  ImageReadOptions o;
+  o.view = model.network->options.image_view();
+  o.on_bad_image = parse_bad_image_policy(model_info(model).value("on_bad_image", "fail"));
+  return o;
+}
+
 std::string trained_data_spec(const SavedModel& model) { return model_info(model).value("data", "fashion-mnist"); }
 
 SequenceSplits open_sequences_as_trained(const SavedModel& model, const std::string& spec) {
@@ -311,7 +328,7 @@ TrainedData open_data_as_trained(const SavedModel& model, const TrainedDataOptio
   const auto unseen = !options.unseen_classes().empty()
                           ? options.unseen_classes()
                           : info.value("unseen_classes", std::vector<int64_t>{5, 6, 7, 8, 9});
-  auto source = open_data(out.spec, logger);
+  auto source = open_data(out.spec, logger, image_read_options(model));
   // Other data than the model trained on may be smaller than its validation split: a fifth of
   // it validates (the raw-pixel reference's calibration) instead.
   auto validation = info.value("validation_size", int64_t{5000});

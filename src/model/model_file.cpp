@@ -39,7 +39,7 @@ std::string to_json(const SiameseNetworkOptions& o) {
   j["embedding_dim"] = o.cnn().embedding_dim();
   j["normalize"] = o.cnn().normalize();
   j["distance"] = to_string(o.distance());
-  if (o.encoder() != EncoderKind::Cnn) {
+  if (o.encoder() == EncoderKind::Lstm || o.encoder() == EncoderKind::Gru || o.encoder() == EncoderKind::Hybrid) {
     const auto& r = o.rnn();
     j["rnn"] = {{"cell", to_string(r.cell())},
                 {"vocab_size", r.vocab_size()},
@@ -62,6 +62,12 @@ std::string to_json(const SiameseNetworkOptions& o) {
   }
   j["input_mean"] = o.input_mean();
   j["input_std"] = o.input_std();
+  if (o.encoder() == EncoderKind::TorchScript) j["backbone_source"] = o.backbone_source();
+  if (o.image_view().size > 0) {
+    const auto& v = o.image_view();
+    j["image_view"] = {{"size", v.size}, {"channels", v.channels}, {"eval_resize", v.eval_resize},
+                       {"crop_min", v.crop_min}, {"crop_max", v.crop_max}};
+  }
   try {
     return j.dump();
   } catch (const nlohmann::json::exception& e) {  // a vocabulary token that is not valid UTF-8
@@ -108,6 +114,21 @@ SiameseNetworkOptions network_options_from_json(const std::string& text) {
     }
     o.input_mean(j.at("input_mean").get<std::vector<double>>());
     o.input_std(j.at("input_std").get<std::vector<double>>());
+    o.backbone_source(j.value("backbone_source", ""));
+    if (j.contains("image_view")) {
+      const auto& v = j.at("image_view");
+      ImageView view;
+      view.size = v.at("size");
+      view.channels = v.at("channels");
+      view.eval_resize = v.at("eval_resize");
+      view.crop_min = v.at("crop_min");
+      view.crop_max = v.at("crop_max");
+      view.check();
+      if (view.size == 0 || view.size != o.cnn().height() || view.size != o.cnn().width() || view.channels != o.cnn().in_channels()) {
+        throw Error(ErrorCode::Corruption, "bad network configuration: its image view is not its input shape");
+      }
+      o.image_view(view);
+    }
     return o;
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::Corruption, std::string("bad network configuration: ") + e.what());
@@ -121,6 +142,7 @@ void save_model(const std::string& path, SiameseNetwork& network, double thresho
   archive.write("config", c10::IValue(to_json(network->options)));
   archive.write("threshold", c10::IValue(threshold));
   archive.write("info", c10::IValue(info));
+  if (network->options.backbone()) archive.write("backbone", c10::IValue(*network->options.backbone()));
   torch::serialize::OutputArchive weights;
   network->save(weights);
   archive.write("network", weights);
@@ -149,7 +171,9 @@ SavedModel load_model(const std::string& path_in) {
     }
     SavedModel model;
     archive.read("config", v);
-    model.network = SiameseNetwork(network_options_from_json(v.toStringRef()));
+    auto options = network_options_from_json(v.toStringRef());
+    if (archive.try_read("backbone", v) && v.isString()) options.backbone(std::make_shared<const std::string>(v.toStringRef()));
+    model.network = SiameseNetwork(options);
     archive.read("threshold", v);
     model.threshold = v.toDouble();
     archive.read("info", v);

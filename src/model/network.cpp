@@ -2,6 +2,7 @@
 
 #include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
+#include "siamese/model/backbones.h"
 
 #include <limits>
 #include <numeric>
@@ -63,8 +64,10 @@ torch::Tensor CnnEncoderImpl::forward(torch::Tensor x) {
 
 constexpr EnumNames<Cell, 2> kCellNames{{{Cell::Lstm, "lstm"}, {Cell::Gru, "gru"}}};
 constexpr EnumNames<Pooling, 3> kPoolingNames{{{Pooling::Last, "last"}, {Pooling::Mean, "mean"}, {Pooling::Max, "max"}}};
-constexpr EnumNames<EncoderKind, 4> kEncoderNames{
-    {{EncoderKind::Cnn, "cnn"}, {EncoderKind::Lstm, "lstm"}, {EncoderKind::Gru, "gru"}, {EncoderKind::Hybrid, "hybrid"}}};
+constexpr EnumNames<EncoderKind, 9> kEncoderNames{
+    {{EncoderKind::Cnn, "cnn"}, {EncoderKind::Lstm, "lstm"}, {EncoderKind::Gru, "gru"}, {EncoderKind::Hybrid, "hybrid"},
+     {EncoderKind::Resnet18, "resnet18"}, {EncoderKind::Resnet34, "resnet34"}, {EncoderKind::Resnet50, "resnet50"},
+     {EncoderKind::Convnet, "convnet"}, {EncoderKind::TorchScript, "torchscript"}}};
 
 Cell parse_cell(const std::string& name) { return parse_enum(kCellNames, name, "cell"); }
 std::string to_string(Cell cell) { return enum_name(kCellNames, cell); }
@@ -275,6 +278,13 @@ SiameseNetworkImpl::SiameseNetworkImpl(SiameseNetworkOptions options_) : options
   int64_t channels = options.cnn().in_channels();
   if (kind == EncoderKind::Cnn) {
     encoder = std::make_shared<CnnEncoderImpl>(options.cnn());
+  } else if (kind == EncoderKind::Resnet18 || kind == EncoderKind::Resnet34 || kind == EncoderKind::Resnet50) {
+    encoder = std::make_shared<ResnetEncoderImpl>(kind == EncoderKind::Resnet18 ? 18 : kind == EncoderKind::Resnet34 ? 34 : 50, options.cnn());
+  } else if (kind == EncoderKind::Convnet) {
+    encoder = std::make_shared<ConvnetEncoderImpl>(options.cnn());
+  } else if (kind == EncoderKind::TorchScript) {
+    if (!options.backbone()) throw Error(ErrorCode::InvalidArgument, "network: the torchscript encoder needs its module (--backbone FILE.pt)");
+    encoder = std::make_shared<TorchScriptEncoderImpl>(options.backbone(), options.backbone_source(), options.cnn());
   } else if (kind == EncoderKind::Lstm || kind == EncoderKind::Gru) {
     auto r = options.rnn().cell(kind == EncoderKind::Lstm ? Cell::Lstm : Cell::Gru);
     if (!options.vocabulary().empty()) {
@@ -318,6 +328,15 @@ bool SiameseNetworkImpl::takes_sequences() const {
 
 torch::Tensor SiameseNetworkImpl::embed(torch::Tensor x) {
   return encoder->forward((x - input_mean) / input_std);
+}
+
+torch::Tensor SiameseNetworkImpl::feature_maps(torch::Tensor x) {
+  if (takes_sequences()) throw Error(ErrorCode::Unsupported, "feature maps: this network reads sequences");
+  return encoder->feature_maps((x - input_mean) / input_std);
+}
+
+torch::Tensor EncoderImpl::feature_maps(torch::Tensor) {
+  throw Error(ErrorCode::Unsupported, "feature maps: only the resnet and convnet encoders have a convolutional trunk");
 }
 
 namespace {

@@ -55,7 +55,7 @@ std::vector<unsigned char> KeyImages::png(const std::string& key) {
     } catch (const std::exception&) {
     }
     if (i < 0 || i >= set.size()) throw Error(ErrorCode::NotFound, key, "no such item");
-    return encode_png(set.images()[i]);
+    return encode_png(set.pixels({i})[0]);
   }
   cv::Mat mat = cv::imread(key, cv::IMREAD_UNCHANGED);
   if (mat.empty()) {

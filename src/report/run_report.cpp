@@ -103,7 +103,7 @@ const std::string& image_uri(Context& c, int64_t i) {
   auto it = c.uris.find(i);
   if (it != c.uris.end()) return it->second;
   const auto& images = dynamic_cast<const ImageDataset&>(*c.data.test);
-  return c.uris.emplace(i, png_data_uri(images.images()[i])).first->second;
+  return c.uris.emplace(i, png_data_uri(images.pixels({i})[0])).first->second;
 }
 
 /// Row i shown on the page: an <img> for image data, the item's text for sequences.

@@ -1,4 +1,5 @@
 #include "siamese/train/trainer.h"
+#include "siamese/model/weights.h"
 
 #include <unistd.h>
 
@@ -74,6 +75,13 @@ Field split(const char* key, const T& (SplitOptions::*get)() const, SplitOptions
           [=](TrainOptions& o, const Json& j) { (o.data.split.*set)(j.get<T>()); }, optional};
 }
 
+/// A field of the image view (DataOptions::images.view), optional in config.json.
+template <typename V>
+Field image(const char* key, V ImageView::*member) {
+  return {key, [=](const TrainOptions& o) { return Json(o.data.images.view.*member); },
+          [=](TrainOptions& o, const Json& j) { o.data.images.view.*member = j.get<V>(); }, true};
+}
+
 /// Every field of TrainOptions, in config.json's order.
 const std::vector<Field>& fields() {
   using T = TrainOptions;
@@ -90,6 +98,23 @@ const std::vector<Field>& fields() {
       {"network", [](const T& o) { return Json::parse(to_json(o.network)); },
        [](T& o, const Json& j) { o.network = network_options_from_json(j.dump()); }},
       named("augment", &T::data, &DataOptions::augment, parse_augment, true),
+      image("image_size", &ImageView::size),
+      image("channels", &ImageView::channels),
+      image("eval_resize", &ImageView::eval_resize),
+      image("crop_min", &ImageView::crop_min),
+      image("crop_max", &ImageView::crop_max),
+      {"cache_mb", [](const T& o) { return Json(o.data.images.cache_bytes >> 20); },
+       [](T& o, const Json& j) { o.data.images.cache_bytes = j.get<size_t>() << 20; }, true},
+      {"on_bad_image", [](const T& o) { return Json(to_string(o.data.images.on_bad_image)); },
+       [](T& o, const Json& j) { o.data.images.on_bad_image = parse_bad_image_policy(j.get<std::string>()); }, true},
+      {"max_pixels", [](const T& o) { return Json(o.data.images.max_pixels); },
+       [](T& o, const Json& j) { o.data.images.max_pixels = j.get<uint64_t>(); }, true},
+      plain("mean", &T::data, &DataOptions::mean, true),
+      plain("init_weights", &T::init, &InitOptions::weights, true),
+      plain("init_from", &T::init, &InitOptions::from, true),
+      plain("freeze", &T::init, &InitOptions::freeze, true),
+      plain("freeze_until", &T::init, &InitOptions::freeze_until, true),
+      plain("std", &T::data, &DataOptions::std, true),
       named("sampler", &T::sampler, &SamplerOptions::kind, parse_sampler),
       plain("batch_size", &T::sampler, &SamplerOptions::batch_size),
       plain("pos_fraction", &T::sampler, &SamplerOptions::pos_fraction),
@@ -173,7 +198,28 @@ LoopOptions loop_options(const TrainOptions& o) {
 
 namespace {
 
+/// The image reading options: a valid view; --mean and --std given together, one value per channel
+/// of the view (any count without one), finite, standard deviations > 0.
+void validate_images(const DataOptions& d) {
+  d.images.view.check();
+  if (d.mean.size() != d.std.size()) throw Error(ErrorCode::InvalidArgument, "--mean and --std go together, with one value per channel each");
+  if (!d.mean.empty() && d.images.view.size > 0 && static_cast<int64_t>(d.mean.size()) != d.images.view.channels) {
+    throw Error(ErrorCode::InvalidArgument, "--mean and --std need " + std::to_string(d.images.view.channels) +
+                                                " values, one per channel (--channels)");
+  }
+  for (size_t i = 0; i < d.mean.size(); ++i) {
+    if (!std::isfinite(d.mean[i]) || !(d.std[i] > 0) || !std::isfinite(d.std[i])) {
+      throw Error(ErrorCode::InvalidArgument, "--mean must be finite and --std finite and > 0");
+    }
+  }
+  if (d.images.cache_bytes > (size_t{1} << 50)) throw Error(ErrorCode::InvalidArgument, "--cache-mb is larger than any memory");
+}
+
 void validate(const TrainOptions& o) {
+  validate_images(o.data);
+  if (!o.init.weights.empty() && !o.init.from.empty()) {
+    throw Error(ErrorCode::InvalidArgument, "--init-weights and --init-from both set the trunk's weights: give one");
+  }
   if (o.optim.epochs < 1) throw Error(ErrorCode::InvalidArgument, "epochs must be >= 1");
   if (!(o.optim.lr > 0)) throw Error(ErrorCode::InvalidArgument, "lr must be > 0");
   if (o.loss.margin < 0) throw Error(ErrorCode::InvalidArgument, "margin must be >= 0");
@@ -263,9 +309,14 @@ void fit_network(TrainOptions& o, const Dataset& train) {
     o.network.rnn(r).input_mean(mean).input_std(std);
   } else if (const auto* images = dynamic_cast<const ImageDataset*>(&train)) {
     auto [mean, std] = images->channel_stats();
-    const auto& shape = images->images().sizes();
+    const auto shape = images->input_shape();
+    if (!o.data.mean.empty() && static_cast<int64_t>(o.data.mean.size()) != shape[0]) {
+      throw Error(ErrorCode::InvalidArgument, images->source(), "--mean and --std need " + std::to_string(shape[0]) + " values, one per channel");
+    }
+    if (!o.data.mean.empty()) std::tie(mean, std) = std::make_pair(o.data.mean, o.data.std);
     o.network.input_mean(mean).input_std(std);
-    o.network.cnn(o.network.cnn().in_channels(shape[1]).height(shape[2]).width(shape[3]));
+    o.network.cnn(o.network.cnn().in_channels(shape[0]).height(shape[1]).width(shape[2]));
+    o.network.image_view(images->in_memory() ? ImageView{} : images->files()->view());
   }
 }
 
@@ -279,6 +330,45 @@ std::shared_ptr<const Dataset> with_rotations(const std::shared_ptr<const Datase
   auto holder = std::make_shared<Holder>(std::piecewise_construct, std::forward_as_tuple(images),
                                          std::forward_as_tuple(*images, rotations));
   return std::shared_ptr<const Dataset>(holder, &holder->second);
+}
+
+/// --init-weights and --init-from.
+void initialise_weights(SiameseNetworkImpl& net, const InitOptions& init, Logger& logger) {
+  if (!init.weights.empty()) {
+    const auto n = load_trunk(net, read_state_dict(init.weights), init.weights, {"fc."});
+    logger.info("initialised the encoder's trunk from " + init.weights + " (" + std::to_string(n) + " tensors)");
+  }
+  if (!init.from.empty()) {
+    auto from = load_model(init.from);
+    const bool head = init_from_model(net, *from.network, init.from);
+    logger.info("initialised the encoder's trunk" + std::string(head ? " and head" : "") + " from " + init.from +
+                (head ? "" : " (a new head: the embedding differs)"));
+  }
+}
+
+/// --freeze and --freeze-until: those trunk parameters stop taking gradients (the optimiser then
+/// leaves them as they are). Applied to new and resumed runs alike.
+void freeze_trunk(SiameseNetworkImpl& net, const InitOptions& init, Logger& logger) {
+  if (init.freeze == 0 && init.freeze_until.empty()) return;
+  std::vector<torch::Tensor> params;
+  std::vector<std::string> names;
+  for (const auto& p : net.encoder->named_parameters()) {
+    if (p.key().rfind("head.", 0) == 0) continue;
+    params.push_back(p.value());
+    names.push_back(p.key());
+  }
+  size_t count = static_cast<size_t>(std::max<int64_t>(0, init.freeze));
+  if (!init.freeze_until.empty()) {
+    const auto until = std::find_if(names.begin(), names.end(), [&](const std::string& n) { return n.rfind(init.freeze_until, 0) == 0; });
+    if (until == names.end()) throw Error(ErrorCode::InvalidArgument, "--freeze-until " + init.freeze_until + ": no trunk parameter is named so");
+    count = static_cast<size_t>(until - names.begin());
+  }
+  if (count > params.size()) {
+    throw Error(ErrorCode::InvalidArgument, "--freeze " + std::to_string(count) + ": the trunk has " + std::to_string(params.size()) + " parameters");
+  }
+  for (size_t i = 0; i < count; ++i) params[i].set_requires_grad(false);
+  logger.info("froze " + std::to_string(count) + " of the trunk's " + std::to_string(params.size()) + " parameters" +
+              (count > 0 ? " (" + names[0] + " .. " + names[count - 1] + ")" : ""));
 }
 
 /// Opens options.data.spec, split by its protocol.
@@ -301,14 +391,14 @@ TrainingData open_training_data(TrainOptions& o, Logger& logger) {
     return d;
   }
   if (sequences) {
-    throw Error(ErrorCode::InvalidArgument, o.data.spec + " holds images: train it with --encoder cnn or hybrid");
+    throw Error(ErrorCode::InvalidArgument, o.data.spec + " holds images: train it with --encoder cnn, hybrid, resnet18, resnet34, resnet50 or convnet");
   }
-  const auto source = open_data(o.data.spec, logger);
+  const auto source = open_data(o.data.spec, logger, o.data.images);
   if (o.data.split.validation_size() == 0) {
     o.data.split.validation_size(std::min<int64_t>(5000, std::max<int64_t>(1, source.train.size() / 5)));
   }
   auto splits = make_splits(source, o.data.split);
-  d.train = std::make_shared<ImageDataset>(std::move(splits.train));
+  d.train = std::make_shared<ImageDataset>(splits.train.with_random_crops(o.runtime.seed));
   d.validation = std::make_shared<ImageDataset>(std::move(splits.validation));
   d.test = std::make_shared<ImageDataset>(std::move(splits.test));
   return d;
@@ -362,7 +452,7 @@ class EmbeddingTask : public TrainingTask {
       };
     }
     loader_.reset();  // the previous epoch's workers end before the new ones start
-    loader_ = std::make_unique<Loader>(train_, indices, o_.runtime.workers, 4, transform);
+    loader_ = std::make_unique<Loader>(train_, indices, o_.runtime.workers, 4, transform, static_cast<uint64_t>(epoch) << 32);
     return static_cast<int64_t>(plan_.size());
   }
 
@@ -397,6 +487,7 @@ class EmbeddingTask : public TrainingTask {
     info["data"] = o_.data.spec;
     info["protocol"] = is_sequence_spec(o_.data.spec) ? "sequences" : to_string(o_.data.split.protocol());
     info["max_length"] = o_.data.max_length;
+    info["on_bad_image"] = to_string(o_.data.images.on_bad_image);
     info["unseen_classes"] = o_.data.split.unseen_classes();
     info["validation_size"] = o_.data.split.validation_size();
     info["epoch"] = record.epoch;
@@ -494,8 +585,13 @@ TrainResult run(TrainOptions o, bool resuming, const TrainingData* given, Logger
   data.train = with_rotations(data.train, o.data.class_rotations);
   o.sampler.seed = o.runtime.seed;
   fit_pk_to_classes(o, *data.train, logger);
+  if (o.network.encoder() == EncoderKind::TorchScript && !o.network.backbone()) {  // a resumed run: its file again
+    o.network.backbone(std::make_shared<const std::string>(read_file(o.network.backbone_source())));
+  }
   torch::manual_seed(o.runtime.seed);
   SiameseNetwork net(o.network);
+  if (!resuming) initialise_weights(*net, o.init, logger);  // a resumed run's weights are its checkpoint's
+  freeze_trunk(*net, o.init, logger);
   EmbeddingTask task(o, net, data, logger);
   if (!resuming) start_run_folder(o);
   logger.info("training on " + std::to_string(data.train->size()) + " items (" + data.train->source() +

@@ -132,6 +132,6 @@ TEST(FlagsCli, WritersRefuseAnExistingFileUnlessForced) {
 }
 
 TEST(FlagsCli, UnknownDataNamesEveryKind) {
-  expect_input_error("train --data bogus:x --epochs 1", "unknown data 'bogus:x' (images: fashion-mnist, idx:DIR or "
-                                                        "folder:DIR; sequences: text:DIR, fasta:DIR, strokes:DIR or csv:DIR)");
+  expect_input_error("train --data bogus:x --epochs 1", "unknown data 'bogus:x' (images: fashion-mnist, idx:DIR, "
+                                                        "folder:DIR or list:FILE; sequences: text:DIR, fasta:DIR, strokes:DIR or csv:DIR)");
 }

@@ -212,10 +212,10 @@ TEST(ImageFolder, BadFoldersAreClearErrors) {
   dicom += std::string(64, '\0');
   const auto dicm = (broken / "dicm.png").string();
   std::ofstream(dicm, std::ios::binary) << dicom;
-  expect_error([&] { read_image(dicm, 1, 4, 4); }, ErrorCode::Corruption, dicm, "not a PNG, JPEG, BMP or PGM file");
+  expect_error([&] { read_image(dicm, 1, 4, 4); }, ErrorCode::Corruption, dicm, "not a PNG, JPEG, BMP, PGM or WebP file");
   const auto tiff = (broken / "image.tif").string();
   std::ofstream(tiff, std::ios::binary) << std::string("II*\0\x08\0\0\0", 8);
-  expect_error([&] { read_image(tiff, 1, 4, 4); }, ErrorCode::Corruption, tiff, "not a PNG, JPEG, BMP or PGM file");
+  expect_error([&] { read_image(tiff, 1, 4, 4); }, ErrorCode::Corruption, tiff, "not a PNG, JPEG, BMP, PGM or WebP file");
   EXPECT_EQ(read_image((broken / "a" / "1.png").string(), 1, 4, 4).sizes(), (std::vector<int64_t>{1, 1, 4, 4}));
 
   expect_error([&] { read_image_folder((broken / "missing").string()); }, ErrorCode::NotFound,

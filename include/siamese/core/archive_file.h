@@ -25,6 +25,13 @@ void save_archive(torch::serialize::OutputArchive& archive, const std::string& p
 /// written before they carried one) is accepted unchecked. Returns whether it held a checksum.
 bool load_archive(torch::serialize::InputArchive& archive, const std::string& path, const std::string& what);
 
+/// The checks load_archive makes of an archive's bytes before LibTorch parses them (any zip file
+/// LibTorch reads: model files, checkpoints, files saved by Python's torch.save): every entry
+/// reads whole with the size and CRC-32 its zip directory records, and LibTorch's own zip reader
+/// lists the same entries with the same bytes. Throws siamese::Error(Corruption) naming `path`,
+/// "corrupt WHAT (...)".
+void check_archive_bytes(const std::string& bytes, const std::string& path, const std::string& what);
+
 /// 16 hex digits: 64-bit FNV-1a of every entry of `archive` but kArchiveChecksumKey, in key order,
 /// each as its key, its kind and its value (tensors: dtype, shape and bytes; nested archives
 /// entry by entry). Equal for an archive and the same archive saved and loaded again.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "siamese/core/log.h"
+#include "siamese/data/photos.h"
 
 namespace siamese {
 
@@ -33,32 +34,64 @@ class Dataset {
   virtual torch::Tensor gather(const std::vector<int64_t>& indices) const = 0;
   /// Where the data came from, for messages.
   virtual std::string source() const = 0;
+  /// The inputs of a training batch that `draw` numbers (the trainer: epoch and batch): a data set
+  /// with random training views (ImageDataset::with_random_crops) draws them from it, so that a
+  /// run is the same whichever loader thread gathers the batch. Default: gather(indices).
+  virtual torch::Tensor gather_drawn(const std::vector<int64_t>& indices, uint64_t draw) const {
+    (void)draw;
+    return gather(indices);
+  }
 };
 
-/// Images held in memory as uint8 [N, C, H, W]; gather() returns float [n, C, H, W] in [0, 1].
+/// Images, held in memory as uint8 [N, C, H, W], or image files of any size read on demand through
+/// a view (photos.h: decoded, resized and cropped in the calling thread, cached); gather() returns
+/// float [n, C, H, W] in [0, 1], the evaluation view of image files.
 class ImageDataset : public Dataset {
  public:
   ImageDataset() = default;
   /// images: uint8 [N, C, H, W]; labels: N values >= 0. Throws siamese::Error on a mismatch.
   ImageDataset(torch::Tensor images, std::vector<int64_t> labels, std::string source,
                std::vector<std::string> class_names = {});
+  /// Item i is file rows[i] of `files`, labelled labels[i].
+  ImageDataset(std::shared_ptr<const ImageFiles> files, std::vector<int64_t> rows, std::vector<int64_t> labels,
+               std::string source, std::vector<std::string> class_names = {});
 
   int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
   const std::vector<int64_t>& labels() const override { return labels_; }
   torch::Tensor gather(const std::vector<int64_t>& indices) const override;
+  /// Training crops drawn from (seed, draw, position) with_random_crops; otherwise gather().
+  torch::Tensor gather_drawn(const std::vector<int64_t>& indices, uint64_t draw) const override;
   std::string source() const override { return source_; }
 
-  /// uint8 [N, C, H, W].
-  const torch::Tensor& images() const { return images_; }
+  /// Whether the images are held in memory (images()) rather than read from files.
+  bool in_memory() const { return files_ == nullptr; }
+  /// uint8 [N, C, H, W] of images in memory. Throws siamese::Error(Internal) for image files.
+  const torch::Tensor& images() const;
+  /// [C, H, W] of every input gather() returns.
+  std::vector<int64_t> input_shape() const;
+  /// uint8 [n, C, H, W]: the items as the model sees them outside training.
+  torch::Tensor pixels(const std::vector<int64_t>& indices) const;
+  /// The file of item i; "" for images in memory.
+  std::string item_path(int64_t i) const;
+  /// The image files read, shared by every subset; null for images in memory.
+  const std::shared_ptr<const ImageFiles>& files() const { return files_; }
   /// Names of the classes by label (image folders); empty for IDX data.
   const std::vector<std::string>& class_names() const { return class_names_; }
-  /// The items at the given indices, in that order.
+  /// The items at the given indices, in that order (image files: the same files, shared).
   ImageDataset subset(const std::vector<int64_t>& indices, const std::string& what) const;
-  /// Per-channel mean and standard deviation of the pixels scaled to [0, 1].
+  /// The same items, whose gather_drawn draws training views: random-resized crops of image files,
+  /// seeded by `seed`. Images in memory are returned as they are (their augmentation is augment.h's).
+  ImageDataset with_random_crops(uint64_t seed) const;
+  /// Per-channel mean and standard deviation of the pixels scaled to [0, 1] (image files: of the
+  /// evaluation views of at most 2000 items spread over the set).
   std::pair<std::vector<double>, std::vector<double>> channel_stats() const;
 
  private:
   torch::Tensor images_;
+  std::shared_ptr<const ImageFiles> files_;
+  std::vector<int64_t> rows_;  ///< image files: the file of each item
+  bool random_crops_ = false;
+  uint64_t seed_ = 0;
   std::vector<int64_t> labels_;
   std::string source_;
   std::vector<std::string> class_names_;
@@ -76,9 +109,13 @@ class RotatedClasses : public Dataset {
   int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
   const std::vector<int64_t>& labels() const override { return labels_; }
   torch::Tensor gather(const std::vector<int64_t>& indices) const override;
+  torch::Tensor gather_drawn(const std::vector<int64_t>& indices, uint64_t draw) const override;
   std::string source() const override;
 
  private:
+  std::vector<int64_t> base_items(const std::vector<int64_t>& indices) const;
+  torch::Tensor turned(torch::Tensor x, const std::vector<int64_t>& indices) const;
+
   const ImageDataset& base_;
   int64_t rotations_;
   std::vector<int64_t> labels_;
@@ -97,10 +134,6 @@ ImageDataset read_idx(const std::string& images_path, const std::string& labels_
 /// on an unreadable image, a size or channel mismatch, fewer than 2 classes, or a class with
 /// fewer than 2 images (it could give no positive pair). The images read are counted to `logger`.
 ImageDataset read_image_folder(const std::string& root, Logger& logger = silent_logger());
-
-/// The most pixels (width × height) an image file may declare before the readers refuse to decode
-/// it (a decompression bomb): 50 million, a 8660 × 5773 photograph.
-constexpr uint64_t kMaxImagePixels = 50'000'000;
 
 /// The bytes of an image file (PNG, JPEG, BMP or PGM/PPM, 8-bit, 1 or 3 channels), decoded:
 /// uint8 [C, H, W], channels in RGB order. `name` names it in errors. Throws siamese::Error:
@@ -138,8 +171,21 @@ struct DataSource {
 ///   "fashion-mnist"  the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)
 ///   "idx:DIR"        DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
 ///   "folder:DIR"     DIR/train/<class>/ and DIR/test/<class>/
-/// Long reads (image folders) report their progress to `logger`.
-DataSource open_data(const std::string& spec, Logger& logger = silent_logger());
+///   "list:FILE"      the images a CSV file lists (read_image_list in photos.h)
+/// With options.view.size > 0, folder: and list: data sets are image files of any size read on
+/// demand through that view (a folder's frame sub-folders are refused); bad files stop the
+/// opening with an error naming the file, or with BadImagePolicy::Skip are left out, their count
+/// and the first few reported to `logger` as a warning. Otherwise they are decoded up front and
+/// must all be of one size. Long reads report their progress to `logger`.
+DataSource open_data(const std::string& spec, Logger& logger = silent_logger(), const ImageReadOptions& options = {});
+
+/// "folder:DIR" and "list:FILE" as image files of any size read through options.view (whose size
+/// must be > 0; a list: without one is refused): what open_data gives for them. The train and test
+/// splits share one ImageFiles, so one cache; classes are numbered over both (folders: by name,
+/// the union of train/ and test/). Throws siamese::Error naming the file or folder: a bad image
+/// (BadImagePolicy::Fail), a frame sub-folder, fewer than 2 classes, a training class with fewer
+/// than 2 images (after skipping), no test images.
+DataSource open_image_files(const std::string& spec, const ImageReadOptions& options, Logger& logger = silent_logger());
 
 /// Which images train, validate and test (DESIGN §6).
 enum class Protocol { Seen, Unseen };
@@ -198,8 +244,9 @@ class Loader {
   using Transform = std::function<torch::Tensor(const torch::Tensor& inputs, int64_t number)>;
 
   /// plan: the item indices of each batch. data must outlive the loader. workers >= 1.
+  /// Batch i is gathered with data.gather_drawn(plan[i], draw_base + i).
   Loader(const Dataset& data, std::vector<std::vector<int64_t>> plan, int workers = 1, int prefetch = 4,
-         Transform transform = {});
+         Transform transform = {}, uint64_t draw_base = 0);
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -214,6 +261,7 @@ class Loader {
   std::vector<std::vector<int64_t>> plan_;
   int prefetch_;
   Transform transform_;
+  uint64_t draw_base_;
   std::mutex mutex_;
   std::condition_variable ready_;
   std::condition_variable space_;

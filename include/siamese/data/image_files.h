@@ -10,7 +10,7 @@
 namespace siamese {
 
 /// Image file extensions read, lower case, in the order pairs files try them.
-inline constexpr std::array<const char*, 5> kImageExtensions = {".png", ".jpg", ".jpeg", ".bmp", ".pgm"};
+inline constexpr std::array<const char*, 6> kImageExtensions = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".webp"};
 
 /// Whether the file's extension (any case) is one of kImageExtensions.
 inline bool is_image_file(const std::filesystem::path& path) {

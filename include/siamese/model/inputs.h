@@ -86,6 +86,10 @@ torch::Tensor series_input(const std::vector<float>& values, int64_t features, c
 /// items. Throws siamese::Error(InvalidArgument) when `items` is empty. May run concurrently.
 torch::Tensor input_batch(const SavedModel& model, const std::vector<torch::Tensor>& items);
 
+/// How image data sets are opened for `model`: its image view (photos.h), and the --on-bad-image
+/// it was trained with (info "on_bad_image", default fail).
+ImageReadOptions image_read_options(const SavedModel& model);
+
 /// The data spec the model was trained on (its info "data"), "fashion-mnist" when it names none.
 /// Throws siamese::Error(Corruption) when `info` is not JSON.
 std::string trained_data_spec(const SavedModel& model);

@@ -19,6 +19,9 @@ class EncoderImpl : public torch::nn::Module {
   /// x: a batch of model inputs, [N, ...]. Returns embeddings [N, embedding_dim()].
   virtual torch::Tensor forward(torch::Tensor x) = 0;
   virtual int64_t embedding_dim() const = 0;
+  /// Image encoders with a convolutional trunk (backbones.h): the trunk's output [N, C, h, w]
+  /// before pooling. Others throw siamese::Error(Unsupported).
+  virtual torch::Tensor feature_maps(torch::Tensor x);
 };
 
 /// Options of the CNN encoder: one conv(3×3)–batch-norm–ReLU–max-pool(2) block per entry of
@@ -144,9 +147,12 @@ class HybridEncoderImpl : public EncoderImpl {
 };
 TORCH_MODULE(HybridEncoder);
 
-/// Which encoder a network has: "cnn" (images), "lstm" or "gru" (sequences, the rnn options) or
-/// "hybrid" (images as column sequences: cnn, rnn and frames).
-enum class EncoderKind { Cnn, Lstm, Gru, Hybrid };
+/// Which encoder a network has: "cnn" (images), "lstm" or "gru" (sequences, the rnn options),
+/// "hybrid" (images as column sequences: cnn, rnn and frames), "resnet18", "resnet34", "resnet50"
+/// and "convnet" (photographs of any size: backbones.h, the cnn options' in_channels, hidden,
+/// embedding_dim, normalize; convnet also conv_channels), "torchscript" (a TorchScript module as
+/// the trunk: SiameseNetworkOptions::backbone).
+enum class EncoderKind { Cnn, Lstm, Gru, Hybrid, Resnet18, Resnet34, Resnet50, Convnet, TorchScript };
 EncoderKind parse_encoder(const std::string& name);
 std::string to_string(EncoderKind encoder);
 
@@ -171,6 +177,14 @@ struct SiameseNetworkOptions {
   /// numeric step feature of a sequence (the mask and token columns are left alone). Default 0 / 1.
   TORCH_ARG(std::vector<double>, input_mean) = std::vector<double>{0.0};
   TORCH_ARG(std::vector<double>, input_std) = std::vector<double>{1.0};
+  /// Image models trained on photographs of any size: how every image becomes an input (photos.h;
+  /// size == cnn height == width, channels == cnn in_channels). size 0 (default): inputs must be of
+  /// the model's input shape exactly.
+  TORCH_ARG(ImageView, image_view) = {};
+  /// The "torchscript" encoder's module: the bytes of the file Python's torch.jit.save wrote (kept
+  /// in the model file, so that it needs nothing else) and where it came from, for messages.
+  TORCH_ARG(std::shared_ptr<const std::string>, backbone) = nullptr;
+  TORCH_ARG(std::string, backbone_source) = "";
 };
 
 /// The twin network: ONE encoder instance shared by every branch, so the weights are shared by
@@ -185,6 +199,9 @@ class SiameseNetworkImpl : public torch::nn::Module {
 
   /// x [N, C, H, W] or [N, T, 1 + F] -> embeddings [N, D].
   torch::Tensor embed(torch::Tensor x);
+  /// Images [N, C, H, W] -> the encoder's trunk output [N, C', h, w] (normalised as embed does):
+  /// for the encoders of backbones.h; others throw siamese::Error(Unsupported).
+  torch::Tensor feature_maps(torch::Tensor x);
   /// True for the "lstm" and "gru" encoders, whose inputs are sequence batches.
   bool takes_sequences() const;
   /// Pair branch: a [N, ...], b [N, ...] -> distances [N]. Both go through the encoder in one

@@ -39,6 +39,12 @@ struct DataOptions {
   /// Class augmentation: 4 (or 2) adds every training image rotated by 90°, 180°, 270° (or 180°)
   /// as new classes (RotatedClasses); an epoch then covers the rotated images too. Default 1 (off).
   int64_t class_rotations = 1;
+  /// How image data are read: photographs of any size through a view (--image-size and the rest),
+  /// the cache, bad files, the pixel limit (photos.h). Default: images as they are, in memory.
+  ImageReadOptions images;
+  /// Per-channel input mean and standard deviation (e.g. ImageNet's); empty (default): computed on
+  /// the training images.
+  std::vector<double> mean, std;
 };
 
 /// The loss and which pairs or triplets count.
@@ -72,11 +78,26 @@ struct RuntimeOptions {
 
 /// Everything a training run takes, in groups. config.json holds it as one flat object, one key
 /// per field (to_json), so a run folder describes itself.
+/// Where a new run's weights start (weights.h); both empty (default): initialised afresh.
+struct InitOptions {
+  /// A state_dict saved by Python's torch.save (e.g. torchvision's ResNet weights) for the
+  /// encoder's trunk; torchvision's classifier "fc." is ignored.
+  std::string weights;
+  /// Another siamese model (file or run folder): its trunk, and its head when of the same shape.
+  std::string from;
+  /// Trunk parameters kept as they start (fine-tune the rest): the first `freeze` in the trunk's
+  /// order (trunk_tensors), or every one before the first whose name starts with `freeze_until`.
+  /// Default 0 and "": none.
+  int64_t freeze = 0;
+  std::string freeze_until;
+};
+
 struct TrainOptions {
   DataOptions data;
   /// Network; input_mean / input_std are replaced by the training split's pixel (or numeric step
   /// feature) statistics, input shapes and the vocabulary by those of the data.
   SiameseNetworkOptions network = SiameseNetworkOptions().cnn(CnnEncoderOptions().normalize(true));
+  InitOptions init;
   SamplerOptions sampler;
   LossOptions loss;
   OptimOptions optim;
