@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -13,6 +15,7 @@
 #include "siamese/core/atomic_file.h"
 #include "siamese/data/data.h"
 #include "siamese/model/model_file.h"
+#include "siamese/model/weights.h"
 #include "test_util.h"
 
 using namespace siamese;
@@ -90,4 +93,51 @@ TEST(PhotosCli, TrainsOnPhotosOfMixedSizesAndTheModelReadsAnySize) {
   ASSERT_EQ(skipped.code, 0) << skipped.out;
   EXPECT_NE(skipped.out.find("skipped 1 of 651 image files"), std::string::npos) << skipped.out;
   EXPECT_EQ(last_json_line(skipped.out)["test_images"].get<int64_t>(), 150);
+}
+
+TEST(PhotosCli, BackbonesAndWeightsFromPyTorchTrainAndFreeze) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
+  const char* ref = std::getenv("SIAMESE_TORCH_REFERENCE");
+  ASSERT_TRUE(ref && fs::exists(fs::path(ref) / "done")) << "run through CTest (fixture model/torch-reference)";
+  const auto dir = temp_dir("photos_backbone");
+  const auto root = dir / "photos";
+  auto source = open_data("fashion-mnist");
+  write_photos(root, source.train, "train", 200, 3);
+  write_photos(root, source.test, "test", 60, 4);
+  // A TorchScript module as the trunk, its first two tensors (conv 1's weight and bias) frozen.
+  const auto script = (fs::path(ref) / "small_script.pt").string();
+  auto r = run("train --json --data folder:" + root.string() + " --image-size 32 --backbone " + script +
+               " --freeze 2 --hidden 0 --epochs 1 --p 5 --k 4 --no-report --out " + (dir / "script").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("froze 2 of the trunk's"), std::string::npos) << r.out;
+  auto trained = load_model((dir / "script" / "model.pt").string());
+  EXPECT_EQ(trained.network->options.encoder(), EncoderKind::TorchScript);
+  auto fresh = SiameseNetwork(SiameseNetworkOptions(trained.network->options));  // the module as saved in Python
+  auto before = fresh->encoder->named_parameters(), after = trained.network->encoder->named_parameters();
+  EXPECT_TRUE(torch::equal(after["script_0_weight"], before["script_0_weight"]));  // frozen: bit for bit
+  EXPECT_TRUE(torch::equal(after["script_0_bias"], before["script_0_bias"]));
+  EXPECT_FALSE(torch::equal(after["script_3_weight"], before["script_3_weight"]));  // trained
+  // verify needs nothing but the model file: the module travels in it.
+  auto v = run("verify --model " + (dir / "script").string() + " " + fs::directory_iterator(root / "test/class0")->path().string() +
+               " " + fs::directory_iterator(root / "test/class1")->path().string());
+  EXPECT_EQ(v.code, 0) << v.out;
+
+  // torchvision's ResNet-18 weights (a torch.save'd OrderedDict) into the native ResNet; the first
+  // layers frozen up to layer4 stay exactly the imported ones.
+  const auto weights = (fs::path(ref) / "resnet18_state.pt").string();
+  auto w = run("train --json --data folder:" + root.string() + " --image-size 32 --encoder resnet18 --init-weights " +
+               weights + " --freeze-until layer4 --hidden 0 --epochs 1 --p 5 --k 4 --no-report --out " + (dir / "resnet").string());
+  ASSERT_EQ(w.code, 0) << w.out;
+  auto resnet = load_model((dir / "resnet" / "model.pt").string());
+  std::map<std::string, torch::Tensor> imported;
+  for (auto& [name, t] : read_state_dict(weights)) imported[name] = t;
+  auto params = resnet.network->encoder->named_parameters();
+  EXPECT_TRUE(torch::equal(params["conv1.weight"], imported["conv1.weight"]));
+  EXPECT_TRUE(torch::equal(params["layer3.1.conv2.weight"], imported["layer3.1.conv2.weight"]));
+  EXPECT_FALSE(torch::equal(params["layer4.1.conv2.weight"], imported["layer4.1.conv2.weight"]));
+  auto bad = run("train --data folder:" + root.string() + " --image-size 32 --encoder resnet34 --init-weights " + weights +
+                 " --epochs 1 --out " + (dir / "bad").string());
+  EXPECT_EQ(bad.code, 1) << bad.out;
+  EXPECT_NE(bad.out.find("weights do not fit the encoder's trunk: missing layer1.2."), std::string::npos) << bad.out;
+  EXPECT_FALSE(fs::exists(dir / "bad" / "model.pt"));
 }
