@@ -359,9 +359,19 @@ DataSource open_image_files(const std::string& spec, const ImageReadOptions& opt
   const auto list = without_bad_files(listed, problems, options.on_bad_image, logger);
   check_classes(list, source);
   auto files = std::make_shared<const ImageFiles>(list.paths, options.view, options.cache_bytes, options.max_pixels);
+  // Training items interleave the classes (the first image of every class, then the second, ...),
+  // so that the last N, the validation split, hold every class rather than the last ones.
+  std::vector<int64_t> order(list.paths.size()), rank(list.paths.size()), seen(list.class_names.size(), 0);
+  for (size_t i = 0; i < order.size(); ++i) {
+    order[i] = static_cast<int64_t>(i);
+    rank[i] = seen[list.labels[i]]++;
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return list.test[a] ? false : list.test[b] ? true : rank[a] < rank[b];
+  });
   std::vector<int64_t> rows[2], labels[2];
-  for (size_t i = 0; i < list.paths.size(); ++i) {
-    rows[list.test[i]].push_back(static_cast<int64_t>(i));
+  for (const auto i : order) {
+    rows[list.test[i]].push_back(i);
     labels[list.test[i]].push_back(list.labels[i]);
   }
   return {ImageDataset(files, rows[0], labels[0], is_list ? source + " (train)" : (fs::path(source) / "train").string(), list.class_names),

@@ -182,7 +182,8 @@ DataSource open_data(const std::string& spec, Logger& logger = silent_logger(), 
 /// "folder:DIR" and "list:FILE" as image files of any size read through options.view (whose size
 /// must be > 0; a list: without one is refused): what open_data gives for them. The train and test
 /// splits share one ImageFiles, so one cache; classes are numbered over both (folders: by name,
-/// the union of train/ and test/). Throws siamese::Error naming the file or folder: a bad image
+/// the union of train/ and test/). The training items interleave the classes (every class's first
+/// image, then every class's second, ...), so that the last ones, which validate, hold them all. Throws siamese::Error naming the file or folder: a bad image
 /// (BadImagePolicy::Fail), a frame sub-folder, fewer than 2 classes, a training class with fewer
 /// than 2 images (after skipping), no test images.
 DataSource open_image_files(const std::string& spec, const ImageReadOptions& options, Logger& logger = silent_logger());
