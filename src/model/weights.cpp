@@ -107,14 +107,19 @@ NamedTensors read_state_dict(const std::string& path) {
   return out;
 }
 
-NamedTensors trunk_tensors(SiameseNetworkImpl& network) {
+NamedTensors encoder_parameters(SiameseNetworkImpl& network, bool head) {
   NamedTensors out;
-  auto add = [&](const std::string& name, const torch::Tensor& t) {
-    if (name.rfind("head.", 0) == 0) return;
-    out.emplace_back(name.rfind("trunk.", 0) == 0 ? name.substr(6) : name, t);
-  };
-  for (const auto& p : network.encoder->named_parameters()) add(p.key(), p.value());
-  for (const auto& b : network.encoder->named_buffers()) add(b.key(), b.value());
+  for (const auto& p : network.encoder->named_parameters()) {
+    if ((p.key().rfind("head.", 0) == 0) == head) out.emplace_back(p.key(), p.value());
+  }
+  return out;
+}
+
+NamedTensors trunk_tensors(SiameseNetworkImpl& network) {
+  auto out = encoder_parameters(network, false);
+  for (const auto& b : network.encoder->named_buffers()) {
+    if (b.key().rfind("head.", 0) != 0) out.emplace_back(b.key(), b.value());
+  }
   return out;
 }
 
@@ -157,15 +162,8 @@ bool init_from_model(SiameseNetworkImpl& network, SiameseNetworkImpl& from, cons
                 "has a " + to_string(from.options.encoder()) + " encoder, this network a " + to_string(network.options.encoder()));
   }
   load_trunk(network, trunk_tensors(from), source);
-  const auto head_of = [](SiameseNetworkImpl& n) {
-    NamedTensors head;
-    for (const auto& p : n.encoder->named_parameters()) {
-      if (p.key().rfind("head.", 0) == 0) head.emplace_back(p.key(), p.value());
-    }
-    return head;
-  };
-  auto mine = head_of(network);
-  const auto theirs = head_of(from);
+  auto mine = encoder_parameters(network, true);
+  const auto theirs = encoder_parameters(from, true);
   bool same = mine.size() == theirs.size();
   for (size_t i = 0; same && i < mine.size(); ++i) same = mine[i].first == theirs[i].first && mine[i].second.sizes() == theirs[i].second.sizes();
   if (!same) return false;

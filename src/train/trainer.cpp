@@ -350,24 +350,20 @@ void initialise_weights(SiameseNetworkImpl& net, const InitOptions& init, Logger
 /// leaves them as they are). Applied to new and resumed runs alike.
 void freeze_trunk(SiameseNetworkImpl& net, const InitOptions& init, Logger& logger) {
   if (init.freeze == 0 && init.freeze_until.empty()) return;
-  std::vector<torch::Tensor> params;
+  const auto trunk = encoder_parameters(net, false);
   std::vector<std::string> names;
-  for (const auto& p : net.encoder->named_parameters()) {
-    if (p.key().rfind("head.", 0) == 0) continue;
-    params.push_back(p.value());
-    names.push_back(p.key());
-  }
+  for (const auto& p : trunk) names.push_back(p.first);
   size_t count = static_cast<size_t>(std::max<int64_t>(0, init.freeze));
   if (!init.freeze_until.empty()) {
     const auto until = std::find_if(names.begin(), names.end(), [&](const std::string& n) { return n.rfind(init.freeze_until, 0) == 0; });
     if (until == names.end()) throw Error(ErrorCode::InvalidArgument, "--freeze-until " + init.freeze_until + ": no trunk parameter is named so");
     count = static_cast<size_t>(until - names.begin());
   }
-  if (count > params.size()) {
-    throw Error(ErrorCode::InvalidArgument, "--freeze " + std::to_string(count) + ": the trunk has " + std::to_string(params.size()) + " parameters");
+  if (count > trunk.size()) {
+    throw Error(ErrorCode::InvalidArgument, "--freeze " + std::to_string(count) + ": the trunk has " + std::to_string(trunk.size()) + " parameters");
   }
-  for (size_t i = 0; i < count; ++i) params[i].set_requires_grad(false);
-  logger.info("froze " + std::to_string(count) + " of the trunk's " + std::to_string(params.size()) + " parameters" +
+  for (size_t i = 0; i < count; ++i) trunk[i].second.set_requires_grad(false);
+  logger.info("froze " + std::to_string(count) + " of the trunk's " + std::to_string(trunk.size()) + " parameters" +
               (count > 0 ? " (" + names[0] + " .. " + names[count - 1] + ")" : ""));
 }
 

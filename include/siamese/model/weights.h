@@ -22,6 +22,10 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 /// torch.save (checked as load_archive checks), not a dict, or holding no tensor.
 NamedTensors read_state_dict(const std::string& path);
 
+/// The encoder's parameters (not its buffers), named as its named_parameters() names them: those of
+/// its trunk, or (`head` true) those of its embedding head ("head.").
+NamedTensors encoder_parameters(SiameseNetworkImpl& network, bool head);
+
 /// The trunk of the network's encoder: every parameter and buffer but those of its embedding
 /// head, named as in the trunk (the ResNet encoder's as torchvision names them, "conv1.weight",
 /// "layer1.0.bn1.running_mean"; other encoders by their module names, "features.0.weight").
