@@ -100,6 +100,22 @@ TEST(Verification, PerfectSeparationAndBadInput) {
   EXPECT_THROW(roc_auc({0.1, std::nan("")}, {1, 0}), Error);
 }
 
+TEST(Verification, PairDistancesOfWideRowsMatchEachPairComputedAlone) {
+  // 700,000 values a row: pair_distances gathers two pairs at a time (its ~2M-value chunks).
+  torch::manual_seed(5);
+  const auto e = torch::randn({4, 700000});
+  Pairs pairs;
+  pairs.a = {0, 1, 2, 3, 0};
+  pairs.b = {1, 2, 3, 0, 0};
+  pairs.same = {1, 0, 1, 0, 1};
+  const auto d = pair_distances(e, pairs, Distance::Euclidean);
+  ASSERT_EQ(d.size(), 5u);
+  for (size_t i = 0; i < d.size(); ++i) {
+    const double alone = (e[pairs.a[i]].to(torch::kFloat64) - e[pairs.b[i]].to(torch::kFloat64)).norm().item<double>();
+    EXPECT_NEAR(d[i], alone, 1e-3 + 1e-6 * alone) << "pair " << i;
+  }
+}
+
 TEST(Verification, EmbeddingsCollapsedToOnePointAreAllAtOneDistance) {
   const auto point = torch::tensor({0.3, -1.2, 2.0}, torch::kFloat32);
   const auto collapsed = point.repeat({6, 1});

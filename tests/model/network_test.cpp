@@ -182,6 +182,25 @@ TEST(Embedding, ThreadsShareOneNetworkAndNeverSwitchItsMode) {
   EXPECT_FALSE(net->is_training());
 }
 
+TEST(Embedding, LargeImagesGoThroughInPassesWithTheSameEmbeddings) {
+  // 1,100 x 1,100 px: over 2M values for two images, so embed_dataset forwards one at a time.
+  torch::manual_seed(3);
+  SiameseNetwork net(SiameseNetworkOptions()
+                         .encoder(EncoderKind::Convnet)
+                         .cnn(CnnEncoderOptions().in_channels(1).height(1100).width(1100).conv_channels({4}).hidden(0).embedding_dim(4))
+                         .input_mean({0.0})
+                         .input_std({1.0}));
+  net->eval();
+  ImageDataset data(torch::randint(0, 256, {3, 1, 1100, 1100}).to(torch::kUInt8), {0, 1, 2}, "large");
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = net->embed(data.gather({0, 1, 2}));
+  }
+  const auto got = embed_dataset(net, data);
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-5)) << (got - expected).abs().max().item<double>();
+}
+
 namespace {
 /// Keeps every line; count() reports at every call (interval 0).
 class EveryCount : public Logger {
