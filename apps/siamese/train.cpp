@@ -172,6 +172,10 @@ void add_train(CLI::App& app) {
                   "weight of the loss term whose positives are views of one image (needs --views 2+, --augment; "
                   "fmnist-unseen with augmentation and 2+ views: 10)")
       ->capture_default_str()->check(in_range(0, 1e6));
+  cmd->add_option("--label-weight", o.loss.label_weight,
+                  "weight of the loss whose positives share a class; 0 with --instance-weight: instance "
+                  "discrimination, no label in the loss")
+      ->capture_default_str()->check(in_range(0, 1e6));
   cmd->add_option("--batch-size", o.sampler.batch_size, "pairs or triplets per batch (pairs/triplets samplers)")
       ->capture_default_str()->check(in_range(1, 1e7));
   cmd->add_option("--epochs", o.optim.epochs, "passes over the training images")->capture_default_str()->check(in_range(1, 1e6));

@@ -124,6 +124,7 @@ const std::vector<Field>& fields() {
       plain("views", &T::sampler, &SamplerOptions::views, true),
       plain("class_rotations", &T::data, &DataOptions::class_rotations, true),
       plain("instance_weight", &T::loss, &LossOptions::instance_weight, true),
+      plain("label_weight", &T::loss, &LossOptions::label_weight, true),
       named("loss", &T::loss, &LossOptions::kind, parse_loss),
       named("miner", &T::loss, &LossOptions::miner, parse_miner, true),
       plain("margin", &T::loss, &LossOptions::margin),
@@ -239,6 +240,11 @@ void validate(const TrainOptions& o) {
     throw Error(ErrorCode::InvalidArgument, "offline-negatives must be >= 1");
   }
   if (o.loss.instance_weight < 0) throw Error(ErrorCode::InvalidArgument, "instance weight must be >= 0");
+  if (!(o.loss.label_weight >= 0)) throw Error(ErrorCode::InvalidArgument, "label weight must be >= 0");
+  if (o.loss.label_weight == 0 && !(o.loss.instance_weight > 0 && o.sampler.kind == SamplerKind::PK)) {
+    throw Error(ErrorCode::InvalidArgument,
+                "--label-weight 0 leaves only the instance term: it needs --sampler pk and --instance-weight > 0");
+  }
   if (o.loss.instance_weight > 0 && (o.sampler.views < 2 || !o.data.augment.any())) {
     throw Error(ErrorCode::InvalidArgument,
                 "the instance term needs --views 2 or more and --augment: its positives are views of one image");
@@ -258,11 +264,15 @@ StepLoss batch_loss_of(const TrainOptions& o, SiameseNetwork& net, const Batch& 
     auto loss_of = [&](const torch::Tensor& labels, uint64_t seed) {
       return mined_loss(o.loss.kind, o.loss.miner, e, labels, distance, o.loss.margin, seed, o.loss.temperature);
     };
-    auto r = loss_of(batch.labels, o.runtime.seed * 1000003 + step);
-    if (o.loss.instance_weight > 0) {
-      auto inst = loss_of(torch::tensor(batch.indices, torch::kInt64), o.runtime.seed * 1000003 + step + 7);
-      r.loss = r.loss + o.loss.instance_weight * inst.loss;
+    const auto instance_seed = o.runtime.seed * 1000003 + step + 7;
+    auto instances = [&] { return loss_of(torch::tensor(batch.indices, torch::kInt64), instance_seed); };
+    if (o.loss.label_weight == 0) {  // instance discrimination: no label reaches the loss
+      auto inst = instances();
+      return {o.loss.instance_weight * inst.loss, inst.active, inst.selected};
     }
+    auto r = loss_of(batch.labels, o.runtime.seed * 1000003 + step);
+    if (o.loss.label_weight != 1) r.loss = o.loss.label_weight * r.loss;
+    if (o.loss.instance_weight > 0) r.loss = r.loss + o.loss.instance_weight * instances().loss;
     return {r.loss, r.active, r.selected};
   }
   if (o.sampler.kind == SamplerKind::Pairs) {

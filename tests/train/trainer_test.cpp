@@ -100,6 +100,7 @@ TEST(Trainer, EveryOptionRoundTripsThroughJsonAndUnknownKeysAreRefused) {
       {"margin", [](TrainOptions& o) { o.loss.margin = 0.7; }},
       {"temperature", [](TrainOptions& o) { o.loss.temperature = 0.3; }},
       {"instance_weight", [](TrainOptions& o) { o.loss.instance_weight = 2; }},
+      {"label_weight", [](TrainOptions& o) { o.loss.label_weight = 0.5; }},
       {"offline_mining_every", [](TrainOptions& o) { o.loss.offline_mining_every = 2; }},
       {"offline_negatives", [](TrainOptions& o) { o.loss.offline_negatives = 4; }},
       {"optimizer", [](TrainOptions& o) { o.optim.optimizer = OptimizerKind::Sgd; }},
@@ -158,6 +159,7 @@ TEST(Trainer, EveryOptionRoundTripsThroughJsonAndUnknownKeysAreRefused) {
   EXPECT_DOUBLE_EQ(back.loss.margin, 0.7);
   EXPECT_DOUBLE_EQ(back.loss.temperature, 0.3);
   EXPECT_DOUBLE_EQ(back.loss.instance_weight, 2);
+  EXPECT_DOUBLE_EQ(back.loss.label_weight, 0.5);
   EXPECT_EQ(back.loss.offline_mining_every, 2);
   EXPECT_EQ(back.loss.offline_negatives, 4);
   EXPECT_EQ(back.optim.optimizer, OptimizerKind::Sgd);
@@ -324,6 +326,35 @@ TEST(Trainer, RejectsBadOptions) {
   o = quick(root / "c");
   o.data.spec = "idx:/nonexistent";
   EXPECT_THROW(train(o), Error);
+}
+
+TEST(Trainer, LabelWeightZeroLeavesOnlyTheInstanceTerm) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
+  auto root = temp_dir("instance");
+  auto options = [&root](const std::string& name, double instance_weight) {
+    auto o = quick(root / name);
+    o.optim.epochs = 2;
+    o.data.augment = parse_augment("rotate=10,translate=0.1,noise=0.05@0.5");
+    o.sampler.views = 2;
+    o.sampler.k = 4;
+    o.loss.miner = MinerKind::BatchHard;
+    o.loss.label_weight = 0;
+    o.loss.instance_weight = instance_weight;
+    return o;
+  };
+  // Adam takes the same steps for a loss scaled by a constant (up to its epsilon): twice the
+  // instance weight gives twice the loss at every epoch only if no label term is added to it.
+  const auto once = train(options("once", 1)), twice = train(options("twice", 2));
+  ASSERT_EQ(once.history.size(), 2u);
+  for (size_t e = 0; e < once.history.size(); ++e) {
+    EXPECT_NEAR(twice.history[e].loss, 2 * once.history[e].loss, 1e-3 * once.history[e].loss) << "epoch " << e;
+  }
+  auto with_labels = options("labels", 1);
+  with_labels.loss.label_weight = 1;
+  EXPECT_GT(std::abs(train(with_labels).history[0].loss - once.history[0].loss), 1e-3);
+  auto alone = options("alone", 0);  // no label term and no instance term: nothing to learn from
+  EXPECT_THROW(train(alone), Error);
+  EXPECT_FALSE(fs::exists(root / "alone" / "config.json"));
 }
 
 TEST(Trainer, UnseenProtocolAdaptsPToTheTrainingClassesAndReportsFewShot) {

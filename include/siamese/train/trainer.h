@@ -61,6 +61,10 @@ struct LossOptions {
   /// the features that tell images apart within a class, which classes never seen in training
   /// need. Default 0 (off).
   double instance_weight = 0;
+  /// Weight of the loss whose positives are the images of one class (the labels). 0, with an
+  /// instance term: instance discrimination, the loss never sees a label (the pk sampler still
+  /// draws class-balanced batches, and validation still scores with labels). Default 1.
+  double label_weight = 1;
   /// Offline hard-negative mining: every N epochs (0 = never) embed the training set and find
   /// each image's `offline_negatives` nearest images of other classes; later batches draw their
   /// negatives among them (Sampler::plan_epoch). Defaults 0 and 10.
