@@ -359,15 +359,16 @@ DataSource open_image_files(const std::string& spec, const ImageReadOptions& opt
   const auto list = without_bad_files(listed, problems, options.on_bad_image, logger);
   check_classes(list, source);
   auto files = std::make_shared<const ImageFiles>(list.paths, options.view, options.cache_bytes, options.max_pixels);
-  // Training items interleave the classes (the first image of every class, then the second, ...),
-  // so that the last N, the validation split, hold every class rather than the last ones.
+  // Both splits interleave the classes (the first image of every class, then the second, ...), so
+  // that the last N training items, the validation split, and the first N of each split under
+  // --subset hold every class rather than the last or the first ones.
   std::vector<int64_t> order(list.paths.size()), rank(list.paths.size()), seen(list.class_names.size(), 0);
   for (size_t i = 0; i < order.size(); ++i) {
     order[i] = static_cast<int64_t>(i);
     rank[i] = seen[list.labels[i]]++;
   }
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return list.test[a] ? false : list.test[b] ? true : rank[a] < rank[b];
+    return list.test[a] != list.test[b] ? !list.test[a] : rank[a] < rank[b];
   });
   std::vector<int64_t> rows[2], labels[2];
   for (const auto i : order) {

@@ -88,7 +88,7 @@ std::vector<double> pair_distances(const torch::Tensor& embeddings, const Pairs&
   const auto a = torch::tensor(pairs.a, torch::kInt64), b = torch::tensor(pairs.b, torch::kInt64);
   // The pairs' rows gathered a chunk at a time: wide rows (raw pixels of photographs, 37,632
   // values at 112 px) times 10,000 pairs would be gigabytes at once.
-  const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 21) / std::max<int64_t>(1, embeddings.size(1)));
+  const int64_t rows = std::max<int64_t>(1, kValuesPerPass / std::max<int64_t>(1, embeddings.size(1)));
   std::vector<double> out;
   out.reserve(pairs.a.size());
   for (int64_t start = 0; start < a.size(0); start += rows) {

@@ -382,10 +382,8 @@ torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_
   for (int64_t start = 0; start < data.size(); start += batch_size) {
     std::vector<int64_t> idx(std::min(batch_size, data.size() - start));
     std::iota(idx.begin(), idx.end(), start);
-    // A forward pass of at most ~2M input values (512 Fashion-MNIST images, 55 RGB images of
-    // 112 px): a ResNet's activations for 512 photographs would be gigabytes at once.
     auto x = data.gather(idx);
-    const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 21) / std::max<int64_t>(1, x[0].numel()));
+    const int64_t rows = std::max<int64_t>(1, kValuesPerPass / std::max<int64_t>(1, x[0].numel()));
     for (const auto& part : x.split(rows)) parts.push_back(network->embed(part));
     logger.count("embedding", start + static_cast<int64_t>(idx.size()), data.size());
   }

@@ -271,7 +271,7 @@ StepLoss batch_loss_of(const TrainOptions& o, SiameseNetwork& net, const Batch& 
       return {o.loss.instance_weight * inst.loss, inst.active, inst.selected};
     }
     auto r = loss_of(batch.labels, o.runtime.seed * 1000003 + step);
-    if (o.loss.label_weight != 1) r.loss = o.loss.label_weight * r.loss;
+    r.loss = o.loss.label_weight * r.loss;  // exact at the default 1: the same loss and gradients
     if (o.loss.instance_weight > 0) r.loss = r.loss + o.loss.instance_weight * instances().loss;
     return {r.loss, r.active, r.selected};
   }

@@ -244,7 +244,12 @@ TEST(ImageFolders, MixedSizesAndFormatsStreamThroughTheView) {
   EXPECT_FALSE(data.train.in_memory());
   EXPECT_EQ(data.train.class_names(), (std::vector<std::string>{"cat", "dog"}));
   EXPECT_EQ(data.train.labels(), (std::vector<int64_t>{0, 1, 0, 1, 0, 1, 0, 1}));  // interleaved: the last validate
-  EXPECT_EQ(data.test.labels(), (std::vector<int64_t>{0, 0, 0, 0, 1, 1, 1, 1}));
+  // The test split too, so that the first N under --subset hold every class.
+  EXPECT_EQ(data.test.labels(), (std::vector<int64_t>{0, 1, 0, 1, 0, 1, 0, 1}));
+  EXPECT_EQ(data.test.item_path(1), (dir / "test/dog/a.jpg").string());
+  SplitOptions quick;
+  quick.validation_size(2).subset(2);
+  EXPECT_EQ(make_splits(data, quick).test.labels(), (std::vector<int64_t>{0, 1}));
   const auto x = data.train.gather({0, 1, 2, 3, 7});
   EXPECT_EQ(x.sizes(), (std::vector<int64_t>{5, 3, 32, 32}));
   // Item 2 is train/cat/b.png: its view equals OpenCV's resize and centre crop of the file.

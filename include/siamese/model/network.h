@@ -217,8 +217,13 @@ class SiameseNetworkImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SiameseNetwork);
 
+/// The most input values (or row values) one pass holds at once, ~2 M (8 MB of float32): a
+/// forward pass of embed_dataset (512 Fashion-MNIST images, 55 RGB images of 112 px) and a chunk
+/// of eval's pair_distances. A ResNet's activations for 512 photographs would be gigabytes at once.
+inline constexpr int64_t kValuesPerPass = int64_t{1} << 21;
+
 /// Embeddings of every item of a data set, in order: [N, D] (no grad), in batches of
-/// batch_size. Thread safety: concurrent calls may share one network (see SiameseNetworkImpl).
+/// batch_size, each forwarded in passes of at most kValuesPerPass input values. Thread safety: concurrent calls may share one network (see SiameseNetworkImpl).
 /// Requires the network in eval mode (throws Error(InvalidArgument) otherwise) and never changes it.
 /// The items embedded are counted to `logger` (Logger::count).
 torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_t batch_size = 512,
