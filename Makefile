@@ -15,7 +15,7 @@ SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_af
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tests/fuzz/ubsan.supp \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp
 
-.PHONY: all deps build demo test test-asan fuzz bench clean
+.PHONY: all deps build demo test test-asan fuzz bench compare clean
 
 all: build
 
@@ -49,6 +49,10 @@ fuzz: deps $(ASAN_BUILD)/CMakeCache.txt
 
 bench: build
 	$(BUILD)/siamese_bench --benchmark_repetitions=7 --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
+
+# siamese against PyTorch in Python, alternating runs; writes docs/performance.md (~10 minutes).
+compare: build
+	bench/compare --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
