@@ -15,7 +15,7 @@ SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_af
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tests/fuzz/ubsan.supp \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp
 
-.PHONY: all deps build demo test test-asan fuzz bench compare clean
+.PHONY: all deps build demo test test-asan fuzz bench compare distributed clean
 
 all: build
 
@@ -53,6 +53,10 @@ bench: build
 # siamese against PyTorch in Python, alternating runs; writes docs/performance.md (~10 minutes).
 compare: build
 	bench/compare --build $(BUILD)
+
+# Training in 1, 2 and 4 processes, the loopback all-reduce; writes docs/performance.md (~5 minutes).
+distributed: build
+	bench/distributed --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,11 +1,13 @@
 #pragma once
-// Helpers shared by the sequence tests (tests/data/sequence_test.cpp, tests/model/rnn_encoder_test.cpp).
+// Helpers shared by the sequence tests (tests/data/sequence_test.cpp, tests/model/rnn_encoder_test.cpp,
+// tests/cli/sequence_cli_test.cpp, tests/train/distributed_test.cpp).
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -38,6 +40,29 @@ inline std::vector<torch::Tensor> random_items(const std::vector<int64_t>& lengt
     items.push_back(vocab > 0 ? torch::randint(1, vocab, {t, 1}).to(torch::kFloat32) : torch::randn({t, features}));
   }
   return items;
+}
+
+/// Text lines "noisy copy of a class template<TAB>class": each class a random string of 20-40
+/// letters, each item that string with 15% of its letters replaced. Test classes are new templates.
+inline void write_text_set(const std::filesystem::path& dir, int train_classes, int test_classes, int per_class) {
+  std::mt19937 rng(4);
+  std::uniform_int_distribution<int> letter('a', 'p'), length(20, 40);
+  std::uniform_real_distribution<double> u(0, 1);
+  auto write = [&](const std::string& name, int classes, const std::string& prefix) {
+    std::ofstream out(dir / name);
+    for (int c = 0; c < classes; ++c) {
+      std::string base(length(rng), ' ');
+      for (auto& ch : base) ch = static_cast<char>(letter(rng));
+      for (int i = 0; i < per_class; ++i) {
+        std::string item = base;
+        for (auto& ch : item) ch = u(rng) < 0.15 ? static_cast<char>(letter(rng)) : ch;
+        out << item << '\t' << prefix << c << '\n';
+      }
+    }
+  };
+  std::filesystem::create_directories(dir);
+  write("train.tsv", train_classes, "k");
+  write("test.tsv", test_classes, "t");
 }
 
 }  // namespace siamese::testing

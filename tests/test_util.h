@@ -123,6 +123,27 @@ inline pid_t spawn_test_child(const std::string& filter, const std::string& vari
   return rc == 0 ? child : -1;
 }
 
+/// Starts the siamese tool (SIAMESE_CLI) with these arguments and `env` ("NAME=value" each) added
+/// to this process's environment, its output into `log`; returns its pid, or -1.
+inline pid_t start_cli(const std::vector<std::string>& args, const std::string& log, const std::vector<std::string>& env = {}) {
+  std::vector<std::string> words{SIAMESE_CLI}, env_strings(env);
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv, envp;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);  // the first of a name counts
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, words[0].c_str(), &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
 /// Waits for a child process: its exit code, or 128 + the signal that killed it.
 inline int wait_for(pid_t child) {
   int status = 0;

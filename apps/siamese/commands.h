@@ -18,6 +18,11 @@ void add_oneshot(CLI::App& app);
 void add_report(CLI::App& app);
 void add_serve(CLI::App& app);
 
+/// This command line run again in `processes` local processes that train together (ranks 0 ..
+/// processes-1, torchrun's environment, a free port of 127.0.0.1), their output forwarded. When
+/// one fails the others are stopped. Returns the first failure's exit status, 0 when all succeed.
+int launch_local(int processes);
+
 /// The check of a numeric flag: its value (each value, for a list) must be a number in [lo, hi]
 /// (above lo when lo_open). Anything else, "-5", "1e30", "abc", is a usage error naming the flag
 /// (exit 2), before the value is converted, so that nothing wraps or is clamped.

@@ -1,5 +1,7 @@
 // siamese train: flags (or a config file) -> TrainOptions -> train() -> metrics on stdout.
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -9,6 +11,7 @@
 #include "siamese/core/atomic_file.h"
 #include "siamese/core/error.h"
 #include "siamese/report/run_report.h"
+#include "siamese/train/distributed.h"
 #include "siamese/train/trainer.h"
 
 namespace siamese::cli {
@@ -40,7 +43,10 @@ void check_resume_alone(const CLI::App& cmd) {
   std::string given;
   for (const auto* option : cmd.get_options()) {
     const auto name = option->get_name();
-    if (option->count() == 0 || name == "--resume" || name == "--quiet" || name == "--json" || name == "--no-report") continue;
+    if (option->count() == 0 || name == "--resume" || name == "--quiet" || name == "--json" || name == "--no-report" ||
+        name == "--nproc" || name == "--dist-timeout") {
+      continue;
+    }
     given += (given.empty() ? "" : ", ") + name;
   }
   if (!given.empty()) {
@@ -69,6 +75,7 @@ void add_train(CLI::App& app) {
     int64_t hidden = o.network.cnn().hidden(), dim = o.network.cnn().embedding_dim(),
             validation = o.data.split.validation_size(), subset = o.data.split.subset();
     bool normalize = o.network.cnn().normalize(), quiet = false, json = false, no_report = false;
+    int nproc = 1, dist_timeout = 300;
     RnnEncoderOptions rnn = o.network.rnn();
   };
   auto f = std::make_shared<Flags>();
@@ -203,17 +210,29 @@ void add_train(CLI::App& app) {
   cmd->add_option("--workers", o.runtime.workers, "data loader threads")->capture_default_str()->check(in_range(1, 1024));
   cmd->add_option("--out", o.runtime.out, "run folder (must not hold a run already)")->capture_default_str();
   cmd->add_option("--resume", f->resume, "continue the interrupted run in DIR (its own flags are used)");
+  cmd->add_option("--nproc", f->nproc,
+                  "train in N local processes that share each batch (torch.distributed, Gloo); without it, a process "
+                  "started by torchrun (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) joins its group")
+      ->capture_default_str()->check(in_range(1, 1024))->group("Processes");
+  cmd->add_option("--dist-timeout", f->dist_timeout,
+                  "seconds a process waits for the others (joining, each exchange) before it stops with an error")
+      ->capture_default_str()->check(in_range(1, 86400))->group("Processes");
   cmd->add_flag("--quiet", f->quiet, "no progress output");
   cmd->add_flag("--json", f->json, "print the test metrics as one JSON object instead of the summary table");
   cmd->add_flag("--no-report", f->no_report, "do not write OUT/report.html");
 
   cmd->callback([f, cmd]() {
     auto& o = f->o;
-    Console console(f->quiet);
+    if (!f->resume.empty()) check_resume_alone(*cmd);
+    auto group_options = group_options_from_environment();
+    if (f->nproc > 1 && group_options.size == 1) std::exit(launch_local(f->nproc));
+    group_options.timeout = std::chrono::seconds(f->dist_timeout);
+    if (group_options.size > 1) o.runtime.group = std::make_shared<ProcessGroup>(group_options);
+    const bool lead = group_options.rank == 0;  // the other ranks print nothing but errors
+    Console console(f->quiet || !lead);
     TrainResult result;
     if (!f->resume.empty()) {
-      check_resume_alone(*cmd);
-      result = resume(f->resume, console, &console);
+      result = resume(f->resume, console, &console, o.runtime.group);
     } else {
       o.data.split.protocol(parse_protocol(f->protocol)).unseen_classes(f->unseen).validation_size(cmd->count("--validation-size") > 0 ? f->validation : 0)
           .subset(f->subset).imbalance(parse_imbalance(f->imbalance));
@@ -255,6 +274,7 @@ void add_train(CLI::App& app) {
       }
       result = train(o, console, &console);
     }
+    if (!lead) return;
     const std::string out = f->resume.empty() ? o.runtime.out : f->resume;
     std::fprintf(stderr, "trained %.0f s at %.0f images/s; model, history.csv and metrics.json in %s\n",
                  result.train_seconds, result.images_per_second, out.c_str());

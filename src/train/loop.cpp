@@ -11,6 +11,7 @@
 #include "siamese/core/atomic_file.h"
 #include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
+#include "siamese/train/distributed.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -137,6 +138,12 @@ class Loop {
  private:
   void load_checkpoint();
   void save_checkpoint(int64_t epochs_done);
+  void join_group();
+  /// Rank 0 after an epoch: logs it, keeps the model if best, checkpoints; false: the observer stops.
+  bool epoch_end(const EpochRecord& record, double best, int64_t epoch);
+  bool lead() const { return !o_.group || o_.group->rank() == 0; }
+  /// Rank 0's answer to whether to go on (always true without a group: `lead_says` decides).
+  bool agree(bool lead_says);
   EpochRecord train_epoch(int64_t epoch, double lr_scale);
 
   TrainingTask& task_;
@@ -146,6 +153,7 @@ class Loop {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::string checkpoint_;
   int64_t first_epoch_ = 0, step_ = 0;
+  double epoch_communication_ = 0;  ///< seconds of the last epoch's steps in the group's collectives
   std::vector<EpochRecord> history_;
 };
 
@@ -196,6 +204,7 @@ EpochRecord Loop::train_epoch(int64_t epoch, double lr_scale) {
   torch::manual_seed(o_.seed + 1000003 * (epoch + 1));
   const int64_t steps = task_.begin_epoch(epoch, record);
   task_.module().train();
+  const double communication = o_.group ? o_.group->communication_seconds() : 0;
   const auto start = Clock::now();
   double loss_sum = 0, wait = 0, lr = o_.optim.lr;
   int64_t images = 0, active = 0, selected = 0, done = 0;
@@ -218,16 +227,24 @@ EpochRecord Loop::train_epoch(int64_t epoch, double lr_scale) {
     }
     optimizer_->zero_grad();
     step.loss.backward();
+    if (o_.group) all_reduce_gradients(*o_.group, task_.module());
     optimizer_->step();
     ++step_;
     ++done;
     loss_sum += value;
     images += batch->inputs.size(0);
-    if (observer_) {
+    if (observer_ && lead()) {
       const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
       const double eta = (steps - done + (o_.optim.epochs - epoch - 1) * steps) * elapsed / static_cast<double>(done);
       observer_->on_step({epoch + 1, o_.optim.epochs, done, steps, loss_sum / done, images / std::max(1e-9, elapsed), eta});
     }
+  }
+  if (o_.group) {  // every rank's images; rank 0's batch-norm statistics, as validation and model.pt use
+    std::vector<torch::Tensor> count{torch::tensor({static_cast<double>(images)}, torch::kFloat64)};
+    o_.group->all_reduce_sum(count);
+    images = static_cast<int64_t>(count[0].item<double>());
+    broadcast_module(*o_.group, task_.module());
+    epoch_communication_ = o_.group->communication_seconds() - communication;
   }
   record.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   record.loss = loss_sum / std::max<int64_t>(1, steps);
@@ -238,8 +255,46 @@ EpochRecord Loop::train_epoch(int64_t epoch, double lr_scale) {
   return record;
 }
 
+bool Loop::epoch_end(const EpochRecord& record, double best, int64_t epoch) {
+  logger_.progress(summary(record, o_.optim.epochs));
+  if (auto note = task_.epoch_note(); !note.empty()) logger_.progress(note);
+  if (o_.group) {
+    int64_t values = 0;
+    for (const auto& p : task_.module().parameters()) values += p.requires_grad() ? p.numel() : 0;
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "  %d processes: %.2f s of the epoch's %.1f s in collectives (%.1f%%); %.2f MB of gradients a step",
+                  o_.group->size(), epoch_communication_, record.seconds,
+                  100 * epoch_communication_ / std::max(1e-9, record.seconds), 4e-6 * static_cast<double>(values));
+    logger_.progress(line);
+  }
+  if (select_metric(record, o_.optim.select_by) > best) task_.keep_best(record);
+  save_checkpoint(epoch + 1);
+  return !observer_ || observer_->on_epoch_end(record);
+}
+
+void Loop::join_group() {
+  std::vector<torch::Tensor> where{torch::tensor({first_epoch_, step_}, torch::kInt64)};
+  o_.group->broadcast(where);
+  if (where[0][0].item<int64_t>() != first_epoch_ || where[0][1].item<int64_t>() != step_) {
+    throw Error(ErrorCode::InvalidArgument, checkpoint_,
+                "rank " + std::to_string(o_.group->rank()) + " resumes after epoch " + std::to_string(first_epoch_) +
+                    " but rank 0 after epoch " + std::to_string(where[0][0].item<int64_t>()) +
+                    ": every rank needs the same run folder (a shared file system)");
+  }
+  broadcast_module(*o_.group, task_.module());
+}
+
+bool Loop::agree(bool lead_says) {
+  if (!o_.group) return lead_says;
+  std::vector<torch::Tensor> flag{torch::tensor({lead_says ? int64_t{1} : int64_t{0}}, torch::kInt64)};
+  o_.group->broadcast(flag);
+  return flag[0].item<int64_t>() != 0;
+}
+
 LoopResult Loop::run(bool resume) {
   if (resume && fs::exists(checkpoint_)) load_checkpoint();
+  if (o_.group) join_group();
   LoopResult result;
   result.finished = true;
   double images = 0;
@@ -262,11 +317,8 @@ LoopResult Loop::run(bool resume) {
     images += record.images_per_second * record.seconds;
     task_.validate(record);
     history_.push_back(record);
-    logger_.progress(summary(record, o_.optim.epochs));
-    if (auto note = task_.epoch_note(); !note.empty()) logger_.progress(note);
-    if (select_metric(record, o_.optim.select_by) > stand.best) task_.keep_best(record);
-    save_checkpoint(epoch + 1);
-    if (observer_ && !observer_->on_epoch_end(record)) {
+    const bool goes_on = lead() ? epoch_end(record, stand.best, epoch) : true;
+    if (!agree(goes_on)) {
       result.finished = false;
       break;
     }

@@ -18,6 +18,7 @@
 #include "siamese/core/system.h"
 #include "siamese/core/atomic_file.h"
 #include "siamese/core/error.h"
+#include "siamese/train/distributed.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -194,6 +195,7 @@ LoopOptions loop_options(const TrainOptions& o) {
   l.optim = o.optim;
   l.seed = o.runtime.seed;
   l.out = o.runtime.out;
+  l.group = o.runtime.group;
   return l;
 }
 
@@ -255,22 +257,22 @@ void validate(const TrainOptions& o) {
   }
 }
 
-/// Loss of one planned batch, according to the sampler's layout (active counts for pk only).
-StepLoss batch_loss_of(const TrainOptions& o, SiameseNetwork& net, const Batch& batch, const BatchPlan& plan,
-                       int64_t step) {
+/// Loss of one planned batch from its embeddings `e` (in the plan's order), its labels and item
+/// indices, according to the sampler's layout (active counts for pk only).
+StepLoss batch_loss_of(const TrainOptions& o, const torch::Tensor& e, const torch::Tensor& labels,
+                       const std::vector<int64_t>& indices, const BatchPlan& plan, int64_t step) {
   const auto distance = o.network.distance();
-  auto e = net->embed(batch.inputs);
   if (o.sampler.kind == SamplerKind::PK) {
-    auto loss_of = [&](const torch::Tensor& labels, uint64_t seed) {
-      return mined_loss(o.loss.kind, o.loss.miner, e, labels, distance, o.loss.margin, seed, o.loss.temperature);
+    auto loss_of = [&](const torch::Tensor& classes, uint64_t seed) {
+      return mined_loss(o.loss.kind, o.loss.miner, e, classes, distance, o.loss.margin, seed, o.loss.temperature);
     };
     const auto instance_seed = o.runtime.seed * 1000003 + step + 7;
-    auto instances = [&] { return loss_of(torch::tensor(batch.indices, torch::kInt64), instance_seed); };
+    auto instances = [&] { return loss_of(torch::tensor(indices, torch::kInt64), instance_seed); };
     if (o.loss.label_weight == 0) {  // instance discrimination: no label reaches the loss
       auto inst = instances();
       return {o.loss.instance_weight * inst.loss, inst.active, inst.selected};
     }
-    auto r = loss_of(batch.labels, o.runtime.seed * 1000003 + step);
+    auto r = loss_of(labels, o.runtime.seed * 1000003 + step);
     r.loss = o.loss.label_weight * r.loss;  // exact at the default 1: the same loss and gradients
     if (o.loss.instance_weight > 0) r.loss = r.loss + o.loss.instance_weight * instances().loss;
     return {r.loss, r.active, r.selected};
@@ -429,13 +431,36 @@ std::string percent(double share) {
   return buf;
 }
 
+/// Items [begin, end) of a data set, as a data set of their own: one rank's share to embed.
+class Share : public Dataset {
+ public:
+  Share(const Dataset& data, int64_t begin, int64_t end)
+      : data_(data), begin_(begin), labels_(data.labels().begin() + begin, data.labels().begin() + end) {}
+  int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
+  const std::vector<int64_t>& labels() const override { return labels_; }
+  torch::Tensor gather(const std::vector<int64_t>& indices) const override {
+    auto shifted = indices;
+    for (auto& i : shifted) i += begin_;
+    return data_.gather(shifted);
+  }
+  std::string source() const override { return data_.source(); }
+
+ private:
+  const Dataset& data_;
+  int64_t begin_;
+  std::vector<int64_t> labels_;
+};
+
+/// Rank `rank`'s share of n items among `size`: [n·rank/size, n·(rank+1)/size).
+std::pair<int64_t, int64_t> share_of(int64_t n, int rank, int size) { return {n * rank / size, n * (rank + 1) / size}; }
+
 /// Training an embedding on labelled items: sampler plans, loader batches, (mined) pair/triplet
 /// losses, validation by retrieval and verification metrics, model.pt for the best epoch.
 class EmbeddingTask : public TrainingTask {
  public:
   EmbeddingTask(const TrainOptions& o, SiameseNetwork net, const TrainingData& data, Logger& logger)
       : o_(o), net_(std::move(net)), train_(*data.train), validation_(*data.validation),
-        sampler_(train_.labels(), o.sampler), logger_(logger) {}
+        sampler_(train_.labels(), o.sampler), logger_(logger), group_(o.runtime.group.get()) {}
 
   torch::nn::Module& module() override { return *net_; }
 
@@ -449,8 +474,12 @@ class EmbeddingTask : public TrainingTask {
     sampled_ = "  sampled: " + std::to_string(balance.classes_drawn) + " of " + std::to_string(balance.classes) +
                " classes, " + percent(balance.min_class_share) + "-" + percent(balance.max_class_share) +
                " of the images each; " + percent(balance.positive_share) + " of pairs positive";
-    std::vector<std::vector<int64_t>> indices;
-    for (const auto& b : plan_) indices.push_back(b.indices);
+    std::vector<std::vector<int64_t>> indices;  // with a group, this rank's share of each batch
+    for (const auto& b : plan_) {
+      const auto [begin, end] = group_ ? share_of(static_cast<int64_t>(b.indices.size()), group_->rank(), group_->size())
+                                       : std::make_pair<int64_t, int64_t>(0, static_cast<int64_t>(b.indices.size()));
+      indices.emplace_back(b.indices.begin() + begin, b.indices.begin() + end);
+    }
     Loader::Transform transform;
     if (o_.data.augment.any()) {
       transform = [this, epoch](const torch::Tensor& inputs, int64_t number) {
@@ -465,14 +494,19 @@ class EmbeddingTask : public TrainingTask {
   std::optional<Batch> next_batch() override { return loader_->next(); }
 
   StepLoss loss(const Batch& batch, int64_t step) override {
-    return batch_loss_of(o_, net_, batch, plan_[batch.number], step);
+    auto e = net_->embed(batch.inputs);
+    if (!group_) return batch_loss_of(o_, e, batch.labels, batch.indices, plan_[batch.number], step);
+    const auto& plan = plan_[batch.number];  // the whole batch, every rank's share in rank order
+    std::vector<int64_t> labels;
+    for (auto i : plan.indices) labels.push_back(train_.labels()[i]);
+    return batch_loss_of(o_, group_->all_gather_rows(e), torch::tensor(labels, torch::kInt64), plan.indices, plan, step);
   }
 
   /// Retrieval on the validation split, ROC AUC on its balanced pairs.
   void validate(EpochRecord& record) override {
     loader_.reset();
     net_->eval();
-    auto e = embed_dataset(net_, validation_);
+    auto e = embed_shared(validation_);
     auto retrieval = retrieval_metrics(e, validation_.labels(), o_.network.distance());
     pairs_ = balanced_pairs(validation_.labels(), 10000, 1);
     distances_ = pair_distances(e, pairs_, o_.network.distance());
@@ -513,10 +547,17 @@ class EmbeddingTask : public TrainingTask {
   }
 
  private:
+  /// Every item's embedding; with a group, each rank embeds its share and they are gathered.
+  torch::Tensor embed_shared(const Dataset& data) {
+    if (!group_ || data.size() < group_->size()) return embed_dataset(net_, data);
+    const auto [begin, end] = share_of(data.size(), group_->rank(), group_->size());
+    return group_->all_gather_rows(embed_dataset(net_, Share(data, begin, end)));
+  }
+
   void mine(int64_t) {
     const auto start = Clock::now();
     net_->eval();
-    hard_ = mine_hard_negatives(embed_dataset(net_, train_), train_.labels(), o_.network.distance(),
+    hard_ = mine_hard_negatives(embed_shared(train_), train_.labels(), o_.network.distance(),
                                 o_.loss.offline_negatives);
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.1f", std::chrono::duration<double>(Clock::now() - start).count());
@@ -536,6 +577,7 @@ class EmbeddingTask : public TrainingTask {
   std::string sampled_;
   Pairs pairs_;
   std::vector<double> distances_;
+  ProcessGroup* group_;  ///< none: one process alone
 };
 
 /// A fresh run refuses a folder that already holds one (nothing there is touched).
@@ -577,7 +619,11 @@ EvalReport finish(const TrainOptions& o, TrainResult& result, const Dataset& tes
 
 TrainResult run(TrainOptions o, bool resuming, const TrainingData* given, Logger& logger, TrainObserver* observer) {
   validate(o);
-  set_compute_threads(o.runtime.threads);
+  const bool lead = !o.runtime.group || o.runtime.group->rank() == 0;
+  const int local = o.runtime.group ? o.runtime.group->options().local_size : 1;
+  set_compute_threads(o.runtime.threads > 0 || local == 1
+                          ? o.runtime.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local));
   auto data = given ? *given : open_training_data(o, logger);
   if (!data.train || !data.validation || !data.test) {
     throw Error(ErrorCode::InvalidArgument, "train: the given data needs train, validation and test sets");
@@ -599,7 +645,7 @@ TrainResult run(TrainOptions o, bool resuming, const TrainingData* given, Logger
   if (!resuming) initialise_weights(*net, o.init, logger);  // a resumed run's weights are its checkpoint's
   freeze_trunk(*net, o.init, logger);
   EmbeddingTask task(o, net, data, logger);
-  if (!resuming) start_run_folder(o);
+  if (!resuming && lead) start_run_folder(o);
   logger.info("training on " + std::to_string(data.train->size()) + " items (" + data.train->source() +
               "), validating on " + std::to_string(data.validation->size()) + ", " + std::to_string(o.optim.epochs) +
               " epochs");
@@ -611,6 +657,7 @@ TrainResult run(TrainOptions o, bool resuming, const TrainingData* given, Logger
   result.images_per_second = loop.images_per_second;
   result.finished = loop.finished;
   result.stopped_early = loop.stopped_early;
+  if (!lead) return result;  // rank 0 keeps the model and scores it
   result.model = load_model((fs::path(o.runtime.out) / "model.pt").string());
   if (result.finished) result.test = finish(o, result, *data.test, logger);
   return result;
@@ -626,7 +673,7 @@ TrainResult train(const TrainOptions& options, const TrainingData& data, Logger&
   return run(options, false, &data, logger, observer);
 }
 
-TrainResult resume(const std::string& dir, Logger& logger, TrainObserver* observer) {
+TrainResult resume(const std::string& dir, Logger& logger, TrainObserver* observer, std::shared_ptr<ProcessGroup> group) {
   const auto config = fs::path(dir) / "config.json";
   if (!fs::exists(config)) throw Error(ErrorCode::NotFound, config.string(), "no such file; is " + dir + " a training run folder?");
   const std::string text = read_file(config.string());
@@ -638,6 +685,7 @@ TrainResult resume(const std::string& dir, Logger& logger, TrainObserver* observ
     throw Error(e.code() == ErrorCode::InvalidArgument ? ErrorCode::Corruption : e.code(), config.string(), e.what());
   }
   options.runtime.out = dir;
+  options.runtime.group = std::move(group);
   return run(options, true, nullptr, logger, observer);
 }
 

@@ -15,27 +15,6 @@ using namespace siamese;
 using namespace siamese::testing;
 namespace fs = std::filesystem;
 
-namespace {
-
-/// Starts the siamese tool with these arguments, its output into `log`; returns its pid.
-pid_t start_cli(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> words{SIAMESE_CLI};
-  words.insert(words.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& w : words) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, words[0].c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
-}
-
-}  // namespace
-
 TEST(IndexCli, ConcurrentAddsAndRemovesLoseNoItem) {
   const auto dir = temp_dir("index_concurrent");
   const auto model = (dir / "model.pt").string(), idx = (dir / "gallery.db").string();

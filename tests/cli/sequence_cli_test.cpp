@@ -12,6 +12,7 @@
 #include "siamese/eval/metrics.h"
 #include "siamese/model/model_file.h"
 #include "siamese/data/sequence.h"
+#include "sequence_test_util.h"
 #include "test_util.h"
 
 using namespace siamese;
@@ -19,29 +20,6 @@ using namespace siamese::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-/// Text lines "noisy copy of a class template<TAB>class": each class a random string of 20-40
-/// letters, each item that string with 15% of its letters replaced. Test classes are new templates.
-void write_text_set(const fs::path& dir, int train_classes, int test_classes, int per_class) {
-  std::mt19937 rng(4);
-  std::uniform_int_distribution<int> letter('a', 'p'), length(20, 40);
-  std::uniform_real_distribution<double> u(0, 1);
-  auto write = [&](const std::string& name, int classes, const std::string& prefix) {
-    std::ofstream out(dir / name);
-    for (int c = 0; c < classes; ++c) {
-      std::string base(length(rng), ' ');
-      for (auto& ch : base) ch = static_cast<char>(letter(rng));
-      for (int i = 0; i < per_class; ++i) {
-        std::string item = base;
-        for (auto& ch : item) ch = u(rng) < 0.15 ? static_cast<char>(letter(rng)) : ch;
-        out << item << '\t' << prefix << c << '\n';
-      }
-    }
-  };
-  fs::create_directories(dir);
-  write("train.tsv", train_classes, "k");
-  write("test.tsv", test_classes, "t");
-}
 
 /// The epoch, loss, LR and validation columns of a history.csv (not its timings).
 std::string losses_and_metrics(const std::string& csv) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,8 @@
 #include "siamese/data/data.h"
 
 namespace siamese {
+
+class ProcessGroup;  // distributed.h
 
 enum class Schedule { None, Step, Cosine, Plateau };
 Schedule parse_schedule(const std::string& name);  ///< "none" | "step" | "cosine" | "plateau"
@@ -69,6 +72,13 @@ struct LoopOptions {
   OptimOptions optim;
   uint64_t seed = 0;  ///< epoch e seeds torch with seed + 1000003·(e + 1)
   std::string out;    ///< run folder: checkpoint.pt and history.csv
+  /// Processes that train together (distributed.h), or none: one process alone. With a group,
+  /// the loop broadcasts rank 0's weights at the start and after every epoch (batch-norm
+  /// statistics are each rank's own within an epoch, as in PyTorch's DDP), sums the gradients
+  /// over the ranks between backward and step (the task's loss must make each rank's gradient
+  /// its share of the combined batch's), and only rank 0 logs, writes files, keeps the best
+  /// model and tells the observer; an observer's stop on rank 0 stops every rank.
+  std::shared_ptr<ProcessGroup> group;
 };
 
 /// The learning rate at a global step (warm-up, then the schedule over epochs · steps_per_epoch).

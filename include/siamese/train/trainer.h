@@ -78,6 +78,14 @@ struct RuntimeOptions {
   int threads = 0;                 ///< intra-op threads; 0 = all cores
   int workers = 1;                 ///< loader threads; default 1
   std::string out = "runs/latest"; ///< run folder (must not hold a run already)
+  /// Processes that train together (distributed.h; not in config.json), or none. Every rank draws
+  /// the epoch's seeded plan and takes its share of each batch; the embeddings of the whole batch
+  /// are all-gathered so that the miner and the loss see every rank's items, gradients flow
+  /// through the local ones, and summed over the ranks they are those of one process with the
+  /// combined batch (batch-norm statistics aside: each rank normalises its share). Validation
+  /// embeds a share per rank and gathers them; only rank 0 writes files and scores the test
+  /// split. With threads 0, the cores are shared among the group's processes on this machine.
+  std::shared_ptr<ProcessGroup> group;
 };
 
 /// Everything a training run takes, in groups. config.json holds it as one flat object, one key
@@ -128,9 +136,9 @@ std::string to_json(const TrainOptions& options);
 TrainOptions train_options_from_json(const std::string& json);
 
 struct TrainResult {
-  SavedModel model;                 ///< best model by the select_by metric, threshold calibrated
+  SavedModel model;                 ///< best model by the select_by metric, threshold calibrated (rank 0 only)
   std::vector<EpochRecord> history;
-  EvalReport test;                  ///< the protocol's metrics on the test split
+  EvalReport test;                  ///< the protocol's metrics on the test split (rank 0 only)
   double images_per_second = 0;     ///< training throughput (forward + backward + step)
   double train_seconds = 0;
   bool finished = false;            ///< false when on_epoch_end stopped the run early
@@ -158,7 +166,9 @@ TrainResult train(const TrainOptions& options, const TrainingData& data, Logger&
 
 /// Continues the run in `dir` from its last complete checkpoint, with the options it started with.
 /// With the same seed the result equals that of an uninterrupted run.
-TrainResult resume(const std::string& dir, Logger& logger = silent_logger(), TrainObserver* observer = nullptr);
+/// With a group, every rank resumes from the same folder (on a shared file system across machines).
+TrainResult resume(const std::string& dir, Logger& logger = silent_logger(), TrainObserver* observer = nullptr,
+                   std::shared_ptr<ProcessGroup> group = nullptr);
 
 /// The loop's part of the options (optim, seed, out).
 LoopOptions loop_options(const TrainOptions& options);
