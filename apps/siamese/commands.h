@@ -22,6 +22,8 @@ void add_serve(CLI::App& app);
 /// processes-1, torchrun's environment, a free port of 127.0.0.1), their output forwarded. When
 /// one fails the others are stopped. Returns the first failure's exit status, 0 when all succeed.
 int launch_local(int processes);
+/// In a process launch_local started: it stops (SIGTERM) when the launcher dies.
+void stop_with_launcher();
 
 /// The check of a numeric flag: its value (each value, for a list) must be a number in [lo, hi]
 /// (above lo when lo_open). Anything else, "-5", "1e30", "abc", is a usage error naming the flag

@@ -1,11 +1,15 @@
 // siamese train --nproc N: the same command again in N local processes that train together, with
 // torchrun's environment; their output goes where the launcher's goes.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -62,41 +66,93 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
 
 }  // namespace
 
+namespace {
+
+std::vector<pid_t> g_children;  // the ranks still running, for the signal handler
+volatile sig_atomic_t g_signal = 0;
+
+void forward_signal(int sig) {
+  g_signal = sig;
+  for (pid_t child : g_children) {
+    if (child > 0) ::kill(child, sig);
+  }
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// Waits for a child to end: its pid; -2 when `deadline` (now_seconds) passes first; -1 when no
+/// child is left.
+pid_t wait_child(int& status, double deadline) {
+  while (true) {
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid != 0) return pid < 0 ? -1 : pid;
+    if (now_seconds() > deadline) return -2;
+    ::usleep(20000);
+  }
+}
+
+}  // namespace
+
+void stop_with_launcher() {
+  const char* launcher = std::getenv("SIAMESE_LAUNCHER_PID");
+  if (!launcher) return;
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the launcher killed outright takes its ranks along
+  if (std::to_string(::getppid()) != launcher) std::exit(1);  // it died before prctl
+}
+
 int launch_local(int processes) {
   const int port = free_local_port();
   auto args = own_arguments();
   auto argv = pointers(args);
-  std::vector<pid_t> pids(processes, -1);
+  g_children.assign(processes, -1);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, forward_signal);
   std::fprintf(stderr, "siamese: training in %d processes on 127.0.0.1:%d\n", processes, port);
   int code = 0, running = 0;
   for (int rank = 0; rank < processes; ++rank) {
     auto env = rank_environment(rank, processes, port);
+    env.push_back("SIAMESE_LAUNCHER_PID=" + std::to_string(::getpid()));
     auto envp = pointers(env);
-    if (posix_spawn(&pids[rank], "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data()) != 0) {
-      std::fprintf(stderr, "siamese: error: cannot start the process of rank %d (%s)\n", rank, std::strerror(errno));
+    if (const int rc = posix_spawn(&g_children[rank], "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data()); rc != 0) {
+      std::fprintf(stderr, "siamese: error: cannot start the process of rank %d (%s)\n", rank, std::strerror(rc));
+      g_children[rank] = -1;
       code = 1;
       break;
     }
     ++running;
   }
-  for (bool stopping = code != 0; running > 0; --running) {
-    int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, 0);
-    if (pid < 0) break;
-    int rank = 0;
-    while (rank < processes && pids[rank] != pid) ++rank;
-    const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (rank < processes) pids[rank] = -1;
-    if (ok || stopping) continue;
-    // The first process that fails ends the run: the others stop rather than wait on it.
-    code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (WIFSIGNALED(status)) std::fprintf(stderr, "siamese: error: rank %d was killed by signal %d\n", rank, WTERMSIG(status));
-    stopping = true;
-    for (pid_t other : pids) {
-      if (other > 0) ::kill(other, SIGTERM);
+  // The first process that fails (or a signal) ends the run: the others are asked to stop, and
+  // those still there after 10 s (a stopped or hung rank) are killed.
+  const double never = 1e300;
+  double kill_at = never;
+  auto stop_all = [&](int sig) {
+    for (pid_t child : g_children) {
+      if (child > 0) ::kill(child, sig);
     }
+  };
+  if (code != 0) stop_all(SIGTERM), kill_at = now_seconds() + 10;
+  while (running > 0) {
+    if (g_signal != 0 && kill_at == never) kill_at = now_seconds() + 10;  // the handler forwarded it
+    int status = 0;
+    const pid_t pid = wait_child(status, kill_at);
+    if (pid == -1) break;
+    if (pid == -2) {
+      stop_all(SIGKILL);
+      kill_at = never;
+      continue;
+    }
+    --running;
+    for (auto& child : g_children) child = child == pid ? -1 : child;
+    if ((WIFEXITED(status) && WEXITSTATUS(status) == 0) || code != 0) continue;
+    code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (WIFSIGNALED(status) && g_signal == 0) {
+      std::fprintf(stderr, "siamese: error: a training process was killed by signal %d\n", WTERMSIG(status));
+    }
+    stop_all(SIGTERM);
+    kill_at = now_seconds() + 10;
   }
-  return code;
+  return g_signal != 0 && code == 0 ? 128 + g_signal : code;
 }
 
 }  // namespace siamese::cli

@@ -225,14 +225,25 @@ void add_train(CLI::App& app) {
     auto& o = f->o;
     if (!f->resume.empty()) check_resume_alone(*cmd);
     auto group_options = group_options_from_environment();
-    if (f->nproc > 1 && group_options.size == 1) std::exit(launch_local(f->nproc));
+    const bool launched = std::getenv("SIAMESE_LAUNCHER_PID") != nullptr;  // a rank launch_local started
+    if (f->nproc > 1 && group_options.size > 1 && !launched) {
+      throw CLI::ValidationError("--nproc", "this process is rank " + std::to_string(group_options.rank) + " of a group of " +
+                                                std::to_string(group_options.size) + " already (WORLD_SIZE is set): leave out --nproc");
+    }
+    if (f->nproc > 1 && !launched) std::exit(launch_local(f->nproc));
     group_options.timeout = std::chrono::seconds(f->dist_timeout);
-    if (group_options.size > 1) o.runtime.group = std::make_shared<ProcessGroup>(group_options);
-    const bool lead = group_options.rank == 0;  // the other ranks print nothing but errors
-    Console console(f->quiet || !lead);
+    if (group_options.size > 1) {
+      stop_with_launcher();
+      o.runtime.group = std::make_shared<ProcessGroup>(group_options);
+    }
+    // Ranks other than 0 print nothing but their own error (rank 0 says everything once).
+    const bool lead = group_options.rank == 0;
+    Console rank_console(f->quiet);
+    Logger& console = lead ? static_cast<Logger&>(rank_console) : silent_logger();
+    TrainObserver* observer = lead ? &rank_console : nullptr;
     TrainResult result;
     if (!f->resume.empty()) {
-      result = resume(f->resume, console, &console, o.runtime.group);
+      result = resume(f->resume, console, observer, o.runtime.group);
     } else {
       o.data.split.protocol(parse_protocol(f->protocol)).unseen_classes(f->unseen).validation_size(cmd->count("--validation-size") > 0 ? f->validation : 0)
           .subset(f->subset).imbalance(parse_imbalance(f->imbalance));
@@ -272,13 +283,13 @@ void add_train(CLI::App& app) {
           return cmd->count(flag) > 0;
         });
       }
-      result = train(o, console, &console);
+      result = train(o, console, observer);
     }
     if (!lead) return;
     const std::string out = f->resume.empty() ? o.runtime.out : f->resume;
     std::fprintf(stderr, "trained %.0f s at %.0f images/s; model, history.csv and metrics.json in %s\n",
                  result.train_seconds, result.images_per_second, out.c_str());
-    finish_run(result, out, f->no_report, f->json, console);
+    finish_run(result, out, f->no_report, f->json, rank_console);
   });
 }
 

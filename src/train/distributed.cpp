@@ -68,7 +68,7 @@ GroupOptions group_options_from_environment() {
   GroupOptions o;
   o.size = env_int("WORLD_SIZE", 1, 1, 65536);
   o.rank = env_int("RANK", 0, 0, o.size - 1);
-  o.local_size = env_int("LOCAL_WORLD_SIZE", o.size, 1, o.size);
+  o.local_size = env_int("LOCAL_WORLD_SIZE", 1, 1, o.size);  // unset: one process on each machine
   o.master_port = env_int("MASTER_PORT", o.master_port, 1, 65535);
   if (const char* addr = std::getenv("MASTER_ADDR"); addr && *addr) o.master_addr = addr;
   if (o.size > 1 && !std::getenv("RANK")) {
@@ -91,7 +91,8 @@ ProcessGroup::ProcessGroup(const GroupOptions& options) : options_(options), imp
   const auto where = options.master_addr + ":" + std::to_string(options.master_port);
 #ifdef C10_USE_GLOG
   // c10d logs its own lines about retries and failures; each failure reaches the caller as one
-  // Error instead, which says the same.
+  // Error instead, which says the same. (glog's level is the process's: LibTorch's other glog
+  // warnings go quiet too.)
   FLAGS_minloglevel = std::max(FLAGS_minloglevel, google::GLOG_FATAL);
 #endif
   try {

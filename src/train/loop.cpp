@@ -142,6 +142,9 @@ class Loop {
   /// Rank 0 after an epoch: logs it, keeps the model if best, checkpoints; false: the observer stops.
   bool epoch_end(const EpochRecord& record, double best, int64_t epoch);
   bool lead() const { return !o_.group || o_.group->rank() == 0; }
+  /// Rank 0's loss and validation metrics in `record`: early stopping and the plateau schedule
+  /// then decide alike on every rank, whatever their float rounding.
+  void share_record(EpochRecord& record);
   /// Rank 0's answer to whether to go on (always true without a group: `lead_says` decides).
   bool agree(bool lead_says);
   EpochRecord train_epoch(int64_t epoch, double lr_scale);
@@ -201,7 +204,8 @@ void Loop::save_checkpoint(int64_t epochs_done) {
 EpochRecord Loop::train_epoch(int64_t epoch, double lr_scale) {
   EpochRecord record;
   record.epoch = epoch + 1;
-  torch::manual_seed(o_.seed + 1000003 * (epoch + 1));
+  // Each rank its own stream (dropout masks); one process keeps the seeds it always had.
+  torch::manual_seed(o_.seed + 1000003 * (epoch + 1) + (o_.group ? 7919 * o_.group->rank() : 0));
   const int64_t steps = task_.begin_epoch(epoch, record);
   task_.module().train();
   const double communication = o_.group ? o_.group->communication_seconds() : 0;
@@ -285,6 +289,13 @@ void Loop::join_group() {
   broadcast_module(*o_.group, task_.module());
 }
 
+void Loop::share_record(EpochRecord& r) {
+  std::vector<torch::Tensor> v{torch::tensor({r.loss, r.val_recall_at_1, r.val_map_at_r, r.val_roc_auc}, torch::kFloat64)};
+  o_.group->broadcast(v);
+  r.loss = v[0][0].item<double>(), r.val_recall_at_1 = v[0][1].item<double>();
+  r.val_map_at_r = v[0][2].item<double>(), r.val_roc_auc = v[0][3].item<double>();
+}
+
 bool Loop::agree(bool lead_says) {
   if (!o_.group) return lead_says;
   std::vector<torch::Tensor> flag{torch::tensor({lead_says ? int64_t{1} : int64_t{0}}, torch::kInt64)};
@@ -316,6 +327,7 @@ LoopResult Loop::run(bool resume) {
     result.train_seconds += record.seconds;
     images += record.images_per_second * record.seconds;
     task_.validate(record);
+    if (o_.group) share_record(record);
     history_.push_back(record);
     const bool goes_on = lead() ? epoch_end(record, stand.best, epoch) : true;
     if (!agree(goes_on)) {

@@ -451,6 +451,12 @@ class Share : public Dataset {
   std::vector<int64_t> labels_;
 };
 
+/// Whether training draws random views of image files (ImageDataset::with_random_crops).
+bool random_views(const Dataset& train) {
+  const auto* images = dynamic_cast<const ImageDataset*>(&train);
+  return images && !images->in_memory();
+}
+
 /// Rank `rank`'s share of n items among `size`: [n·rank/size, n·(rank+1)/size).
 std::pair<int64_t, int64_t> share_of(int64_t n, int rank, int size) { return {n * rank / size, n * (rank + 1) / size}; }
 
@@ -460,7 +466,8 @@ class EmbeddingTask : public TrainingTask {
  public:
   EmbeddingTask(const TrainOptions& o, SiameseNetwork net, const TrainingData& data, Logger& logger)
       : o_(o), net_(std::move(net)), train_(*data.train), validation_(*data.validation),
-        sampler_(train_.labels(), o.sampler), logger_(logger), group_(o.runtime.group.get()) {}
+        sampler_(train_.labels(), o.sampler), logger_(logger), group_(o.runtime.group.get()),
+        whole_batches_(group_ && (o.data.augment.any() || random_views(train_))) {}
 
   torch::nn::Module& module() override { return *net_; }
 
@@ -476,8 +483,13 @@ class EmbeddingTask : public TrainingTask {
                " of the images each; " + percent(balance.positive_share) + " of pairs positive";
     std::vector<std::vector<int64_t>> indices;  // with a group, this rank's share of each batch
     for (const auto& b : plan_) {
-      const auto [begin, end] = group_ ? share_of(static_cast<int64_t>(b.indices.size()), group_->rank(), group_->size())
-                                       : std::make_pair<int64_t, int64_t>(0, static_cast<int64_t>(b.indices.size()));
+      const auto n = static_cast<int64_t>(b.indices.size());
+      if (group_ && n < 2 * group_->size()) {
+        throw Error(ErrorCode::InvalidArgument, "a batch of " + std::to_string(n) + " items cannot be shared among " +
+                                                    std::to_string(group_->size()) + " processes (each needs 2 or more): "
+                                                    "use fewer processes or larger batches");
+      }
+      const auto [begin, end] = group_ && !whole_batches_ ? share_of(n, group_->rank(), group_->size()) : share_of(n, 0, 1);
       indices.emplace_back(b.indices.begin() + begin, b.indices.begin() + end);
     }
     Loader::Transform transform;
@@ -494,9 +506,14 @@ class EmbeddingTask : public TrainingTask {
   std::optional<Batch> next_batch() override { return loader_->next(); }
 
   StepLoss loss(const Batch& batch, int64_t step) override {
-    auto e = net_->embed(batch.inputs);
-    if (!group_) return batch_loss_of(o_, e, batch.labels, batch.indices, plan_[batch.number], step);
+    if (!group_) return batch_loss_of(o_, net_->embed(batch.inputs), batch.labels, batch.indices, plan_[batch.number], step);
     const auto& plan = plan_[batch.number];  // the whole batch, every rank's share in rank order
+    auto inputs = batch.inputs;
+    if (whole_batches_) {
+      const auto [begin, end] = share_of(inputs.size(0), group_->rank(), group_->size());
+      inputs = inputs.slice(0, begin, end);
+    }
+    auto e = net_->embed(inputs);
     std::vector<int64_t> labels;
     for (auto i : plan.indices) labels.push_back(train_.labels()[i]);
     return batch_loss_of(o_, group_->all_gather_rows(e), torch::tensor(labels, torch::kInt64), plan.indices, plan, step);
@@ -578,6 +595,9 @@ class EmbeddingTask : public TrainingTask {
   Pairs pairs_;
   std::vector<double> distances_;
   ProcessGroup* group_;  ///< none: one process alone
+  /// Each rank prepares the whole batch and embeds its share: augmentation and random crops draw
+  /// by an item's place in the batch, so that the draws are one process's.
+  bool whole_batches_;
 };
 
 /// A fresh run refuses a folder that already holds one (nothing there is touched).

@@ -236,3 +236,39 @@ TEST(DistributedTraining, BadLaunchEnvironmentsAreOneClearErrorAndNoHang) {
     EXPECT_FALSE(fs::exists(dir / "run")) << "nothing is written before the group is whole";
   }
 }
+
+TEST(DistributedTraining, TheLauncherTakesItsRanksAlongAndRefusesBatchesTooSmallToShare) {
+  const auto dir = temp_dir("dist_launcher");
+  write_text_set(dir / "text", 60, 12, 6);
+  const std::string data = "text:" + (dir / "text").string();
+  auto small = run("train --data " + data + " --encoder lstm --validation-size 36 --sampler pairs --loss contrastive --batch-size 1 --nproc 2 --out " +
+                   (dir / "small").string());
+  EXPECT_EQ(small.code, 1) << small.out;
+  EXPECT_NE(small.out.find("a batch of 2 items cannot be shared among 2 processes"), std::string::npos) << small.out;
+  // SIGTERM to the launcher reaches both ranks: none is left training on its own.
+  std::vector<std::string> args{"train", "--data", data, "--epochs", "40", "--nproc", "2", "--out", (dir / "run").string()};
+  std::istringstream flags(kFlags);
+  for (std::string f; flags >> f;) args.push_back(f);
+  const auto log = (dir / "launcher.log").string();
+  const pid_t launcher = start_cli(args, log);
+  ASSERT_GT(launcher, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (read_file(log).find("epoch 1/40") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_NE(read_file(log).find("epoch 1/40"), std::string::npos) << read_file(log);
+  kill(launcher, SIGTERM);
+  EXPECT_EQ(wait_at_most(launcher, 30), 128 + SIGTERM) << read_file(log);
+  const std::string mark = "SIAMESE_LAUNCHER_PID=" + std::to_string(launcher);
+  int left = 0;
+  for (int tries = 0; tries < 100; ++tries) {  // the ranks end within a few seconds of the signal
+    left = 0;
+    for (const auto& p : fs::directory_iterator("/proc")) {
+      const auto environ_text = read_file(p.path() / "environ");
+      if (environ_text.find(mark + '\0') != std::string::npos || environ_text.find(mark + "\n") != std::string::npos) ++left;
+    }
+    if (left == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(left, 0) << "ranks still running after their launcher ended";
+}

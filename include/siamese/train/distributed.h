@@ -19,8 +19,8 @@ namespace siamese {
 /// Where a process stands among those that train together.
 struct GroupOptions {
   int rank = 0, size = 1;
-  /// Processes of the group on this machine (torchrun's LOCAL_WORLD_SIZE): the cores are shared
-  /// among them when the thread count is left to the default.
+  /// Processes of the group on this machine (torchrun's LOCAL_WORLD_SIZE; unset: 1): the cores are
+  /// shared among them when the thread count is left to the default.
   int local_size = 1;
   std::string master_addr = "127.0.0.1";  ///< where rank 0 runs the TCPStore
   int master_port = 29500;
