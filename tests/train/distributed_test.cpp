@@ -78,6 +78,15 @@ int wait_at_most(pid_t child, double seconds) {
   return -2;
 }
 
+/// Waits up to 120 s for `text` to appear in the file `log`; whether it did.
+bool wait_for_text(const std::string& log, const std::string& text) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (read_file(log).find(text) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return read_file(log).find(text) != std::string::npos;
+}
+
 const char* kFlags = "--encoder lstm --token-dim 16 --rnn-hidden 32 --embedding-dim 16 --normalize true --sampler pk --p 8 "
                      "--k 4 --validation-size 36 --optimizer sgd --lr 0.1 --no-report";
 
@@ -194,11 +203,7 @@ TEST(DistributedTraining, AKilledRankStopsTheOtherWithAClearErrorAndTheRunResume
   const pid_t rank0 = start_cli(args, log0, env(0)), rank1 = start_cli(args, log1, env(1));
   ASSERT_GT(rank0, 0);
   ASSERT_GT(rank1, 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (read_file(log0).find("epoch 2/12") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_NE(read_file(log0).find("epoch 2/12"), std::string::npos) << read_file(log0);
+  ASSERT_TRUE(wait_for_text(log0, "epoch 2/12")) << read_file(log0);
   kill(rank1, SIGKILL);
   EXPECT_EQ(wait_for(rank1), 128 + SIGKILL);
   // Rank 0 learns of it from its next collective, well within the 20 s timeout, and says so once.
@@ -252,11 +257,7 @@ TEST(DistributedTraining, TheLauncherTakesItsRanksAlongAndRefusesBatchesTooSmall
   const auto log = (dir / "launcher.log").string();
   const pid_t launcher = start_cli(args, log);
   ASSERT_GT(launcher, 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (read_file(log).find("epoch 1/40") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_NE(read_file(log).find("epoch 1/40"), std::string::npos) << read_file(log);
+  ASSERT_TRUE(wait_for_text(log, "epoch 1/40")) << read_file(log);
   kill(launcher, SIGTERM);
   EXPECT_EQ(wait_at_most(launcher, 30), 128 + SIGTERM) << read_file(log);
   const std::string mark = "SIAMESE_LAUNCHER_PID=" + std::to_string(launcher);
