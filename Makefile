@@ -23,7 +23,7 @@ deps:
 	scripts/install-deps
 
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -37,7 +37,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 $(ASAN_BUILD)/CMakeCache.txt:
-	CC=clang CXX=clang++ cmake -S . -B $(ASAN_BUILD) -DSIAMESE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIAMESE_BUILD_BENCH=OFF
+	CC=clang CXX=clang++ cmake -S . -B $(ASAN_BUILD) -G Ninja -DSIAMESE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIAMESE_BUILD_BENCH=OFF
 
 test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)

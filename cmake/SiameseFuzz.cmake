@@ -17,6 +17,7 @@ foreach(target ${SIAMESE_FUZZ_TARGETS})
   add_executable(fuzz_${target} ${fuzz_dir}/${target}_fuzz.cpp)
   target_link_libraries(fuzz_${target} PRIVATE siamese CLI11::CLI11)
   target_precompile_headers(fuzz_${target} REUSE_FROM siamese_core)
+  target_compile_options(fuzz_${target} PRIVATE -O1)   # glue around the libraries, as the tests
   set(corpus ${fuzz_dir}/corpus/${target})
   if(SIAMESE_SANITIZE)
     target_link_options(fuzz_${target} PRIVATE -fsanitize=fuzzer)

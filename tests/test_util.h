@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -80,6 +81,9 @@ inline Run run(const std::string& args) {
   const int status = ::pclose(pipe);
   return {WEXITSTATUS(status), out};
 }
+
+/// How many lines a command printed.
+inline size_t lines_of(const std::string& out) { return static_cast<size_t>(std::count(out.begin(), out.end(), '\n')); }
 
 /// The last JSON object printed on a line of its own.
 inline nlohmann::json last_json_line(const std::string& out) {

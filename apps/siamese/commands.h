@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <string>
 
+#include "siamese/track/siamfc.h"
+#include "siamese/track/tracker.h"
+
 namespace siamese::cli {
 
 void add_train(CLI::App& app);
@@ -17,6 +20,14 @@ void add_search(CLI::App& app);
 void add_oneshot(CLI::App& app);
 void add_report(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_track(CLI::App& app);
+void add_track_eval(CLI::App& app);
+void add_track_train(CLI::App& app);  ///< reached as `train --task tracking` (main.cpp)
+
+/// The tracker model in `path`, or the one siamese ships (models/tracker.pt) when it is empty.
+SiamFC tracker_model(const std::string& path);
+/// The SiamFC-3s tracker's flags (--scales, --scale-step, ...), defaults from TrackerOptions.
+void add_tracker_flags(CLI::App* cmd, TrackerOptions& options);
 
 /// This command line run again in `processes` local processes that train together (ranks 0 ..
 /// processes-1, torchrun's environment, a free port of 127.0.0.1), their output forwarded. When

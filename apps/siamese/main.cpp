@@ -2,9 +2,11 @@
 #include <malloc.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <opencv2/core/utils/logger.hpp>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "commands.h"
 #include "siamese/core/error.h"
@@ -34,6 +36,23 @@ std::string help_command(const CLI::App& app) {
   return path;
 }
 
+/// `siamese train --task tracking ...` is the track-train command: the rest of the line is its.
+std::vector<char*> route_task(int argc, char** argv) {
+  std::vector<char*> args(argv, argv + argc);
+  if (argc < 2 || std::string(argv[1]) != "train") return args;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool pair = a == "--task" && i + 1 < argc && std::string(argv[i + 1]) == "tracking";
+    if (pair || a == "--task=tracking") {
+      static char command[] = "track-train";
+      args[1] = command;
+      args.erase(args.begin() + i, args.begin() + i + (pair ? 2 : 1));
+      break;
+    }
+  }
+  return args;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,7 +72,9 @@ int main(int argc, char** argv) {
   // OpenCV's own warning lines (a missing thumbnail, an odd file) would come before ours: every
   // failure is reported once, by the library's error.
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
-  CLI::App app{"siamese: similarity learning with Siamese networks (train, eval, embed, verify, index, search, oneshot, report, augment-preview)"};
+  // And FFmpeg's, under OpenCV's video reader ("moov atom not found"): `track` says it once.
+  setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", /*overwrite=*/0);
+  CLI::App app{"siamese: similarity learning with Siamese networks (train, eval, embed, verify, index, search, oneshot, report, augment-preview, serve, track, track-eval)"};
   app.require_subcommand(1);
   // `siamese train --config FILE` falls through to this option; the file's [train] section sets
   // train's flags (TOML or INI: `epochs = 3`, `conv-channels = [16, 32]`).
@@ -70,11 +91,15 @@ int main(int argc, char** argv) {
   siamese::cli::add_oneshot(app);
   siamese::cli::add_report(app);
   siamese::cli::add_serve(app);
+  siamese::cli::add_track(app);
+  siamese::cli::add_track_eval(app);
+  siamese::cli::add_track_train(app);
   // Exit status: 0 success, 1 bad input or a failed read or write, 2 a wrong command line
   // (README "Exit status"). Every error is one line on stderr.
   try {
-    check_command(app, argc, argv);
-    app.parse(argc, argv);
+    auto args = route_task(argc, argv);
+    check_command(app, static_cast<int>(args.size()), args.data());
+    app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

@@ -69,7 +69,7 @@ void add_train(CLI::App& app) {
                 optimizer = to_string(o.optim.optimizer), select_by = to_string(o.optim.select_by),
                 pooling = to_string(o.network.rnn().pooling()),
                 imbalance = to_string(o.data.split.imbalance()), on_bad_image = to_string(o.data.images.on_bad_image),
-                crop_scale = "0.35,1", backbone, resume;
+                crop_scale = "0.35,1", backbone, resume, task = "embedding";
     size_t cache_mb = o.data.images.cache_bytes >> 20;
     std::vector<int64_t> conv = o.network.cnn().conv_channels(), unseen = o.data.split.unseen_classes();
     int64_t hidden = o.network.cnn().hidden(), dim = o.network.cnn().embedding_dim(),
@@ -80,6 +80,8 @@ void add_train(CLI::App& app) {
   };
   auto f = std::make_shared<Flags>();
   auto& o = f->o;
+  cmd->add_option("--task", f->task, "embedding | tracking (a SiamFC tracker on sequences:DIR; its flags: siamese train --task tracking --help)")
+      ->capture_default_str()->check(CLI::IsMember({"embedding"}));
   cmd->add_option("--data", o.data.spec,
                   "fashion-mnist | idx:DIR | folder:DIR (DIR/train/<class>/, DIR/test/<class>/) | list:FILE (CSV path,label[,split]; "
                   "needs --image-size); sequences: "

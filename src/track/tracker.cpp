@@ -21,14 +21,13 @@ void check_frame(const torch::Tensor& frame) {
 
 std::array<double, 2> centre_of(const Box& b) { return {b.x + (b.w - 1) / 2, b.y + (b.h - 1) / 2}; }
 
-torch::Tensor crop_patch(const torch::Tensor& frame, double cx, double cy, double size, int64_t out,
-                         const std::array<double, 3>& fill) {
-  check_frame(frame);
+namespace {
+
+/// crop_patch's rule on a frame already converted to float HWC (a cv::Mat of CV_32FC3).
+torch::Tensor crop_mat(const cv::Mat& src, double cx, double cy, double size, int64_t out, const std::array<double, 3>& fill) {
   if (!(size > 0) || !std::isfinite(size) || out < 1 || !std::isfinite(cx) || !std::isfinite(cy)) {
     throw Error(ErrorCode::InvalidArgument, "crop_patch: a crop needs a finite centre and sizes > 0");
   }
-  auto hwc = frame.to(torch::kFloat32).permute({1, 2, 0}).contiguous();
-  const cv::Mat src(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_32FC3, hwc.data_ptr<float>());
   const double s = size / static_cast<double>(out), half = (static_cast<double>(out) - 1) / 2;
   // Output pixel (i, j) reads the frame at (cx + (j − half)·s, cy + (i − half)·s).
   const cv::Mat map = (cv::Mat_<double>(2, 3) << s, 0, cx - half * s, 0, s, cy - half * s);
@@ -37,6 +36,23 @@ torch::Tensor crop_patch(const torch::Tensor& frame, double cx, double cy, doubl
   cv::warpAffine(src, dst, map, dst.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_CONSTANT,
                  cv::Scalar(fill[0], fill[1], fill[2]));
   return result.permute({2, 0, 1}).contiguous();
+}
+
+/// The frame as float HWC, and a cv::Mat over it.
+struct FloatFrame {
+  explicit FloatFrame(const torch::Tensor& frame)
+      : hwc(frame.to(torch::kFloat32).permute({1, 2, 0}).contiguous()),
+        mat(static_cast<int>(hwc.size(0)), static_cast<int>(hwc.size(1)), CV_32FC3, hwc.data_ptr<float>()) {}
+  torch::Tensor hwc;
+  cv::Mat mat;
+};
+
+}  // namespace
+
+torch::Tensor crop_patch(const torch::Tensor& frame, double cx, double cy, double size, int64_t out,
+                         const std::array<double, 3>& fill) {
+  check_frame(frame);
+  return crop_mat(FloatFrame(frame).mat, cx, cy, size, out, fill);
 }
 
 double exemplar_side(double w, double h, double context) {
@@ -73,7 +89,7 @@ void Tracker::init(const torch::Tensor& frame, const Box& box) {
   torch::NoGradGuard no_grad;
   kernel_ = net_->features(crop_patch(frame, cx_, cy_, z0_, o_.exemplar_size(), fill_).unsqueeze(0));
   const auto map = (o_.search_size() - o_.exemplar_size()) / kTotalStride + 1;
-  const auto hann = torch::hann_window(map * o_.upscale(), /*periodic=*/false, torch::kFloat64);
+  const auto hann = torch::hann_window(map * o_.upscale(), /*periodic=*/false, torch::kFloat32);
   window_ = torch::outer(hann, hann);
   window_ /= window_.sum();
 }
@@ -87,15 +103,15 @@ TrackResult Tracker::update(const torch::Tensor& frame) {
                                                 " × " + std::to_string(height_));
   }
   torch::NoGradGuard no_grad;
-  const auto pixels = frame.to(torch::kFloat32);
+  const FloatFrame pixels(frame);  // converted once for the scales' crops
   const double x_side = z0_ * scale_ * static_cast<double>(o_.search_size()) / o_.exemplar_size();
   std::vector<double> factors;
   std::vector<torch::Tensor> crops;
   for (int64_t k = 0; k < o_.scales(); ++k) {
     factors.push_back(std::pow(o_.scale_step(), static_cast<double>(k - o_.scales() / 2)));
-    crops.push_back(crop_patch(pixels, cx_, cy_, x_side * factors.back(), o_.search_size(), fill_));
+    crops.push_back(crop_mat(pixels.mat, cx_, cy_, x_side * factors.back(), o_.search_size(), fill_));
   }
-  const auto maps = net_->score(kernel_, net_->features(torch::stack(crops))).to(torch::kFloat64);
+  const auto maps = net_->score(kernel_, net_->features(torch::stack(crops)));
   const auto side = window_.size(0);
   auto up = torch::nn::functional::interpolate(
                 maps, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{side, side}).mode(torch::kBicubic).align_corners(false))

@@ -116,13 +116,14 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimOptions& o, t
                                               torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
 }
 
-std::string summary(const EpochRecord& r, int64_t epochs) {
-  char line[256];
+std::string summary(const EpochRecord& r, int64_t epochs, const std::array<std::string, 3>& names) {
+  char line[320];
   std::snprintf(line, sizeof line,
-                "epoch %lld/%lld loss %.4f lr %.2e val R@1 %.4f MAP@R %.4f AUC %.4f %.0f img/s %.1fs (data wait %.2fs, "
+                "epoch %lld/%lld loss %.4f lr %.2e val %s %.4f %s %.4f %s %.4f %.0f img/s %.1fs (data wait %.2fs, "
                 "active %.3f)",
-                static_cast<long long>(r.epoch), static_cast<long long>(epochs), r.loss, r.lr, r.val_recall_at_1,
-                r.val_map_at_r, r.val_roc_auc, r.images_per_second, r.seconds, r.data_wait_seconds, r.active_fraction);
+                static_cast<long long>(r.epoch), static_cast<long long>(epochs), r.loss, r.lr, names[0].c_str(),
+                r.val_recall_at_1, names[1].c_str(), r.val_map_at_r, names[2].c_str(), r.val_roc_auc, r.images_per_second,
+                r.seconds, r.data_wait_seconds, r.active_fraction);
   return line;
 }
 
@@ -260,7 +261,7 @@ EpochRecord Loop::train_epoch(int64_t epoch, double lr_scale) {
 }
 
 bool Loop::epoch_end(const EpochRecord& record, double best, int64_t epoch) {
-  logger_.progress(summary(record, o_.optim.epochs));
+  logger_.progress(summary(record, o_.optim.epochs, task_.metric_names()));
   if (auto note = task_.epoch_note(); !note.empty()) logger_.progress(note);
   if (o_.group) {
     int64_t values = 0;

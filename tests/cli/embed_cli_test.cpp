@@ -9,11 +9,6 @@
 using namespace siamese::testing;
 namespace fs = std::filesystem;
 
-namespace {
-
-size_t lines_of(const std::string& out) { return static_cast<size_t>(std::count(out.begin(), out.end(), '\n')); }
-
-}  // namespace
 
 TEST(EmbedCli, RefusesAnExistingOutUnlessForced) {
   const auto dir = temp_dir("embed_force");

@@ -13,7 +13,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-size_t lines_of(const std::string& out) { return static_cast<size_t>(std::count(out.begin(), out.end(), '\n')); }
 
 /// A usage error: exit 2, one line, naming what is wrong.
 void expect_usage_error(const std::string& args, const std::string& says) {

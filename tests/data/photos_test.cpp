@@ -61,7 +61,7 @@ ImageView view_of(int64_t size, int64_t channels = 3) {
   return v;
 }
 
-struct Lines : Logger {
+struct WarningLines : Logger {
   std::vector<std::string> warnings;
   void log(LogLevel level, const std::string& message) override {
     if (level == LogLevel::Warning) warnings.push_back(message);
@@ -305,7 +305,7 @@ TEST(ImageFolders, BadFilesFailOrAreSkippedAndCounted) {
   o.view = view_of(32);
   expect_error([&] { open_data("folder:" + dir.string(), silent_logger(), o); }, "train/a/empty.jpg", "empty file");
   o.on_bad_image = BadImagePolicy::Skip;
-  Lines lines;
+  WarningLines lines;
   const auto data = open_data("folder:" + dir.string(), lines, o);
   EXPECT_EQ(data.train.size(), 6);
   ASSERT_EQ(lines.warnings.size(), 1u);
@@ -337,7 +337,7 @@ TEST(ImageFolders, ClassesAndFoldersThatCannotTrainAreRefused) {
   fs::remove(dir / "train/b/frames");
   fs::create_symlink("loop.png", dir / "train/b/loop.png");  // a symlink to itself
   o.on_bad_image = BadImagePolicy::Skip;
-  Lines lines;
+  WarningLines lines;
   EXPECT_EQ(open_data("folder:" + dir.string(), lines, o).train.size(), 4);
   ASSERT_EQ(lines.warnings.size(), 1u);
   EXPECT_NE(lines.warnings[0].find("loop.png"), std::string::npos) << lines.warnings[0];

@@ -10,8 +10,10 @@
 #include "siamese/data/data.h"
 #include "siamese/model/model_file.h"
 #include "siamese/model/network.h"
+#include "test_util.h"
 
 using namespace siamese;
+using siamese::testing::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -22,13 +24,6 @@ SiameseNetwork small_network() {
                             .cnn(CnnEncoderOptions().height(12).width(12).conv_channels({4, 8}).hidden(16).embedding_dim(5))
                             .input_mean({0.3})
                             .input_std({0.2}));
-}
-
-fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("siamese_net_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
 }
 
 }  // namespace

@@ -233,6 +233,9 @@ struct Batch {
   torch::Tensor inputs;          ///< [n, ...] float
   torch::Tensor labels;          ///< [n] int64
   std::vector<int64_t> indices;  ///< data set indices, as planned
+  /// For tasks whose items pair two unlike inputs (tracking, track/training.h): the second input
+  /// of each item [n, ...] and each item's target [n, ...] (score-map labels); undefined otherwise.
+  torch::Tensor second, targets;
 };
 
 /// Materialises planned batches on worker threads, in plan order, keeping at most `prefetch`

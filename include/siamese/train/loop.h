@@ -9,6 +9,7 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -117,6 +118,8 @@ class TrainingTask {
   virtual StepLoss loss(const Batch& batch, int64_t step) = 0;
   /// After the epoch's steps: fills `record`'s validation metrics.
   virtual void validate(EpochRecord& record) = 0;
+  /// What the epoch summary calls EpochRecord's val_recall_at_1, val_map_at_r and val_roc_auc.
+  virtual std::array<std::string, 3> metric_names() const { return {"R@1", "MAP@R", "AUC"}; }
   /// A line the loop logs (LogLevel::Progress) under the epoch's summary, or "" for none.
   virtual std::string epoch_note() const { return ""; }
   /// `record` is the best epoch so far (by select_by): keep the model (e.g. write model.pt).
