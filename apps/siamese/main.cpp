@@ -21,6 +21,7 @@ void check_command(const CLI::App& app, int argc, char** argv) {
   std::string names;
   for (const auto* sub : app.get_subcommands({})) {
     if (sub->check_name(argv[1])) return;
+    if (sub->get_group().empty()) continue;  // hidden (track-train: reached through train --task tracking)
     names += (names.empty() ? "" : ", ") + sub->get_name();
   }
   throw CLI::ValidationError(std::string("unknown command '") + argv[1] + "' (commands: " + names + ")");
