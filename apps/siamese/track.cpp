@@ -97,7 +97,7 @@ class Renderer {
     if (!writer_.isOpened()) {
       const auto ext = fs::path(out_).extension().string();
       const int fourcc = ext == ".avi" ? cv::VideoWriter::fourcc('M', 'J', 'P', 'G') : cv::VideoWriter::fourcc('m', 'p', '4', 'v');
-      if (!writer_.open(tmp_, fourcc, fps_, frame.size())) {
+      if (!writer_.open(tmp_, cv::CAP_FFMPEG, fourcc, fps_, frame.size())) {
         throw Error(ErrorCode::IOError, out_, "OpenCV cannot write a video of this kind (try .mp4 or .avi, or a folder)");
       }
     }

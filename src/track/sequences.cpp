@@ -125,7 +125,8 @@ FrameSource::FrameSource(const std::string& path) : path_(path) {
     return;
   }
   video_ = std::make_unique<Video>();
-  if (!video_->capture.open(path) || !video_->capture.isOpened()) {
+  // FFmpeg only: when it fails, OpenCV would try GStreamer next, which prints warnings of its own.
+  if (!video_->capture.open(path, cv::CAP_FFMPEG) || !video_->capture.isOpened()) {
     throw Error(ErrorCode::InvalidArgument, path, "OpenCV cannot open this file as a video");
   }
 }

@@ -44,7 +44,7 @@ torch::Tensor read_frame(const std::string& path);
 /// The image files of a folder, in name order (the extensions of read_sequence).
 std::vector<std::string> image_files(const std::string& dir);
 
-/// The frames of a folder of images (name order) or of a video OpenCV can open, one at a time,
+/// The frames of a folder of images (name order) or of a video OpenCV can open through FFmpeg, one at a time,
 /// all of the first frame's size.
 class FrameSource {
  public:
