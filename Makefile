@@ -15,7 +15,7 @@ SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_af
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(CURDIR)/tests/fuzz/ubsan.supp \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp
 
-.PHONY: all deps build demo test test-asan fuzz bench compare distributed clean
+.PHONY: all deps build demo test test-asan fuzz bench compare distributed levers clean
 
 all: build
 
@@ -57,6 +57,11 @@ compare: build
 # Training in 1, 2 and 4 processes, the loopback all-reduce; writes docs/performance.md (~5 minutes).
 distributed: build
 	bench/distributed --build $(BUILD)
+
+# The CPU levers (threads, inference mode, channels-last, bfloat16) and bfloat16's accuracy;
+# writes docs/performance.md (~8 minutes).
+levers: build
+	bench/levers --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

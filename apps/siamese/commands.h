@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string>
 
+#include "siamese/model/model_file.h"
 #include "siamese/track/siamfc.h"
 #include "siamese/track/tracker.h"
 
@@ -23,6 +24,18 @@ void add_serve(CLI::App& app);
 void add_track(CLI::App& app);
 void add_track_eval(CLI::App& app);
 void add_track_train(CLI::App& app);  ///< reached as `train --task tracking` (main.cpp)
+
+/// --device and --amp (device.h): where a command's network computes, and in what precision.
+struct DeviceFlags {
+  std::string device = "cpu";
+  bool amp = false;
+};
+void add_device_flags(CLI::App* cmd, DeviceFlags& flags);
+/// The device --device names; an unknown one, or a GPU this build or machine lacks, throws
+/// siamese::Error with one line saying so.
+c10::Device parse_device_flag(const DeviceFlags& flags);
+/// `model`'s network moved where the flags say (SiameseNetworkImpl::place).
+void place_model(SavedModel& model, const DeviceFlags& flags);
 
 /// The tracker model in `path`, or the one siamese ships (models/tracker.pt) when it is empty.
 SiamFC tracker_model(const std::string& path);

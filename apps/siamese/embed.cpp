@@ -35,6 +35,7 @@ void add_embed(CLI::App& app) {
   struct Flags {
     std::string model, data, split = "test", out;
     bool force = false;
+    DeviceFlags device;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "model file or run folder")->required();
@@ -46,9 +47,11 @@ void add_embed(CLI::App& app) {
                   "'SIAMEMB1', int64 N, int64 D, N*D float32, N int64 labels (little-endian)")
       ->required();
   cmd->add_flag("--force", f->force, "replace an existing --out file (never the model or an input)");
+  add_device_flags(cmd, f->device);
   cmd->callback([f]() {
     check_outputs(f->out, f->model, f->data, f->force);
     auto model = load_model(f->model);
+    place_model(model, f->device);
     const std::string data = !f->data.empty() ? f->data : trained_data_spec(model);
     // A sequence spec's train split is the training file less its validation classes.
     Console logger(false);

@@ -18,6 +18,7 @@ void add_eval(CLI::App& app) {
     std::vector<int64_t> unseen;
     int64_t subset = 0, pairs = 10000, episodes = 1000;
     bool json = false, few_shot = false;
+    DeviceFlags device;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "model file or run folder")->required();
@@ -29,9 +30,11 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--pairs", f->pairs, "balanced test pairs (seed 0)")->capture_default_str()->check(in_range(2, 1e9));
   cmd->add_option("--episodes", f->episodes, "few-shot episodes")->capture_default_str()->check(in_range(1, 1e9));
   cmd->add_flag("--few-shot", f->few_shot, "run N-way K-shot episodes on the test classes (always on under fmnist-unseen)");
+  add_device_flags(cmd, f->device);
   cmd->add_flag("--json", f->json, "print one JSON object");
   cmd->callback([f]() {
     auto model = load_model(f->model);
+    place_model(model, f->device);
     auto data_options = TrainedDataOptions().data(f->data).unseen_classes(f->unseen).subset(f->subset);
     if (!f->protocol.empty()) data_options.protocol(parse_protocol(f->protocol));
     Console console(f->json);

@@ -47,6 +47,7 @@ void add_index(CLI::App& app) {
     int64_t nprobe = 16, ef_search = 64;
     std::vector<int64_t> ids;
     bool force = false;
+    DeviceFlags device;
   };
   auto f = std::make_shared<Flags>();
 
@@ -60,6 +61,7 @@ void add_index(CLI::App& app) {
   build->add_option("--nprobe", f->nprobe, "IVF: lists visited per query (stored; search may override)")->capture_default_str()->check(in_range(1, 1e6));
   build->add_option("--ef-search", f->ef_search, "HNSW: search beam (stored; search may override)")->capture_default_str()->check(in_range(1, 1e6));
   build->add_flag("--force", f->force, "replace an existing index file");
+  add_device_flags(build, f->device);
   build->callback([f]() {
     if (fs::exists(f->out) && !f->force) {
       throw Error(ErrorCode::InvalidArgument, f->out, "exists; pass --force to replace it");
@@ -73,6 +75,7 @@ void add_index(CLI::App& app) {
                              .fingerprint(model_fingerprint(model.network))
                              .nprobe(f->nprobe)
                              .ef_search(f->ef_search));
+    place_model(model, f->device);
     add_embedded(index, in, embed_inputs(model, in, logger), model_fingerprint(model.network));
     index.save(f->out);
     std::fprintf(stderr, "wrote %s (%s, %lld items)\n", f->out.c_str(), f->spec.c_str(), static_cast<long long>(index.size()));
@@ -83,11 +86,13 @@ void add_index(CLI::App& app) {
   add->add_option("--model", f->model, "the model the index was built with")->required();
   add->add_option("--data", f->data, "image file, folder of images, or data set spec (sequence models: as build)")->required();
   add->add_option("--split", f->split, "split of a data set spec: train | test")->capture_default_str();
+  add_device_flags(add, f->device);
   add->callback([f]() {
     const auto before = EmbeddingIndex::load(f->index);
     auto model = load_model(f->model);
     const auto fingerprint = model_fingerprint(model.network);
     before.check_fingerprint(fingerprint);  // before embedding anything
+    place_model(model, f->device);
     Console logger(false);
     const auto in = read_inputs(f->data, model, f->split, logger);
     const auto e = embed_inputs(model, in, logger);
@@ -114,6 +119,7 @@ void add_search(CLI::App& app) {
     std::string index, model, query, html, split = "train";
     int64_t k = 10, nprobe = -1, ef_search = -1;
     bool json = false, force = false;
+    DeviceFlags device;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--index", f->index, "index file")->required();
@@ -127,12 +133,14 @@ void add_search(CLI::App& app) {
   cmd->add_flag("--json", f->json, "print one JSON object per query");
   cmd->add_option("--html", f->html, "also write a page showing each query and its neighbours");
   cmd->add_flag("--force", f->force, "replace an existing --html file");
+  add_device_flags(cmd, f->device);
   cmd->callback([f]() {
     if (!f->html.empty()) check_output(f->html, f->force, {f->index, f->model, f->query});
     auto index = EmbeddingIndex::load(f->index);
     auto model = load_model(f->model);
     const auto fingerprint = model_fingerprint(model.network);
     index.check_fingerprint(fingerprint);  // before embedding anything
+    place_model(model, f->device);
     index.set_search_parameters(f->nprobe > 0 ? f->nprobe : index.options().nprobe(),
                                 f->ef_search > 0 ? f->ef_search : index.options().ef_search());
     Console logger(false);

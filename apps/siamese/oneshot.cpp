@@ -20,6 +20,7 @@ void add_oneshot(CLI::App& app) {
     int64_t k_shot = 0;
     double threshold = -2;
     bool json = false;
+    DeviceFlags device;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "model file or run folder")->required();
@@ -36,8 +37,10 @@ void add_oneshot(CLI::App& app) {
                              },
                              "a distance >= 0, or -1"));
   cmd->add_flag("--json", f->json, "print one JSON object per query");
+  add_device_flags(cmd, f->device);
   cmd->callback([f]() {
     auto model = load_model(f->model);
+    place_model(model, f->device);
     Console logger(false);
     auto support = read_inputs(f->support, model, "train", logger);
     if (support.class_names.size() < 2) {

@@ -16,6 +16,7 @@ void add_serve(CLI::App& app) {
   struct Flags {
     std::string model, index, api_key_file;
     ServiceOptions options;
+    DeviceFlags device;
   };
   auto f = std::make_shared<Flags>();
   auto& o = f->options;
@@ -35,6 +36,7 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--snapshot-every", o.snapshot_every(), "index changes between two snapshots of the index file (each is in INDEX.wal first)")
       ->capture_default_str()->check(in_range(1, 1e9));
   cmd->add_option("--timeout", o.timeout_s(), "seconds a request may take")->capture_default_str()->check(in_range(0, 3600, true));
+  add_device_flags(cmd, f->device);
   cmd->callback([f]() {
     if (!f->api_key_file.empty()) read_api_keys(f->api_key_file, f->options);
     Console logger(false);
@@ -44,7 +46,9 @@ void add_serve(CLI::App& app) {
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    Service service(load_model(f->model), f->index, f->options, logger);
+    auto model = load_model(f->model);
+    place_model(model, f->device);
+    Service service(std::move(model), f->index, f->options, logger);
     const int port = service.start();
     std::fprintf(stderr, "serving %s on http://%s:%d (Ctrl-C to stop)\n", f->model.c_str(), f->options.host().c_str(), port);
     int signal = 0;

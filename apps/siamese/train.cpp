@@ -44,7 +44,7 @@ void check_resume_alone(const CLI::App& cmd) {
   for (const auto* option : cmd.get_options()) {
     const auto name = option->get_name();
     if (option->count() == 0 || name == "--resume" || name == "--quiet" || name == "--json" || name == "--no-report" ||
-        name == "--nproc" || name == "--dist-timeout") {
+        name == "--nproc" || name == "--dist-timeout" || name == "--device") {
       continue;
     }
     given += (given.empty() ? "" : ", ") + name;
@@ -70,6 +70,7 @@ void add_train(CLI::App& app) {
                 pooling = to_string(o.network.rnn().pooling()),
                 imbalance = to_string(o.data.split.imbalance()), on_bad_image = to_string(o.data.images.on_bad_image),
                 crop_scale = "0.35,1", backbone, resume, task = "embedding";
+    DeviceFlags device;
     size_t cache_mb = o.data.images.cache_bytes >> 20;
     std::vector<int64_t> conv = o.network.cnn().conv_channels(), unseen = o.data.split.unseen_classes();
     int64_t hidden = o.network.cnn().hidden(), dim = o.network.cnn().embedding_dim(),
@@ -219,6 +220,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--dist-timeout", f->dist_timeout,
                   "seconds a process waits for the others (joining, each exchange) before it stops with an error")
       ->capture_default_str()->check(in_range(1, 86400))->group("Processes");
+  add_device_flags(cmd, f->device);
   cmd->add_flag("--quiet", f->quiet, "no progress output");
   cmd->add_flag("--json", f->json, "print the test metrics as one JSON object instead of the summary table");
   cmd->add_flag("--no-report", f->no_report, "do not write OUT/report.html");
@@ -226,6 +228,8 @@ void add_train(CLI::App& app) {
   cmd->callback([f, cmd]() {
     auto& o = f->o;
     if (!f->resume.empty()) check_resume_alone(*cmd);
+    o.runtime.device = parse_device_flag(f->device);  // a GPU this machine lacks: one error line, before anything
+    o.runtime.amp = f->device.amp;
     auto group_options = group_options_from_environment();
     const bool launched = std::getenv("SIAMESE_LAUNCHER_PID") != nullptr;  // a rank launch_local started
     if (f->nproc > 1 && group_options.size > 1 && !launched) {
@@ -245,7 +249,7 @@ void add_train(CLI::App& app) {
     TrainObserver* observer = lead ? &rank_console : nullptr;
     TrainResult result;
     if (!f->resume.empty()) {
-      result = resume(f->resume, console, observer, o.runtime.group);
+      result = resume(f->resume, console, observer, o.runtime.group, o.runtime.device);
     } else {
       o.data.split.protocol(parse_protocol(f->protocol)).unseen_classes(f->unseen).validation_size(cmd->count("--validation-size") > 0 ? f->validation : 0)
           .subset(f->subset).imbalance(parse_imbalance(f->imbalance));

@@ -200,13 +200,14 @@ void save_archive(torch::serialize::OutputArchive& archive, const std::string& p
   write_file_atomically(path, bytes);
 }
 
-bool load_archive(torch::serialize::InputArchive& archive, const std::string& path, const std::string& what) {
+bool load_archive(torch::serialize::InputArchive& archive, const std::string& path, const std::string& what,
+                  c10::Device device) {
   c10::IValue stored;
   std::string actual;
   const std::string bytes = read_file(path);
   check_archive_bytes(bytes, path, what);
   try {
-    archive.load_from(bytes.data(), bytes.size());
+    archive.load_from(bytes.data(), bytes.size(), device);
     if (!archive.try_read(kArchiveChecksumKey, stored)) return false;  // written before checksums: accepted
     actual = archive_checksum(archive);
   } catch (const c10::Error& e) {

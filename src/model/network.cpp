@@ -327,11 +327,20 @@ bool SiameseNetworkImpl::takes_sequences() const {
 }
 
 torch::Tensor SiameseNetworkImpl::embed(torch::Tensor x) {
-  return encoder->forward((x - input_mean) / input_std);
+  x = x.to(device());  // the same tensor when it is there already
+  if (!amp_) return encoder->forward((x - input_mean) / input_std);
+  AutocastGuard autocast(x.device(), true);
+  return encoder->forward((x - input_mean) / input_std).to(torch::kFloat32);
+}
+
+void SiameseNetworkImpl::place(c10::Device device, bool amp) {
+  to(device);
+  amp_ = amp;
 }
 
 torch::Tensor SiameseNetworkImpl::feature_maps(torch::Tensor x) {
   if (takes_sequences()) throw Error(ErrorCode::Unsupported, "feature maps: this network reads sequences");
+  x = x.to(device());
   return encoder->feature_maps((x - input_mean) / input_std);
 }
 
@@ -388,7 +397,7 @@ torch::Tensor embed_dataset(SiameseNetwork& network, const Dataset& data, int64_
     logger.count("embedding", start + static_cast<int64_t>(idx.size()), data.size());
   }
   if (parts.empty()) throw Error(ErrorCode::InvalidArgument, data.source(), "nothing to embed (empty data set)");
-  return torch::cat(parts);
+  return torch::cat(parts).to(torch::kCPU);
 }
 
 }  // namespace siamese

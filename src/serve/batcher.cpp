@@ -80,7 +80,7 @@ void Batcher::embed(std::vector<Request>& batch) {
     for (size_t at = 0; at < items.size(); at += static_cast<size_t>(max_batch_)) {
       const auto end = std::min(items.size(), at + static_cast<size_t>(max_batch_));
       std::vector<torch::Tensor> chunk(items.begin() + static_cast<std::ptrdiff_t>(at), items.begin() + static_cast<std::ptrdiff_t>(end));
-      parts.push_back(model_.network->embed(input_batch(model_, chunk)));
+      parts.push_back(model_.network->embed(input_batch(model_, chunk)).cpu());  // from where the model is placed
       std::lock_guard<std::mutex> lock(mutex_);
       const auto size = static_cast<int64_t>(chunk.size());
       const auto bucket = std::lower_bound(kBatchBuckets.begin(), kBatchBuckets.end(), size) - kBatchBuckets.begin();

@@ -164,7 +164,7 @@ class Loop {
 void Loop::load_checkpoint() {
   try {
     torch::serialize::InputArchive archive;
-    load_archive(archive, checkpoint_, "checkpoint");  // checks its checksum; none in older checkpoints
+    load_archive(archive, checkpoint_, "checkpoint", o_.device);  // checks its checksum; none in older checkpoints
     c10::IValue v;
     archive.read("epoch", v);
     first_epoch_ = v.toInt();

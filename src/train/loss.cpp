@@ -25,7 +25,7 @@ torch::Tensor ntxent_loss(const torch::Tensor& embeddings, const torch::Tensor& 
   if (!(temperature > 0)) throw Error(ErrorCode::InvalidArgument, "ntxent_loss: temperature must be > 0");
   const auto b = embeddings.size(0);
   auto z = torch::nn::functional::normalize(embeddings, torch::nn::functional::NormalizeFuncOptions().dim(1));
-  auto self = torch::eye(b, torch::TensorOptions().dtype(torch::kBool));
+  auto self = torch::eye(b, torch::TensorOptions().dtype(torch::kBool).device(embeddings.device()));
   auto s = z.matmul(z.t()).div(temperature).masked_fill(self, -std::numeric_limits<double>::infinity());
   auto log_prob = s - s.logsumexp(1, /*keepdim=*/true);
   auto pos = labels.unsqueeze(1).eq(labels.unsqueeze(0)).logical_and(self.logical_not());

@@ -178,13 +178,18 @@ MinedLoss mined_loss(LossKind loss, MinerKind miner, const torch::Tensor& embedd
   auto d = pairwise_distance(embeddings, embeddings, distance);
   auto options = MinerOptions().margin(margin).seed(seed).dim(embeddings.size(1));
   torch::Tensor terms;
+  // The miners run on the CPU (their seeded draws use a CPU generator); the loss where d is.
+  const auto on = [&](const torch::Tensor& index) { return index.to(d.device()); };
+  const auto d_cpu = d.detach().cpu();
+  const auto labels_cpu = labels.cpu();
   if (loss == LossKind::Triplet) {
-    auto t = mine_triplets(miner, d, labels, options);
-    terms = (d.index({t.anchor, t.positive}) - d.index({t.anchor, t.negative}) + margin).clamp_min(0);
+    auto t = mine_triplets(miner, d_cpu, labels_cpu, options);
+    const auto a = on(t.anchor);
+    terms = (d.index({a, on(t.positive)}) - d.index({a, on(t.negative)}) + margin).clamp_min(0);
   } else {
-    auto p = mine_pairs(miner, d, labels, options);
-    auto dd = d.index({p.first, p.second});
-    auto y = p.same.to(dd.dtype());
+    auto p = mine_pairs(miner, d_cpu, labels_cpu, options);
+    auto dd = d.index({on(p.first), on(p.second)});
+    auto y = on(p.same).to(dd.dtype());
     terms = (y * dd.pow(2) + (1 - y) * (margin - dd).clamp_min(0).pow(2)) * 0.5;
   }
   r.selected = terms.size(0);

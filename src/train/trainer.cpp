@@ -146,6 +146,7 @@ const std::vector<Field>& fields() {
       plain("seed", &T::runtime, &RuntimeOptions::seed),
       plain("threads", &T::runtime, &RuntimeOptions::threads),
       plain("workers", &T::runtime, &RuntimeOptions::workers),
+      plain("amp", &T::runtime, &RuntimeOptions::amp, true),
       plain("out", &T::runtime, &RuntimeOptions::out),
   };
   return table;
@@ -196,6 +197,7 @@ LoopOptions loop_options(const TrainOptions& o) {
   l.seed = o.runtime.seed;
   l.out = o.runtime.out;
   l.group = o.runtime.group;
+  l.device = o.runtime.device;
   return l;
 }
 
@@ -235,6 +237,11 @@ void validate(const TrainOptions& o) {
   }
   if (!(o.loss.temperature > 0)) throw Error(ErrorCode::InvalidArgument, "temperature must be > 0");
   if (o.runtime.workers < 1) throw Error(ErrorCode::InvalidArgument, "workers must be >= 1");
+  if (o.runtime.device.is_cuda()) parse_device(to_string(o.runtime.device));  // Unsupported where there is no such GPU
+  if (o.runtime.group && !o.runtime.device.is_cpu()) {
+    throw Error(ErrorCode::Unsupported, "training in several processes runs on the CPU only (Gloo): use --device cpu, "
+                                        "or one process on " + to_string(o.runtime.device));
+  }
   if (o.optim.patience < 1) throw Error(ErrorCode::InvalidArgument, "patience must be >= 1");
   if (o.optim.early_stop < 0) throw Error(ErrorCode::InvalidArgument, "early-stop must be >= 0");
   if (o.loss.offline_mining_every < 0) throw Error(ErrorCode::InvalidArgument, "offline-mining-every must be >= 0");
@@ -267,12 +274,12 @@ StepLoss batch_loss_of(const TrainOptions& o, const torch::Tensor& e, const torc
       return mined_loss(o.loss.kind, o.loss.miner, e, classes, distance, o.loss.margin, seed, o.loss.temperature);
     };
     const auto instance_seed = o.runtime.seed * 1000003 + step + 7;
-    auto instances = [&] { return loss_of(torch::tensor(indices, torch::kInt64), instance_seed); };
+    auto instances = [&] { return loss_of(torch::tensor(indices, torch::kInt64).to(e.device()), instance_seed); };
     if (o.loss.label_weight == 0) {  // instance discrimination: no label reaches the loss
       auto inst = instances();
       return {o.loss.instance_weight * inst.loss, inst.active, inst.selected};
     }
-    auto r = loss_of(labels, o.runtime.seed * 1000003 + step);
+    auto r = loss_of(labels.to(e.device()), o.runtime.seed * 1000003 + step);
     r.loss = o.loss.label_weight * r.loss;  // exact at the default 1: the same loss and gradients
     if (o.loss.instance_weight > 0) r.loss = r.loss + o.loss.instance_weight * instances().loss;
     return {r.loss, r.active, r.selected};
@@ -280,7 +287,7 @@ StepLoss batch_loss_of(const TrainOptions& o, const torch::Tensor& e, const torc
   if (o.sampler.kind == SamplerKind::Pairs) {
     const auto n = e.size(0) / 2;
     auto d = paired_distance(e.slice(0, 0, n), e.slice(0, n), distance);
-    return {contrastive_loss(d, torch::tensor(plan.similar), o.loss.margin)};
+    return {contrastive_loss(d, torch::tensor(plan.similar).to(d.device()), o.loss.margin)};
   }
   const auto n = e.size(0) / 3;
   auto a = e.slice(0, 0, n);
@@ -288,7 +295,8 @@ StepLoss batch_loss_of(const TrainOptions& o, const torch::Tensor& e, const torc
   auto d_an = paired_distance(a, e.slice(0, 2 * n), distance);
   return {o.loss.kind == LossKind::Triplet ? triplet_loss(d_ap, d_an, o.loss.margin)
                                       : contrastive_loss(torch::cat({d_ap, d_an}),
-                                                         torch::cat({torch::ones({n}), torch::zeros({n})}), o.loss.margin)};
+                                                         torch::cat({torch::ones({n}, d_ap.options()), torch::zeros({n}, d_ap.options())}),
+                                                         o.loss.margin)};
 }
 
 torch::Tensor to_tensor(const HardNegatives& hard) {
@@ -664,6 +672,7 @@ TrainResult run(TrainOptions o, bool resuming, const TrainingData* given, Logger
   SiameseNetwork net(o.network);
   if (!resuming) initialise_weights(*net, o.init, logger);  // a resumed run's weights are its checkpoint's
   freeze_trunk(*net, o.init, logger);
+  net->place(o.runtime.device, o.runtime.amp);
   EmbeddingTask task(o, net, data, logger);
   if (!resuming && lead) start_run_folder(o);
   logger.info("training on " + std::to_string(data.train->size()) + " items (" + data.train->source() +
@@ -679,6 +688,7 @@ TrainResult run(TrainOptions o, bool resuming, const TrainingData* given, Logger
   result.stopped_early = loop.stopped_early;
   if (!lead) return result;  // rank 0 keeps the model and scores it
   result.model = load_model((fs::path(o.runtime.out) / "model.pt").string());
+  result.model.network->place(o.runtime.device, o.runtime.amp);
   if (result.finished) result.test = finish(o, result, *data.test, logger);
   return result;
 }
@@ -693,7 +703,8 @@ TrainResult train(const TrainOptions& options, const TrainingData& data, Logger&
   return run(options, false, &data, logger, observer);
 }
 
-TrainResult resume(const std::string& dir, Logger& logger, TrainObserver* observer, std::shared_ptr<ProcessGroup> group) {
+TrainResult resume(const std::string& dir, Logger& logger, TrainObserver* observer, std::shared_ptr<ProcessGroup> group,
+                   c10::Device device) {
   const auto config = fs::path(dir) / "config.json";
   if (!fs::exists(config)) throw Error(ErrorCode::NotFound, config.string(), "no such file; is " + dir + " a training run folder?");
   const std::string text = read_file(config.string());
@@ -706,6 +717,7 @@ TrainResult resume(const std::string& dir, Logger& logger, TrainObserver* observ
   }
   options.runtime.out = dir;
   options.runtime.group = std::move(group);
+  options.runtime.device = device;
   return run(options, true, nullptr, logger, observer);
 }
 

@@ -1,8 +1,10 @@
 // `siamese embed` and the files it must not overwrite, run as a user would run it.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 
+#include "siamese/model/device.h"
 #include "small_model_util.h"
 #include "test_util.h"
 
@@ -60,4 +62,49 @@ TEST(EmbedCli, NeverOverwritesTheModelOrAnInputEvenWhenForced) {
   EXPECT_TRUE(read_file(model) == model_bytes);
   EXPECT_TRUE(read_file(image) == image_bytes);
   EXPECT_TRUE(fs::is_symlink(dir / "alias.bin"));
+}
+
+TEST(EmbedCli, DeviceAndAmp) {
+  const auto dir = temp_dir("embed_device");
+  const auto model = (dir / "model.pt").string();
+  save_small_model(model);
+  write_random_images(dir / "images" / "a", "a", 4, 5);
+  write_random_images(dir / "images" / "b", "b", 4, 6);
+  const auto base = "embed --model " + model + " --data " + (dir / "images").string() + " --out ";
+  const auto exact = (dir / "exact.bin").string(), mixed = (dir / "amp.bin").string();
+  ASSERT_EQ(run(base + exact).code, 0);
+  auto amp = run(base + mixed + " --device cpu --amp");
+  ASSERT_EQ(amp.code, 0) << amp.out;
+  const auto a = read_file(exact), b = read_file(mixed);
+  ASSERT_EQ(a.size(), b.size());
+  // The same header, labels and shape; bfloat16 moves the floats a little, never far.
+  const size_t floats = (a.size() - 24 - 8 * 8) / 4;
+  ASSERT_EQ(floats, 8u * 16u);
+  double worst = 0, largest = 0;
+  for (size_t i = 0; i < floats; ++i) {
+    float x = 0, y = 0;
+    std::memcpy(&x, a.data() + 24 + 4 * i, 4);
+    std::memcpy(&y, b.data() + 24 + 4 * i, 4);
+    worst = std::max(worst, static_cast<double>(std::abs(x - y)));
+    largest = std::max(largest, static_cast<double>(std::abs(x)));
+  }
+  EXPECT_GT(worst, 0.0) << "--amp changed nothing";
+  EXPECT_LT(worst, 0.05 * largest) << "largest value " << largest;
+  EXPECT_EQ(a.substr(a.size() - 64), b.substr(b.size() - 64));
+
+  auto bogus = run(base + (dir / "bogus.bin").string() + " --device gpu");
+  EXPECT_NE(bogus.code, 0);
+  EXPECT_EQ(lines_of(bogus.out), 1u) << bogus.out;
+  EXPECT_NE(bogus.out.find("unknown device 'gpu'"), std::string::npos) << bogus.out;
+  if (!siamese::cuda_available()) {
+    const auto out = (dir / "cuda.bin").string();
+    auto cuda = run(base + out + " --device cuda");
+    EXPECT_NE(cuda.code, 0);
+    EXPECT_EQ(lines_of(cuda.out), 1u) << cuda.out;
+    EXPECT_NE(cuda.out.find("--device cuda: no CUDA GPU here"), std::string::npos) << cuda.out;
+    EXPECT_FALSE(fs::exists(out));
+    auto automatic = run(base + (dir / "auto.bin").string() + " --device auto");
+    ASSERT_EQ(automatic.code, 0) << automatic.out;
+    EXPECT_EQ(read_file(dir / "auto.bin"), a);  // auto is the CPU here
+  }
 }

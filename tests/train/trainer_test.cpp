@@ -117,6 +117,7 @@ TEST(Trainer, EveryOptionRoundTripsThroughJsonAndUnknownKeysAreRefused) {
       {"seed", [](TrainOptions& o) { o.runtime.seed = 5; }},
       {"threads", [](TrainOptions& o) { o.runtime.threads = 3; }},
       {"workers", [](TrainOptions& o) { o.runtime.workers = 4; }},
+      {"amp", [](TrainOptions& o) { o.runtime.amp = true; }},
       {"out", [](TrainOptions& o) { o.runtime.out = "/tmp/elsewhere"; }},
   };
   const auto defaults = nlohmann::json::parse(to_json(TrainOptions{}));

@@ -23,7 +23,9 @@ void save_archive(torch::serialize::OutputArchive& archive, const std::string& p
 /// "corrupt WHAT (checksum mismatch)" when the contents differ from what was saved, "corrupt or
 /// unreadable WHAT (...)" when LibTorch cannot read it. An archive without a checksum entry (files
 /// written before they carried one) is accepted unchecked. Returns whether it held a checksum.
-bool load_archive(torch::serialize::InputArchive& archive, const std::string& path, const std::string& what);
+/// Its tensors are loaded onto `device` (default the CPU), wherever they were saved from.
+bool load_archive(torch::serialize::InputArchive& archive, const std::string& path, const std::string& what,
+                  c10::Device device = c10::kCPU);
 
 /// The checks load_archive makes of an archive's bytes before LibTorch parses them (any zip file
 /// LibTorch reads: model files, checkpoints, files saved by Python's torch.save): every entry

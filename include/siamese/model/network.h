@@ -10,6 +10,7 @@
 
 #include "siamese/core/distance.h"
 #include "siamese/data/data.h"
+#include "siamese/model/device.h"
 
 namespace siamese {
 
@@ -197,8 +198,15 @@ class SiameseNetworkImpl : public torch::nn::Module {
  public:
   explicit SiameseNetworkImpl(SiameseNetworkOptions options = {});
 
-  /// x [N, C, H, W] or [N, T, 1 + F] -> embeddings [N, D].
+  /// x [N, C, H, W] or [N, T, 1 + F] (any device: moved to the network's) -> embeddings [N, D]
+  /// float32 on the network's device.
   torch::Tensor embed(torch::Tensor x);
+  /// Moves the parameters and buffers to `device` (device.h) and makes embed(), and so forward(),
+  /// embed_dataset and everything built on them, compute there; under bfloat16 autocast when `amp`
+  /// (AutocastGuard). A new network is on the CPU in float32. Needs the network to itself.
+  void place(c10::Device device, bool amp = false);
+  c10::Device device() const { return input_mean.device(); }
+  bool amp() const { return amp_; }
   /// Images [N, C, H, W] -> the encoder's trunk output [N, C', h, w] (normalised as embed does):
   /// for the encoders of backbones.h; others throw siamese::Error(Unsupported).
   torch::Tensor feature_maps(torch::Tensor x);
@@ -214,6 +222,9 @@ class SiameseNetworkImpl : public torch::nn::Module {
   std::shared_ptr<EncoderImpl> encoder;
   torch::Tensor input_mean;  ///< buffer [1, C, 1, 1] (images) or [1, 1, 1 + F] (sequences)
   torch::Tensor input_std;   ///< buffer of the same shape
+
+ private:
+  bool amp_ = false;
 };
 TORCH_MODULE(SiameseNetwork);
 
@@ -222,7 +233,8 @@ TORCH_MODULE(SiameseNetwork);
 /// of eval's pair_distances. A ResNet's activations for 512 photographs would be gigabytes at once.
 inline constexpr int64_t kValuesPerPass = int64_t{1} << 21;
 
-/// Embeddings of every item of a data set, in order: [N, D] (no grad), in batches of
+/// Embeddings of every item of a data set, in order: [N, D] float32 on the CPU (no grad), computed
+/// where the network is placed (SiameseNetworkImpl::place), in batches of
 /// batch_size, each forwarded in passes of at most kValuesPerPass input values. Thread safety: concurrent calls may share one network (see SiameseNetworkImpl).
 /// Requires the network in eval mode (throws Error(InvalidArgument) otherwise) and never changes it.
 /// The items embedded are counted to `logger` (Logger::count).

@@ -80,6 +80,9 @@ struct LoopOptions {
   /// its share of the combined batch's), and only rank 0 logs, writes files, keeps the best
   /// model and tells the observer; an observer's stop on rank 0 stops every rank.
   std::shared_ptr<ProcessGroup> group;
+  /// Where the task's module is (device.h): a checkpoint's weights and optimiser state are
+  /// loaded there. Default the CPU.
+  c10::Device device = c10::kCPU;
 };
 
 /// The learning rate at a global step (warm-up, then the schedule over epochs · steps_per_epoch).

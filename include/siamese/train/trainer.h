@@ -86,6 +86,13 @@ struct RuntimeOptions {
   /// embeds a share per rank and gathers them; only rank 0 writes files and scores the test
   /// split. With threads 0, the cores are shared among the group's processes on this machine.
   std::shared_ptr<ProcessGroup> group;
+  /// Where the network trains (device.h: CPU or a CUDA GPU; not in config.json, so that a run
+  /// started on a GPU resumes on any machine). Batches are moved there per step; the miners run
+  /// on the CPU. Model files and checkpoints load on any device. Default the CPU.
+  c10::Device device = c10::kCPU;
+  /// Mixed precision: forward passes under bfloat16 autocast (AutocastGuard), losses and the
+  /// optimiser in float32. Default false.
+  bool amp = false;
 };
 
 /// Everything a training run takes, in groups. config.json holds it as one flat object, one key
@@ -167,8 +174,9 @@ TrainResult train(const TrainOptions& options, const TrainingData& data, Logger&
 /// Continues the run in `dir` from its last complete checkpoint, with the options it started with.
 /// With the same seed the result equals that of an uninterrupted run.
 /// With a group, every rank resumes from the same folder (on a shared file system across machines).
+/// It trains on `device` (RuntimeOptions::device), whichever the run started on.
 TrainResult resume(const std::string& dir, Logger& logger = silent_logger(), TrainObserver* observer = nullptr,
-                   std::shared_ptr<ProcessGroup> group = nullptr);
+                   std::shared_ptr<ProcessGroup> group = nullptr, c10::Device device = c10::kCPU);
 
 /// The loop's part of the options (optim, seed, out).
 LoopOptions loop_options(const TrainOptions& options);

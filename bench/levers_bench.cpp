@@ -1,0 +1,143 @@
+// The CPU levers of issue 21 on siamese's own code path, in one process, interleaved: the default
+// CNN (conv 32, 64; dense 256; 64-d, L2-normalised) embedding batches of 512 and taking training
+// steps on P×K = 10×16 batches with the default all-triplets loss and Adam, in float32 (the
+// reference), under inference mode, in channels-last memory format, and under bfloat16 autocast
+// (--amp), alone and with channels-last. Prints one JSON object a variant: its best and median
+// images/s over --reps rounds. bench/levers runs it under thread settings and writes
+// docs/performance.md.
+//
+//   siamese_levers_bench [--reps 5] [--seconds 1.5] [--threads 0]
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "siamese/model/device.h"
+#include "siamese/model/network.h"
+#include "siamese/train/loss.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int64_t kEmbedBatch = 512, kTrainBatch = 160;
+
+struct Variant {
+  std::string name;
+  bool amp = false, channels_last = false, inference_mode = false;
+};
+
+siamese::SiameseNetwork make_network(const Variant& v) {
+  torch::manual_seed(0);
+  siamese::SiameseNetwork net(siamese::SiameseNetworkOptions().cnn(siamese::CnnEncoderOptions().normalize(true)));
+  net->place(c10::kCPU, v.amp);
+  if (v.channels_last) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters()) {
+      if (p.dim() == 4) p.set_data(p.contiguous(c10::MemoryFormat::ChannelsLast));
+    }
+  }
+  return net;
+}
+
+torch::Tensor inputs(const Variant& v, int64_t n) {
+  torch::manual_seed(1);
+  auto x = torch::rand({n, 1, 28, 28});
+  return v.channels_last ? x.contiguous(c10::MemoryFormat::ChannelsLast) : x;
+}
+
+/// Images/s of `step` (which handles `images` images) run for about `seconds`.
+double rate(const std::function<void()>& step, int64_t images, double seconds) {
+  step();  // warm-up: oneDNN primitives, autocast's weight casts
+  int64_t done = 0;
+  const auto start = Clock::now();
+  double elapsed = 0;
+  while (elapsed < seconds) {
+    step();
+    done += images;
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  return static_cast<double>(done) / elapsed;
+}
+
+double embed_rate(const Variant& v, double seconds) {
+  auto net = make_network(v);
+  net->eval();
+  const auto x = inputs(v, kEmbedBatch);
+  return rate([&] {
+    if (v.inference_mode) {
+      c10::InferenceMode guard;
+      (void)net->embed(x);
+    } else {
+      torch::NoGradGuard no_grad;
+      (void)net->embed(x);
+    }
+  }, kEmbedBatch, seconds);
+}
+
+double train_rate(const Variant& v, double seconds) {
+  auto net = make_network(v);
+  net->train();
+  torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(2e-3));
+  const auto x = inputs(v, kTrainBatch);
+  const auto y = torch::arange(kTrainBatch) % 10;
+  return rate([&] {
+    auto loss = siamese::batch_triplet_loss(net->embed(x), y, siamese::Distance::Euclidean, 0.2);
+    adam.zero_grad();
+    loss.backward();
+    adam.step();
+  }, kTrainBatch, seconds);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 5, threads = 0;
+  double seconds = 1.5;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "usage: %s [--reps N] [--seconds S] [--threads T]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (reps < 1 || !(seconds > 0) || threads < 0) {
+    std::fprintf(stderr, "%s: --reps >= 1, --seconds > 0, --threads >= 0\n", argv[0]);
+    return 2;
+  }
+  if (threads > 0) at::set_num_threads(threads);
+  const std::vector<Variant> variants = {{"float32"},
+                                         {"inference mode", false, false, true},
+                                         {"channels-last", false, true, false},
+                                         {"bf16 autocast (--amp)", true, false, false},
+                                         {"bf16 autocast + channels-last", true, true, false}};
+  std::vector<std::vector<double>> embed(variants.size()), train(variants.size());
+  for (int r = 0; r < reps; ++r) {  // interleaved: drift of the machine hits every variant alike
+    for (size_t i = 0; i < variants.size(); ++i) {
+      embed[i].push_back(embed_rate(variants[i], seconds));
+      if (!variants[i].inference_mode) train[i].push_back(train_rate(variants[i], seconds));
+    }
+  }
+  for (size_t i = 0; i < variants.size(); ++i) {
+    std::printf("{\"variant\": \"%s\", \"threads\": %d, \"embed_best\": %.1f, \"embed_median\": %.1f", variants[i].name.c_str(),
+                at::get_num_threads(), *std::max_element(embed[i].begin(), embed[i].end()), median(embed[i]));
+    if (!train[i].empty()) {
+      std::printf(", \"train_best\": %.1f, \"train_median\": %.1f", *std::max_element(train[i].begin(), train[i].end()),
+                  median(train[i]));
+    }
+    std::printf("}\n");
+  }
+  return 0;
+}
