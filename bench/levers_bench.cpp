@@ -1,12 +1,13 @@
 // The CPU levers of issue 21 on siamese's own code path, in one process, interleaved: the default
 // CNN (conv 32, 64; dense 256; 64-d, L2-normalised) embedding batches of 512 and taking training
 // steps on P×K = 10×16 batches with the default all-triplets loss and Adam, in float32 (the
-// reference), under inference mode, in channels-last memory format, and under bfloat16 autocast
-// (--amp), alone and with channels-last. Prints one JSON object a variant: its best and median
+// reference), under inference mode, in channels-last memory format (weights and input), and under
+// --amp (bfloat16 autocast; SiameseNetwork::embed makes the input channels-last), alone and with
+// channels-last weights. Prints one JSON object a variant: its best and median
 // images/s over --reps rounds. bench/levers runs it under thread settings and writes
 // docs/performance.md.
 //
-//   siamese_levers_bench [--reps 5] [--seconds 1.5] [--threads 0]
+//   siamese_levers_bench [--reps 5] [--seconds 1.5] [--threads 0 (one a core)]
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "siamese/model/device.h"
@@ -117,12 +119,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: --reps >= 1, --seconds > 0, --threads >= 0\n", argv[0]);
     return 2;
   }
-  if (threads > 0) at::set_num_threads(threads);
+  // 0: one thread a core, as siamese's CLI sets (set_compute_threads); LibTorch's own default may
+  // be fewer (it counts one on these 2-core machines).
+  at::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   const std::vector<Variant> variants = {{"float32"},
                                          {"inference mode", false, false, true},
                                          {"channels-last", false, true, false},
-                                         {"bf16 autocast (--amp)", true, false, false},
-                                         {"bf16 autocast + channels-last", true, true, false}};
+                                         {"--amp: bf16 autocast, channels-last input", true, false, false},
+                                         {"--amp + channels-last weights", true, true, false}};
   std::vector<std::vector<double>> embed(variants.size()), train(variants.size());
   for (int r = 0; r < reps; ++r) {  // interleaved: drift of the machine hits every variant alike
     for (size_t i = 0; i < variants.size(); ++i) {

@@ -329,6 +329,9 @@ bool SiameseNetworkImpl::takes_sequences() const {
 torch::Tensor SiameseNetworkImpl::embed(torch::Tensor x) {
   x = x.to(device());  // the same tensor when it is there already
   if (!amp_) return encoder->forward((x - input_mean) / input_std);
+  // bfloat16 convolutions run 1.3-1.8x faster on channels-last activations (bench/levers); an
+  // input in that layout makes oneDNN keep it through the convolutions. float32 gains nothing.
+  if (x.dim() == 4) x = x.contiguous(c10::MemoryFormat::ChannelsLast);
   AutocastGuard autocast(x.device(), true);
   return encoder->forward((x - input_mean) / input_std).to(torch::kFloat32);
 }
