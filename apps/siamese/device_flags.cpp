@@ -1,4 +1,4 @@
-// --device and --amp, shared by train, eval, embed, index build, search and serve.
+// --device and --amp, shared by train, eval, embed, index build, index add, search, oneshot and serve.
 #include "commands.h"
 #include "siamese/model/device.h"
 

@@ -231,6 +231,13 @@ void add_train(CLI::App& app) {
     o.runtime.device = parse_device_flag(f->device);  // a GPU this machine lacks: one error line, before anything
     o.runtime.amp = f->device.amp;
     auto group_options = group_options_from_environment();
+    if (f->nproc > 1 || group_options.size > 1) {  // Gloo: before any rank starts, so the error is said once
+      if (f->device.device == "auto") o.runtime.device = c10::kCPU;
+      if (!o.runtime.device.is_cpu()) {
+        throw CLI::ValidationError("--device", "training in several processes runs on the CPU only (Gloo, no NCCL in this "
+                                               "build): use --device cpu, or one process on " + f->device.device);
+      }
+    }
     const bool launched = std::getenv("SIAMESE_LAUNCHER_PID") != nullptr;  // a rank launch_local started
     if (f->nproc > 1 && group_options.size > 1 && !launched) {
       throw CLI::ValidationError("--nproc", "this process is rank " + std::to_string(group_options.rank) + " of a group of " +

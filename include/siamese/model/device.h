@@ -24,7 +24,8 @@ std::string to_string(const c10::Device& device);
 
 /// Mixed precision for the ops this thread runs while the guard lives: LibTorch's autocast on
 /// `device`'s type (CPU or CUDA) with bfloat16, which needs no loss scaling (float16 would).
-/// Matrix products and convolutions run in bfloat16, reductions and losses stay float32. Nothing
+/// Matrix products and convolutions run in bfloat16; operators autocast does not list run in
+/// their input's type (a sum of a bfloat16 tensor is bfloat16). Nothing
 /// happens when `enabled` is false. The state before the guard comes back when it ends (guards
 /// nest). Thread safety: autocast state is per thread; a guard touches its own thread's only.
 class AutocastGuard {
