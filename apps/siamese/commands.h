@@ -31,9 +31,6 @@ struct DeviceFlags {
   bool amp = false;
 };
 void add_device_flags(CLI::App* cmd, DeviceFlags& flags);
-/// The device --device names; an unknown one, or a GPU this build or machine lacks, throws
-/// siamese::Error with one line saying so.
-c10::Device parse_device_flag(const DeviceFlags& flags);
 /// `model`'s network moved where the flags say (SiameseNetworkImpl::place).
 void place_model(SavedModel& model, const DeviceFlags& flags);
 

@@ -14,8 +14,6 @@ void add_device_flags(CLI::App* cmd, DeviceFlags& flags) {
       ->group("Device");
 }
 
-c10::Device parse_device_flag(const DeviceFlags& flags) { return parse_device(flags.device); }
-
 void place_model(SavedModel& model, const DeviceFlags& flags) { model.network->place(parse_device(flags.device), flags.amp); }
 
 }  // namespace siamese::cli

@@ -228,7 +228,7 @@ void add_train(CLI::App& app) {
   cmd->callback([f, cmd]() {
     auto& o = f->o;
     if (!f->resume.empty()) check_resume_alone(*cmd);
-    o.runtime.device = parse_device_flag(f->device);  // a GPU this machine lacks: one error line, before anything
+    o.runtime.device = parse_device(f->device.device);  // a GPU this machine lacks: one error line, before anything
     o.runtime.amp = f->device.amp;
     auto group_options = group_options_from_environment();
     if (f->nproc > 1 || group_options.size > 1) {  // Gloo: before any rank starts, so the error is said once
