@@ -2,8 +2,6 @@
 
 #include <limits>
 
-#include <algorithm>
-
 #include "siamese/core/enum_table.h"
 #include "siamese/core/error.h"
 
@@ -99,23 +97,21 @@ torch::Tensor batch_triplet_loss(const torch::Tensor& embeddings, const torch::T
   auto pos = same.logical_and(torch::eye(b, same.options()).logical_not());
   auto neg = same.logical_not();
 
-  // For every anchor a: count_p[a, p] = #negatives n with (a, p, n) violating the margin,
-  // count_n[a, n] = #positives p with (a, p, n) violating it. Anchors go in blocks of at most
-  // ~4M triplets so that memory stays O(B²).
-  auto count_p = torch::zeros({b, b}, d.options());
-  auto count_n = torch::zeros({b, b}, d.options());
+  // For every anchor a: count_p[a, p] = #negatives n with d(a, n) < d(a, p) + margin, the
+  // triplets (a, p, n) that violate the margin; count_n[a, n] = #positives p with
+  // d(a, p) > d(a, n) - margin. Each count is a binary search in the anchor's sorted negative
+  // (positive) distances: O(B² log B) time and O(B²) memory, where testing every triplet is O(B³).
+  torch::Tensor count_p, count_n;
   {
     torch::NoGradGuard no_grad;
-    auto dd = d.detach();
-    const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, b * b));
-    for (int64_t start = 0; start < b; start += block) {
-      const int64_t end = std::min(b, start + block);
-      auto rows = dd.slice(0, start, end);
-      auto valid = pos.slice(0, start, end).unsqueeze(2).logical_and(neg.slice(0, start, end).unsqueeze(1));
-      auto violated = (rows.unsqueeze(2) - rows.unsqueeze(1) + margin > 0).logical_and(valid).to(d.dtype());
-      count_p.slice(0, start, end).copy_(violated.sum(2));
-      count_n.slice(0, start, end).copy_(violated.sum(1));
-    }
+    const auto dd = d.detach();
+    const double inf = std::numeric_limits<double>::infinity();
+    const auto neg_sorted = std::get<0>(dd.masked_fill(neg.logical_not(), inf).sort(1));
+    const auto pos_sorted = std::get<0>(dd.masked_fill(pos.logical_not(), -inf).sort(1));
+    count_p = torch::searchsorted(neg_sorted, dd + margin).to(d.dtype()).masked_fill_(pos.logical_not(), 0);
+    count_n = (b - torch::searchsorted(pos_sorted, dd - margin, /*out_int32=*/false, /*right=*/true))
+                  .to(d.dtype())
+                  .masked_fill_(neg.logical_not(), 0);
   }
   const double active = count_p.sum().item<double>();
   if (active_out != nullptr) *active_out = static_cast<int64_t>(active);

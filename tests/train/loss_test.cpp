@@ -80,6 +80,37 @@ TEST(Loss, BatchLossesMatchExplicitLoops) {
               naive_batch_contrastive(e, labels, 1.0).item<double>(), 1e-10);
 }
 
+TEST(Loss, BatchTripletCountsMatchExplicitLoopsOnLargerBatchesAndTies) {
+  // The loss counts violated triplets by binary search in sorted rows; the loops test each one.
+  // Uneven classes with a singleton (an anchor without positives), then 1-D integer points whose
+  // distances tie exactly with d(a, p) + margin (and would not count if "violates" were not strict).
+  torch::manual_seed(7);
+  std::vector<int64_t> labels;
+  for (int i = 0; i < 30; ++i) labels.push_back(i == 29 ? 9 : i % 4);
+  const auto random = torch::randn({30, 5}, torch::kFloat64) * 0.6;
+  std::vector<int64_t> grid_labels{0, 0, 0, 1, 1, 2, 2, 2, 1};
+  const auto grid = torch::tensor({0.0, 1.0, 3.0, 2.0, 4.0, 5.0, 6.0, 7.0, 9.0}, torch::kFloat64).unsqueeze(1);
+  for (const auto& [e, y, margin] : {std::tuple{random, labels, 0.8}, std::tuple{grid, grid_labels, 1.0}}) {
+    int64_t active = -1, expected = 0;
+    const auto b = static_cast<int64_t>(y.size());
+    const auto d = torch::cdist(e, e);
+    for (int64_t a = 0; a < b; ++a)
+      for (int64_t p = 0; p < b; ++p)
+        for (int64_t n = 0; n < b; ++n) {
+          if (a != p && y[a] == y[p] && y[a] != y[n]) expected += d[a][p].item<double>() - d[a][n].item<double>() + margin > 0;
+        }
+    auto e1 = e.clone().set_requires_grad(true), e2 = e.clone().set_requires_grad(true);
+    auto ours = batch_triplet_loss(e1, torch::tensor(y), Distance::Euclidean, margin, &active);
+    auto ref = naive_batch_triplet(e2, y, margin);
+    EXPECT_EQ(active, expected);
+    EXPECT_GT(active, 0);
+    EXPECT_NEAR(ours.item<double>(), ref.item<double>(), 1e-10);
+    ours.backward();
+    ref.backward();
+    EXPECT_TRUE(torch::allclose(e1.grad(), e2.grad(), 1e-9, 1e-10));
+  }
+}
+
 TEST(Loss, BatchTripletGradientEqualsExplicitLoopGradient) {
   torch::manual_seed(4);
   const std::vector<int64_t> labels{0, 0, 1, 1, 2, 2};
@@ -113,7 +144,7 @@ TEST(Loss, NoViolationGivesZeroAttachedLoss) {
 }
 
 TEST(Loss, BatchTripletLargeBatchStaysQuadratic) {
-  // 1,024 embeddings: an [B, B, B] float tensor would need 4 GiB; the blocked count needs [B, B].
+  // 1,024 embeddings: an [B, B, B] float tensor would need 4 GiB; the sorted counts need [B, B].
   torch::manual_seed(6);
   auto labels = torch::arange(1024) % 32;
   auto e = torch::randn({1024, 16}).set_requires_grad(true);

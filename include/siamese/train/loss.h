@@ -35,9 +35,10 @@ torch::Tensor batch_contrastive_loss(const torch::Tensor& embeddings, const torc
 
 /// Triplet loss over every valid triplet (a, p, n) of a labelled batch (label(a) = label(p),
 /// a ≠ p, label(n) ≠ label(a)), averaged over the triplets with non-zero loss ("batch all",
-/// Hermans et al. 2017). embeddings [B, D], labels [B]. Memory O(B²): no [B, B, B] tensor is
-/// kept, the violated triplets are counted anchor block by anchor block and the loss is written
-/// as a weighted sum of the [B, B] distance matrix, whose gradient equals the triplet sum's.
+/// Hermans et al. 2017). embeddings [B, D], labels [B]. O(B² log B) time, O(B²) memory: no
+/// [B, B, B] tensor is made; each distance's violated triplets are counted by a binary search in
+/// its anchor's sorted row, and the loss is written as a weighted sum of the [B, B] distance
+/// matrix, whose gradient equals the triplet sum's.
 /// Returns zero (still attached to the graph) when no triplet violates the margin.
 /// active (optional): set to the number of triplets with non-zero loss.
 torch::Tensor batch_triplet_loss(const torch::Tensor& embeddings, const torch::Tensor& labels,
