@@ -4,7 +4,8 @@
 // reference), under inference mode, in channels-last memory format (weights and input), and under
 // --amp (bfloat16 autocast; SiameseNetwork::embed makes the input channels-last), alone and with
 // channels-last weights; and training steps with the all-triplets loss as it was before it counted
-// violated triplets by binary search (every triplet tested: O(B³), kept here as cubic_triplet_loss).
+// violated triplets by binary search (every triplet tested: O(B³), kept here as cubic_triplet_loss);
+// and embedding under --int8 (quantize.h).
 // Prints one JSON object a variant: its best and median
 // images/s over --reps rounds. bench/levers runs it under thread settings and writes
 // docs/performance.md.
@@ -25,6 +26,7 @@
 #include "siamese/core/distance.h"
 #include "siamese/model/device.h"
 #include "siamese/model/network.h"
+#include "siamese/model/quantize.h"
 #include "siamese/train/loss.h"
 
 namespace {
@@ -34,7 +36,7 @@ constexpr int64_t kEmbedBatch = 512, kTrainBatch = 160;
 
 struct Variant {
   std::string name;
-  bool amp = false, channels_last = false, inference_mode = false, cubic_loss = false;
+  bool amp = false, channels_last = false, inference_mode = false, cubic_loss = false, int8 = false;
 };
 
 /// siamese::batch_triplet_loss as it was: each anchor block's [rows, B, B] violated-triplet tensor
@@ -68,6 +70,11 @@ siamese::SiameseNetwork make_network(const Variant& v) {
   torch::manual_seed(0);
   siamese::SiameseNetwork net(siamese::SiameseNetworkOptions().cnn(siamese::CnnEncoderOptions().normalize(true)));
   net->place(c10::kCPU, v.amp);
+  if (v.int8) {  // calibrated as the trainer does, here on random images
+    net->eval();
+    net->options.int8_ranges(siamese::int8_ranges(*net, torch::rand({256, 1, 28, 28})));
+    net->use_int8(true);
+  }
   if (v.channels_last) {
     torch::NoGradGuard no_grad;
     for (auto& p : net->parameters()) {
@@ -158,12 +165,13 @@ int main(int argc, char** argv) {
                                          {"channels-last", false, true, false},
                                          {"--amp: bf16 autocast, channels-last input", true, false, false},
                                          {"--amp + channels-last weights", true, true, false},
-                                         {"float32, the loss testing every triplet (before: O(B³))", false, false, false, true}};
+                                         {"float32, the loss testing every triplet (before: O(B³))", false, false, false, true},
+                                         {"--int8: quantized convolutions and hidden layer", false, false, false, false, true}};
   std::vector<std::vector<double>> embed(variants.size()), train(variants.size());
   for (int r = 0; r < reps; ++r) {  // interleaved: drift of the machine hits every variant alike
     for (size_t i = 0; i < variants.size(); ++i) {
       if (!variants[i].cubic_loss) embed[i].push_back(embed_rate(variants[i], seconds));
-      if (!variants[i].inference_mode) train[i].push_back(train_rate(variants[i], seconds));
+      if (!variants[i].inference_mode && !variants[i].int8) train[i].push_back(train_rate(variants[i], seconds));
     }
   }
   for (size_t i = 0; i < variants.size(); ++i) {

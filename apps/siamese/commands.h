@@ -25,13 +25,15 @@ void add_track(CLI::App& app);
 void add_track_eval(CLI::App& app);
 void add_track_train(CLI::App& app);  ///< reached as `train --task tracking` (main.cpp)
 
-/// --device and --amp (device.h): where a command's network computes, and in what precision.
+/// --device, --amp (device.h) and, on commands that only embed, --int8 (quantize.h): where a
+/// command's network computes, and in what precision.
 struct DeviceFlags {
   std::string device = "cpu";
   bool amp = false;
+  bool int8 = false;
 };
-void add_device_flags(CLI::App* cmd, DeviceFlags& flags);
-/// `model`'s network moved where the flags say (SiameseNetworkImpl::place).
+void add_device_flags(CLI::App* cmd, DeviceFlags& flags, bool int8 = true);
+/// `model`'s network moved where the flags say (SiameseNetworkImpl::place, use_int8).
 void place_model(SavedModel& model, const DeviceFlags& flags);
 
 /// The tracker model in `path`, or the one siamese ships (models/tracker.pt) when it is empty.

@@ -220,7 +220,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--dist-timeout", f->dist_timeout,
                   "seconds a process waits for the others (joining, each exchange) before it stops with an error")
       ->capture_default_str()->check(in_range(1, 86400))->group("Processes");
-  add_device_flags(cmd, f->device);
+  add_device_flags(cmd, f->device, /*int8=*/false);
   cmd->add_flag("--quiet", f->quiet, "no progress output");
   cmd->add_flag("--json", f->json, "print the test metrics as one JSON object instead of the summary table");
   cmd->add_flag("--no-report", f->no_report, "do not write OUT/report.html");

@@ -1,6 +1,7 @@
 #include "siamese/model/model_file.h"
 
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -63,6 +64,7 @@ std::string to_json(const SiameseNetworkOptions& o) {
   j["input_mean"] = o.input_mean();
   j["input_std"] = o.input_std();
   if (o.encoder() == EncoderKind::TorchScript) j["backbone_source"] = o.backbone_source();
+  if (!o.int8_ranges().empty()) j["int8_ranges"] = o.int8_ranges();
   if (o.image_view().size > 0) {
     const auto& v = o.image_view();
     j["image_view"] = {{"size", v.size}, {"channels", v.channels}, {"eval_resize", v.eval_resize},
@@ -115,6 +117,12 @@ SiameseNetworkOptions network_options_from_json(const std::string& text) {
     o.input_mean(j.at("input_mean").get<std::vector<double>>());
     o.input_std(j.at("input_std").get<std::vector<double>>());
     o.backbone_source(j.value("backbone_source", ""));
+    o.int8_ranges(j.value("int8_ranges", std::vector<double>{}));
+    for (double r : o.int8_ranges()) {
+      if (!std::isfinite(r) || r < 0 || r > 1e30) {
+        throw Error(ErrorCode::Corruption, "bad network configuration: an int8 range is not a finite value >= 0");
+      }
+    }
     if (j.contains("image_view")) {
       const auto& v = j.at("image_view");
       ImageView view;

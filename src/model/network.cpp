@@ -327,6 +327,7 @@ bool SiameseNetworkImpl::takes_sequences() const {
 }
 
 torch::Tensor SiameseNetworkImpl::embed(torch::Tensor x) {
+  if (int8_) return int8_->embed(x);
   x = x.to(device());  // the same tensor when it is there already
   if (!amp_) return encoder->forward((x - input_mean) / input_std);
   // bfloat16 convolutions run 1.3-1.8x faster on channels-last activations (bench/levers); an
@@ -337,8 +338,15 @@ torch::Tensor SiameseNetworkImpl::embed(torch::Tensor x) {
 }
 
 void SiameseNetworkImpl::place(c10::Device device, bool amp) {
+  if (amp && int8_) throw Error(ErrorCode::InvalidArgument, "--amp and --int8 exclude each other: choose one");
+  if (int8_ && !device.is_cpu()) throw Error(ErrorCode::Unsupported, "--int8 runs on the CPU only (use --device cpu)");
   to(device);
   amp_ = amp;
+}
+
+void SiameseNetworkImpl::use_int8(bool on) {
+  if (on && amp_) throw Error(ErrorCode::InvalidArgument, "--amp and --int8 exclude each other: choose one");
+  int8_ = on ? std::make_shared<const QuantizedCnn>(*this) : nullptr;
 }
 
 torch::Tensor SiameseNetworkImpl::feature_maps(torch::Tensor x) {

@@ -11,6 +11,7 @@
 #include <functional>
 #include <fstream>
 #include <limits>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "siamese/core/system.h"
 #include "siamese/core/atomic_file.h"
 #include "siamese/core/error.h"
+#include "siamese/model/quantize.h"
 #include "siamese/train/distributed.h"
 
 namespace fs = std::filesystem;
@@ -558,6 +560,11 @@ class EmbeddingTask : public TrainingTask {
     info["epoch"] = record.epoch;
     info["select_by"] = to_string(o_.optim.select_by);
     info["val_" + to_string(o_.optim.select_by)] = select_metric(record, o_.optim.select_by);
+    if (int8_supported(*net_) && validation_.size() > 0) {  // the activation ranges --int8 quantizes with
+      std::vector<int64_t> first(std::min<int64_t>(512, validation_.size()));
+      std::iota(first.begin(), first.end(), 0);
+      net_->options.int8_ranges(int8_ranges(*net_, validation_.gather(first)));
+    }
     save_model((fs::path(o_.runtime.out) / "model.pt").string(), net_, calibrate_threshold(distances_, pairs_.same),
                info.dump());
   }

@@ -124,6 +124,10 @@ TEST_F(Cli, EmbedWritesNpyThatMatchesTheLibrary) {
   const float* data = reinterpret_cast<const float*>(bytes.data() + header);
   EXPECT_NEAR(data[0], e[0][0].item<float>(), 1e-5);
   EXPECT_NEAR(data[9999 * 64 + 63], e[1][63].item<float>(), 1e-5);
+  // Training calibrated the model for --int8 (two conv blocks, the hidden layer) on validation images.
+  ASSERT_EQ(model.network->options.int8_ranges().size(), 3u);
+  model.network->use_int8(true);
+  EXPECT_LT(((model.network->embed(test.gather({0, 9999})) - e).norm(2, 1) / e.norm(2, 1)).max().item<double>(), 0.1);
   auto labels = read_file(*dir_ / "emb.labels.npy");
   EXPECT_EQ(labels.size(), header + 10000 * 8);  // same header length for [10000] int64
 }

@@ -64,6 +64,43 @@ TEST(EmbedCli, NeverOverwritesTheModelOrAnInputEvenWhenForced) {
   EXPECT_TRUE(fs::is_symlink(dir / "alias.bin"));
 }
 
+TEST(EmbedCli, Int8) {
+  const auto dir = temp_dir("embed_int8");
+  const auto model = (dir / "model.pt").string(), uncalibrated = (dir / "old.pt").string();
+  save_small_model(model, 7, /*int8=*/true);
+  save_small_model(uncalibrated);
+  write_random_images(dir / "images" / "a", "a", 4, 5);
+  write_random_images(dir / "images" / "b", "b", 4, 6);
+  const auto data = " --data " + (dir / "images").string() + " --out ";
+  const auto exact = (dir / "exact.bin").string(), int8 = (dir / "int8.bin").string();
+  ASSERT_EQ(run("embed --model " + model + data + exact).code, 0);
+  auto quantized = run("embed --model " + model + data + int8 + " --int8");
+  ASSERT_EQ(quantized.code, 0) << quantized.out;
+  const auto a = read_file(exact), b = read_file(int8);
+  ASSERT_EQ(a.size(), b.size());
+  const size_t floats = (a.size() - 24 - 8 * 8) / 4;
+  double worst = 0, largest = 0;
+  for (size_t i = 0; i < floats; ++i) {
+    float x = 0, y = 0;
+    std::memcpy(&x, a.data() + 24 + 4 * i, 4);
+    std::memcpy(&y, b.data() + 24 + 4 * i, 4);
+    worst = std::max(worst, static_cast<double>(std::abs(x - y)));
+    largest = std::max(largest, static_cast<double>(std::abs(x)));
+  }
+  EXPECT_GT(worst, 0.0) << "--int8 changed nothing";
+  EXPECT_LT(worst, 0.1 * largest) << "largest value " << largest;
+
+  for (const auto& [args, message] : {std::pair{"--model " + model + " --int8 --amp", "excludes"},
+                                      std::pair{"--model " + uncalibrated + " --int8", "no int8 calibration"}}) {
+    const auto out = (dir / "refused.bin").string();
+    auto refused = run("embed " + args + data + out);
+    EXPECT_NE(refused.code, 0);
+    EXPECT_EQ(lines_of(refused.out), 1u) << refused.out;
+    EXPECT_NE(refused.out.find(message), std::string::npos) << refused.out;
+    EXPECT_FALSE(fs::exists(out));
+  }
+}
+
 TEST(EmbedCli, DeviceAndAmp) {
   const auto dir = temp_dir("embed_device");
   const auto model = (dir / "model.pt").string();

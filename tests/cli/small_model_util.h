@@ -10,14 +10,18 @@
 #include <vector>
 
 #include "siamese/model/model_file.h"
+#include "siamese/model/quantize.h"
 
 namespace siamese::testing {
 
-/// An untrained CNN model (seeded) on 28x28 grey images, embedding size 16, saved to `path`.
-inline void save_small_model(const std::string& path, uint64_t seed = 7) {
+/// An untrained CNN model (seeded) on 28x28 grey images, embedding size 16, saved to `path`;
+/// with `int8`, calibrated for --int8 on random images as the trainer does on validation ones.
+inline void save_small_model(const std::string& path, uint64_t seed = 7, bool int8 = false) {
   torch::manual_seed(seed);
   SiameseNetwork network(SiameseNetworkOptions().cnn(
       CnnEncoderOptions().conv_channels({4, 8}).hidden(32).embedding_dim(16)));
+  network->eval();
+  if (int8) network->options.int8_ranges(int8_ranges(*network, torch::rand({64, 1, 28, 28})));
   save_model(path, network, 1.0);
 }
 

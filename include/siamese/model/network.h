@@ -11,6 +11,7 @@
 #include "siamese/core/distance.h"
 #include "siamese/data/data.h"
 #include "siamese/model/device.h"
+#include "siamese/model/quantize.h"
 
 namespace siamese {
 
@@ -186,6 +187,10 @@ struct SiameseNetworkOptions {
   /// in the model file, so that it needs nothing else) and where it came from, for messages.
   TORCH_ARG(std::shared_ptr<const std::string>, backbone) = nullptr;
   TORCH_ARG(std::string, backbone_source) = "";
+  /// "cnn" encoder: the largest activation of each conv block and of the hidden layer on
+  /// calibration images (quantize.h), which --int8 quantizes with. Set by the trainer when it
+  /// saves a model; empty in models saved before, which --int8 refuses.
+  TORCH_ARG(std::vector<double>, int8_ranges) = {};
 };
 
 /// The twin network: ONE encoder instance shared by every branch, so the weights are shared by
@@ -207,6 +212,12 @@ class SiameseNetworkImpl : public torch::nn::Module {
   void place(c10::Device device, bool amp = false);
   c10::Device device() const { return input_mean.device(); }
   bool amp() const { return amp_; }
+  /// Makes embed() run an int8 copy of the network (QuantizedCnn, quantize.h) made from its
+  /// weights now, or float again when `on` is false. Throws what QuantizedCnn throws (not "cnn",
+  /// not on the CPU, no calibration) and Error(InvalidArgument) together with --amp. Needs the
+  /// network to itself; changing the weights afterwards does not change the int8 copy.
+  void use_int8(bool on);
+  bool int8() const { return int8_ != nullptr; }
   /// Images [N, C, H, W] -> the encoder's trunk output [N, C', h, w] (normalised as embed does):
   /// for the encoders of backbones.h; others throw siamese::Error(Unsupported).
   torch::Tensor feature_maps(torch::Tensor x);
@@ -225,6 +236,7 @@ class SiameseNetworkImpl : public torch::nn::Module {
 
  private:
   bool amp_ = false;
+  std::shared_ptr<const QuantizedCnn> int8_;
 };
 TORCH_MODULE(SiameseNetwork);
 
