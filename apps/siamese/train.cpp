@@ -10,6 +10,7 @@
 #include "console.h"
 #include "siamese/core/atomic_file.h"
 #include "siamese/core/error.h"
+#include "siamese/core/system.h"
 #include "siamese/report/run_report.h"
 #include "siamese/train/distributed.h"
 #include "siamese/train/trainer.h"
@@ -300,8 +301,8 @@ void add_train(CLI::App& app) {
     }
     if (!lead) return;
     const std::string out = f->resume.empty() ? o.runtime.out : f->resume;
-    std::fprintf(stderr, "trained %.0f s at %.0f images/s; model, history.csv and metrics.json in %s\n",
-                 result.train_seconds, result.images_per_second, out.c_str());
+    std::fprintf(stderr, "trained %.0f s at %.0f images/s, peak memory %.0f MB; model, history.csv and metrics.json in %s\n",
+                 result.train_seconds, result.images_per_second, peak_memory_mb(), out.c_str());
     finish_run(result, out, f->no_report, f->json, rank_console);
   });
 }

@@ -1,6 +1,7 @@
 #include "siamese/core/system.h"
 
 #include <dlfcn.h>
+#include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -27,6 +28,12 @@ std::string machine_description() {
 }
 
 std::string build_commit() { return SIAMESE_COMMIT; }
+
+double peak_memory_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // kilobytes on Linux
+}
 
 void set_compute_threads(int threads) {
   at::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));

@@ -646,6 +646,7 @@ EvalReport finish(const TrainOptions& o, TrainResult& result, const Dataset& tes
   metrics["epochs"] = static_cast<int64_t>(result.history.size());
   metrics["stopped_early"] = result.stopped_early;
   metrics["threads"] = at::get_num_threads();
+  metrics["peak_memory_mb"] = std::round(peak_memory_mb());
   metrics["machine"] = machine_description();
   if (!build_commit().empty()) metrics["commit"] = build_commit();
   write_text_atomically((fs::path(o.runtime.out) / "metrics.json").string(), metrics.dump(2) + "\n");

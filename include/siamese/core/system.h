@@ -14,6 +14,9 @@ std::string machine_description();
 /// ran), or "" when it was not built from a git checkout.
 std::string build_commit();
 
+/// The largest resident memory this process has held so far, in MB (getrusage's ru_maxrss).
+double peak_memory_mb();
+
 /// Sets LibTorch's intra-op threads (0 = one per core) and keeps OpenBLAS to one thread of its
 /// own, so the two never oversubscribe the cores. Results depend on it: float sums split over
 /// other thread counts round differently, so every command of a tool calls it the same way.
