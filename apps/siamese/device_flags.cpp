@@ -1,6 +1,7 @@
 // --device and --amp, shared by train, eval, embed, index build, index add, search, oneshot and
 // serve; --int8 on all of them but train.
 #include "commands.h"
+#include "siamese/core/error.h"
 #include "siamese/model/device.h"
 
 namespace siamese::cli {
@@ -23,8 +24,10 @@ void add_device_flags(CLI::App* cmd, DeviceFlags& flags, bool int8) {
 }
 
 void place_model(SavedModel& model, const DeviceFlags& flags) {
-  // --int8 computes on the CPU only, where "auto" goes.
-  model.network->place(flags.int8 && flags.device == "auto" ? c10::Device(c10::kCPU) : parse_device(flags.device), flags.amp);
+  // --int8 computes on the CPU only, where "auto" goes; another device is refused before anything moves.
+  const auto device = flags.int8 && flags.device == "auto" ? c10::Device(c10::kCPU) : parse_device(flags.device);
+  if (flags.int8 && !device.is_cpu()) throw Error(ErrorCode::Unsupported, "--int8 runs on the CPU only (use --device cpu)");
+  model.network->place(device, flags.amp);
   if (flags.int8) model.network->use_int8(true);
 }
 

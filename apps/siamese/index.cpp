@@ -69,13 +69,13 @@ void add_index(CLI::App& app) {
     auto model = load_model(f->model);
     Console logger(false);
     auto in = read_inputs(f->data, model, f->split, logger);
+    place_model(model, f->device);  // first: the fingerprint says whether it embeds in int8
     EmbeddingIndex index(IndexOptions(model.network->encoder->embedding_dim())
                              .spec(f->spec)
                              .distance(model.network->options.distance())
                              .fingerprint(model_fingerprint(model.network))
                              .nprobe(f->nprobe)
                              .ef_search(f->ef_search));
-    place_model(model, f->device);
     add_embedded(index, in, embed_inputs(model, in, logger), model_fingerprint(model.network));
     index.save(f->out);
     std::fprintf(stderr, "wrote %s (%s, %lld items)\n", f->out.c_str(), f->spec.c_str(), static_cast<long long>(index.size()));
@@ -90,9 +90,9 @@ void add_index(CLI::App& app) {
   add->callback([f]() {
     const auto before = EmbeddingIndex::load(f->index);
     auto model = load_model(f->model);
+    place_model(model, f->device);  // first: the fingerprint says whether it embeds in int8
     const auto fingerprint = model_fingerprint(model.network);
     before.check_fingerprint(fingerprint);  // before embedding anything
-    place_model(model, f->device);
     Console logger(false);
     const auto in = read_inputs(f->data, model, f->split, logger);
     const auto e = embed_inputs(model, in, logger);
@@ -138,9 +138,9 @@ void add_search(CLI::App& app) {
     if (!f->html.empty()) check_output(f->html, f->force, {f->index, f->model, f->query});
     auto index = EmbeddingIndex::load(f->index);
     auto model = load_model(f->model);
+    place_model(model, f->device);  // first: the fingerprint says whether it embeds in int8
     const auto fingerprint = model_fingerprint(model.network);
     index.check_fingerprint(fingerprint);  // before embedding anything
-    place_model(model, f->device);
     index.set_search_parameters(f->nprobe > 0 ? f->nprobe : index.options().nprobe(),
                                 f->ef_search > 0 ? f->ef_search : index.options().ef_search());
     Console logger(false);

@@ -17,6 +17,7 @@ namespace siamese {
 std::string model_fingerprint(SiameseNetwork& network) {
   const std::string config = to_json(network->options);
   uint64_t h = fnv1a(config.data(), config.size());
+  if (network->int8()) h = fnv1a("int8", 4, h);  // --int8 embeds differently: its own fingerprint
   auto tensors = network->named_parameters();
   for (const auto& b : network->named_buffers()) tensors.insert(b.key(), b.value());
   for (const auto& t : tensors) {

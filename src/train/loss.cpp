@@ -1,5 +1,6 @@
 #include "siamese/train/loss.h"
 
+#include <cmath>
 #include <limits>
 
 #include "siamese/core/enum_table.h"
@@ -97,26 +98,28 @@ torch::Tensor batch_triplet_loss(const torch::Tensor& embeddings, const torch::T
   auto pos = same.logical_and(torch::eye(b, same.options()).logical_not());
   auto neg = same.logical_not();
 
-  // For every anchor a: count_p[a, p] = #negatives n with d(a, n) < d(a, p) + margin, the
-  // triplets (a, p, n) that violate the margin; count_n[a, n] = #positives p with
-  // d(a, p) > d(a, n) - margin. Each count is a binary search in the anchor's sorted negative
-  // (positive) distances: O(B² log B) time and O(B²) memory, where testing every triplet is O(B³).
+  if (!std::isfinite(margin)) throw Error(ErrorCode::InvalidArgument, "batch loss: the margin is not a finite number");
+  // A triplet (a, p, n) violates the margin when d(a, n) < s(a, p) = d(a, p) + margin, s rounded
+  // once for both counts: count_p[a, p] = #negatives n violating with p, count_n[a, n] =
+  // #positives p violating with n. Each is a binary search in the anchor's sorted negative
+  // distances (sorted s of its positives): O(B² log B) time and O(B²) memory, where testing
+  // every triplet is O(B³).
   torch::Tensor count_p, count_n;
   {
     torch::NoGradGuard no_grad;
     const auto dd = d.detach();
+    const auto s = dd + margin;
     const double inf = std::numeric_limits<double>::infinity();
     const auto neg_sorted = std::get<0>(dd.masked_fill(neg.logical_not(), inf).sort(1));
-    const auto pos_sorted = std::get<0>(dd.masked_fill(pos.logical_not(), -inf).sort(1));
-    count_p = torch::searchsorted(neg_sorted, dd + margin).to(d.dtype()).masked_fill_(pos.logical_not(), 0);
-    count_n = (b - torch::searchsorted(pos_sorted, dd - margin, /*out_int32=*/false, /*right=*/true))
-                  .to(d.dtype())
-                  .masked_fill_(neg.logical_not(), 0);
+    const auto pos_sorted = std::get<0>(s.masked_fill(pos.logical_not(), -inf).sort(1));
+    count_p = torch::searchsorted(neg_sorted, s).masked_fill_(pos.logical_not(), 0);
+    count_n = (b - torch::searchsorted(pos_sorted, dd, /*out_int32=*/false, /*right=*/true)).masked_fill_(neg.logical_not(), 0);
   }
-  const double active = count_p.sum().item<double>();
-  if (active_out != nullptr) *active_out = static_cast<int64_t>(active);
+  const int64_t active = count_p.sum().item<int64_t>();  // exact: int64 counts
+  if (active_out != nullptr) *active_out = active;
   if (active == 0) return d.sum() * 0;
-  return ((count_p * d).sum() - (count_n * d).sum() + margin * active) / active;
+  return ((count_p.to(d.dtype()) * d).sum() - (count_n.to(d.dtype()) * d).sum() + margin * static_cast<double>(active)) /
+         static_cast<double>(active);
 }
 
 }  // namespace siamese

@@ -11,7 +11,6 @@
 #include <functional>
 #include <fstream>
 #include <limits>
-#include <numeric>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -560,10 +559,16 @@ class EmbeddingTask : public TrainingTask {
     info["epoch"] = record.epoch;
     info["select_by"] = to_string(o_.optim.select_by);
     info["val_" + to_string(o_.optim.select_by)] = select_metric(record, o_.optim.select_by);
-    if (int8_supported(*net_) && validation_.size() > 0) {  // the activation ranges --int8 quantizes with
-      std::vector<int64_t> first(std::min<int64_t>(512, validation_.size()));
-      std::iota(first.begin(), first.end(), 0);
-      net_->options.int8_ranges(int8_ranges(*net_, validation_.gather(first)));
+    if (int8_supported(*net_) && validation_.size() > 0) {  // the activation ranges --int8 quantizes with,
+      const int64_t n = std::min<int64_t>(512, validation_.size());  // on validation items spread over the set
+      std::vector<int64_t> spread(n);
+      for (int64_t i = 0; i < n; ++i) spread[i] = i * validation_.size() / n;
+      try {
+        net_->options.int8_ranges(int8_ranges(*net_, validation_.gather(spread)));
+      } catch (const Error& e) {
+        net_->options.int8_ranges({});
+        logger_.warning(std::string("epoch ") + std::to_string(record.epoch) + ": no int8 calibration saved (" + e.what() + ")");
+      }
     }
     save_model((fs::path(o_.runtime.out) / "model.pt").string(), net_, calibrate_threshold(distances_, pairs_.same),
                info.dump());

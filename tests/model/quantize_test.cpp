@@ -26,6 +26,11 @@ SiameseNetwork trained_looking_network(bool hidden = true) {
   net->train();
   {
     torch::NoGradGuard no_grad;
+    for (auto& p : net->named_parameters()) {  // batch-norm scales and shifts of their own, to fold
+      if (p.key().find("features.1.") != std::string::npos || p.key().find("features.5.") != std::string::npos) {
+        p.value().uniform_(p.key().find("weight") != std::string::npos ? 0.5 : -0.3, p.key().find("weight") != std::string::npos ? 1.5 : 0.3);
+      }
+    }
     for (int i = 0; i < 5; ++i) net->embed(torch::rand({32, 1, 16, 16}));
   }
   net->eval();
@@ -125,4 +130,6 @@ TEST(Int8, RefusesWhatItCannotQuantize) {
   EXPECT_EQ(code_of([&] { lstm->use_int8(true); }), static_cast<int>(ErrorCode::Unsupported));
   EXPECT_EQ(code_of([&] { int8_ranges(*lstm, torch::rand({2, 1, 16, 16})); }), static_cast<int>(ErrorCode::Unsupported));
   EXPECT_EQ(code_of([&] { int8_ranges(*plain, torch::rand({0, 1, 16, 16})); }), static_cast<int>(ErrorCode::InvalidArgument));
+  plain->train();
+  EXPECT_EQ(code_of([&] { int8_ranges(*plain, torch::rand({4, 1, 16, 16})); }), static_cast<int>(ErrorCode::InvalidArgument));
 }

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "siamese/core/error.h"
 #include "siamese/train/loss.h"
 
@@ -83,7 +85,7 @@ TEST(Loss, BatchLossesMatchExplicitLoops) {
 TEST(Loss, BatchTripletCountsMatchExplicitLoopsOnLargerBatchesAndTies) {
   // The loss counts violated triplets by binary search in sorted rows; the loops test each one.
   // Uneven classes with a singleton (an anchor without positives), then 1-D integer points whose
-  // distances tie exactly with d(a, p) + margin (and would not count if "violates" were not strict).
+  // distances tie exactly with d(a, p) + margin (which would count if "violates" were not strict).
   torch::manual_seed(7);
   std::vector<int64_t> labels;
   for (int i = 0; i < 30; ++i) labels.push_back(i == 29 ? 9 : i % 4);
@@ -109,6 +111,33 @@ TEST(Loss, BatchTripletCountsMatchExplicitLoopsOnLargerBatchesAndTies) {
     ref.backward();
     EXPECT_TRUE(torch::allclose(e1.grad(), e2.grad(), 1e-9, 1e-10));
   }
+}
+
+TEST(Loss, BatchTripletRoundsTheMarginOnceInFloat32) {
+  // 1-D points on a 1/64 grid (exact Manhattan distances) and margins just above a grid value:
+  // d(a, p) + margin then rounds onto d(a, n) for some triplets, and both counts must agree on
+  // them. The reference loops over the triplets with the same float32 test, summing in double.
+  torch::manual_seed(8);
+  const int64_t b = 48;
+  const auto y = torch::arange(b) % 4;
+  const auto e = (torch::randint(0, 200, {b, 1}) / 64.0).to(torch::kFloat32);
+  const auto d = pairwise_distance(e, e, Distance::Manhattan);
+  for (int k : {16, 40, 64, 90}) {
+    const float margin = std::nextafter(static_cast<float>(k) / 64.0f, 1.0e9f);
+    int64_t active = -1, expected = 0;
+    double sum = 0;
+    for (int64_t a = 0; a < b; ++a)
+      for (int64_t p = 0; p < b; ++p)
+        for (int64_t n = 0; n < b; ++n) {
+          if (a == p || y[a].item<int64_t>() != y[p].item<int64_t>() || y[a].item<int64_t>() == y[n].item<int64_t>()) continue;
+          const float dap = d[a][p].item<float>(), dan = d[a][n].item<float>();
+          if (dan < dap + margin) ++expected, sum += static_cast<double>(dap) - dan + margin;
+        }
+    const auto loss = batch_triplet_loss(e, y, Distance::Manhattan, margin, &active).item<double>();
+    EXPECT_EQ(active, expected) << "margin " << margin;
+    EXPECT_NEAR(loss, sum / static_cast<double>(expected), 2e-5) << "margin " << margin;
+  }
+  EXPECT_THROW(batch_triplet_loss(e, y, Distance::Manhattan, std::nan(""), nullptr), Error);
 }
 
 TEST(Loss, BatchTripletGradientEqualsExplicitLoopGradient) {

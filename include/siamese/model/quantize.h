@@ -22,14 +22,17 @@ class SiameseNetworkImpl;
 bool int8_supported(const SiameseNetworkImpl& net);
 
 /// The activation ranges of `net` ("cnn" encoder, eval mode, on any device) over `images`
-/// [N, C, H, W] in [0, 1]: the largest output of each conv block, then of the hidden dense layer
-/// when there is one. Throws Error(Unsupported) for another encoder and Error(InvalidArgument)
-/// for no images or a range that is not finite (a diverged network).
+/// [N, C, H, W] in [0, 1], 64 images a pass: the largest output of each conv block, then of the
+/// hidden dense layer when there is one. Throws Error(Unsupported) for another encoder and
+/// Error(InvalidArgument) for a network in training mode, no images or a range that is not finite
+/// (a diverged network).
 std::vector<double> int8_ranges(SiameseNetworkImpl& net, const torch::Tensor& images);
 
 /// An int8 copy of a "cnn" network for embedding on the CPU. Built from the network's weights and
 /// options().int8_ranges(); the network may change afterwards without affecting the copy.
-/// Thread safety: embed() only reads, so threads may share one QuantizedCnn.
+/// Thread safety: embed() only reads, so threads may share one QuantizedCnn. Building one sets
+/// LibTorch's process-wide quantized engine while it packs the weights, under a lock, and puts the
+/// previous engine back.
 class QuantizedCnn {
  public:
   /// Throws Error(Unsupported) when the encoder is not "cnn", the network is not on the CPU or
