@@ -11,6 +11,24 @@
 using namespace siamese::testing;
 namespace fs = std::filesystem;
 
+namespace {
+
+/// Two embedding files of 8 items (header of 24 bytes, the floats, 8 labels of 8 bytes): the
+/// largest difference between their floats, and the largest float of the first.
+std::pair<double, double> float_differences(const std::string& a, const std::string& b) {
+  const size_t floats = (a.size() - 24 - 8 * 8) / 4;
+  double worst = 0, largest = 0;
+  for (size_t i = 0; i < floats; ++i) {
+    float x = 0, y = 0;
+    std::memcpy(&x, a.data() + 24 + 4 * i, 4);
+    std::memcpy(&y, b.data() + 24 + 4 * i, 4);
+    worst = std::max(worst, static_cast<double>(std::abs(x - y)));
+    largest = std::max(largest, static_cast<double>(std::abs(x)));
+  }
+  return {worst, largest};
+}
+
+}  // namespace
 
 TEST(EmbedCli, RefusesAnExistingOutUnlessForced) {
   const auto dir = temp_dir("embed_force");
@@ -78,15 +96,7 @@ TEST(EmbedCli, Int8) {
   ASSERT_EQ(quantized.code, 0) << quantized.out;
   const auto a = read_file(exact), b = read_file(int8);
   ASSERT_EQ(a.size(), b.size());
-  const size_t floats = (a.size() - 24 - 8 * 8) / 4;
-  double worst = 0, largest = 0;
-  for (size_t i = 0; i < floats; ++i) {
-    float x = 0, y = 0;
-    std::memcpy(&x, a.data() + 24 + 4 * i, 4);
-    std::memcpy(&y, b.data() + 24 + 4 * i, 4);
-    worst = std::max(worst, static_cast<double>(std::abs(x - y)));
-    largest = std::max(largest, static_cast<double>(std::abs(x)));
-  }
+  const auto [worst, largest] = float_differences(a, b);
   EXPECT_GT(worst, 0.0) << "--int8 changed nothing";
   EXPECT_LT(worst, 0.1 * largest) << "largest value " << largest;
 
@@ -115,16 +125,8 @@ TEST(EmbedCli, DeviceAndAmp) {
   const auto a = read_file(exact), b = read_file(mixed);
   ASSERT_EQ(a.size(), b.size());
   // The same header, labels and shape; bfloat16 moves the floats a little, never far.
-  const size_t floats = (a.size() - 24 - 8 * 8) / 4;
-  ASSERT_EQ(floats, 8u * 16u);
-  double worst = 0, largest = 0;
-  for (size_t i = 0; i < floats; ++i) {
-    float x = 0, y = 0;
-    std::memcpy(&x, a.data() + 24 + 4 * i, 4);
-    std::memcpy(&y, b.data() + 24 + 4 * i, 4);
-    worst = std::max(worst, static_cast<double>(std::abs(x - y)));
-    largest = std::max(largest, static_cast<double>(std::abs(x)));
-  }
+  ASSERT_EQ((a.size() - 24 - 8 * 8) / 4, 8u * 16u);
+  const auto [worst, largest] = float_differences(a, b);
   EXPECT_GT(worst, 0.0) << "--amp changed nothing";
   EXPECT_LT(worst, 0.05 * largest) << "largest value " << largest;
   EXPECT_EQ(a.substr(a.size() - 64), b.substr(b.size() - 64));
