@@ -195,6 +195,7 @@ void add_track_train(CLI::App& app) {
   cmd->add_option("--max-gap", o.max_gap, "frames between the two of a pair, at most")->capture_default_str()->check(in_range(1, 1e9));
   cmd->add_option("--validation-sequences", o.validation_sequences, "the last N sequences validate (0: a tenth)")->capture_default_str()->check(in_range(0, 1e9));
   cmd->add_option("--validation-pairs", o.validation_pairs, "validation pairs, drawn once")->capture_default_str()->check(in_range(1, 1e9));
+  cmd->add_option("--positive-radius", o.positive_radius, "score cells within this many search-crop pixels of the object are positive")->capture_default_str()->check(in_range(0, 1000, true));
   cmd->add_option("--shift", o.shift, "search crops are centred up to this many crop pixels off the object (each axis)")->capture_default_str()->check(in_range(0, 1000));
   cmd->add_option("--epochs", o.optim.epochs, "epochs")->capture_default_str()->check(in_range(1, 1e6));
   cmd->add_option("--optimizer", f->optimizer, "adam | sgd")->capture_default_str();

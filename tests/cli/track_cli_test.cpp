@@ -21,10 +21,12 @@ class TrackCli : public ::testing::Test {
     dir_ = new fs::path(temp_dir("track-cli"));
     write_square_sequences(*dir_ / "data");
     const auto r = run("train --task tracking --data sequences:" + (*dir_ / "data").string() +
-                       " --pairs 8 --batch-size 4 --epochs 1 --validation-pairs 4 --warmup-steps 0 --threads 2 --quiet --out " +
+                       " --pairs 8 --batch-size 4 --epochs 1 --validation-pairs 4 --warmup-steps 0 --threads 2 --positive-radius 12 --quiet --out " +
                        (*dir_ / "run").string());
     ASSERT_EQ(r.code, 0) << r.out;
     ASSERT_NE(r.out.find("best epoch 1: validation hit@16px"), std::string::npos) << r.out;
+    const auto config = nlohmann::json::parse(siamese::testing::read_file(*dir_ / "run" / "config.json"));
+    ASSERT_EQ(config.at("positive_radius").get<double>(), 12.0);
   }
   static void TearDownTestSuite() { delete dir_; }
   static fs::path* dir_;
@@ -103,6 +105,7 @@ TEST_F(TrackCli, BadInputGivesOneErrorLineAndWritesNothing) {
   const std::vector<std::pair<std::string, int>> cases{
       {"track --model " + model + " --frames " + frames + " --init 1,2,3", 2},
       {"train --task tracking --resume " + model + " --epochs 3", 2},
+      {"train --task tracking --positive-radius 0 --out " + (d / "radius").string(), 2},
       {"train --task=tracking --trunk vgg --out " + (d / "vgg").string(), 1}};
   for (const auto& [args, code] : cases) {
     const auto r = run(args);
@@ -110,4 +113,5 @@ TEST_F(TrackCli, BadInputGivesOneErrorLineAndWritesNothing) {
     EXPECT_EQ(lines_of(r.out), 1u) << r.out;
   }
   EXPECT_FALSE(fs::exists(d / "vgg" / "config.json"));
+  EXPECT_FALSE(fs::exists(d / "radius"));
 }

@@ -1,8 +1,10 @@
 // The tracker siamese ships (models/tracker.pt, scripts/tracking) on real image content: a patch of
-// four Fashion-MNIST product photographs moving 4.5 px a frame over a smooth background. The
-// issue asks for 1 px; the shipped model is not that precise: measured here, its centre is 1.9 px
-// off on average and 3.3 px at worst (its score map is trained with a 16 px positive radius), so
-// what is asserted is under 2.5 px on average and under 4 px in every frame: half a score cell.
+// four Fashion-MNIST product photographs moving 4.5 px a frame, over a smooth background and, as
+// under a panning camera, together with its surroundings. The issue asks for 1 px; the shipped
+// model is not that precise: measured here, its centre is 1.9 px off on average and 3.3 px at worst
+// over the background, 1.5 and 1.8 px in the pan (its score map is trained with a 16 px positive
+// radius; docs/tracking.md measures radii 8 and 12 too), so what is asserted is under 2.5 px on
+// average and under 4 px in every frame: half a score cell.
 // Also: `siamese track` without --model uses the shipped model.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -23,6 +25,44 @@ using siamese::testing::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
+
+/// 240 × 320 frames cut from a 480 × 640 mosaic of the first 300 test products (32 × 32 each,
+/// randomly tinted) so that its 64 × 64 square at (200, 150) has its top-left corner at each
+/// position: the patch moves together with its surroundings, as under a panning camera.
+std::vector<torch::Tensor> frames_of_a_pan(const std::vector<std::array<int64_t, 2>>& positions) {
+  namespace F = torch::nn::functional;
+  torch::manual_seed(12);
+  const auto products = open_data("fashion-mnist").test.images().slice(0, 0, 300).to(torch::kFloat32);
+  const auto small = F::interpolate(products, F::InterpolateFuncOptions().size(std::vector<int64_t>{32, 32}).mode(torch::kBilinear)
+                                                  .align_corners(false));  // [300, 1, 32, 32]
+  const auto tiles = small * (torch::rand({300, 3, 1, 1}) * 0.8 + 0.2);
+  const auto mosaic = tiles.view({15, 20, 3, 32, 32}).permute({2, 0, 3, 1, 4}).reshape({3, 480, 640});
+  std::vector<torch::Tensor> frames;
+  for (const auto& p : positions) {
+    const int64_t left = 200 - p[0], top = 150 - p[1];
+    frames.push_back(mosaic.slice(1, top, top + 240).slice(2, left, left + 320).round().to(torch::kUInt8).contiguous());
+  }
+  return frames;
+}
+
+/// The shipped tracker from a 64 × 64 box at positions[0] through the other frames: the centre
+/// error of each frame is under 4 px, the mean under 2.5 px and the width within 10 %.
+void expect_followed(const std::vector<torch::Tensor>& frames, const std::vector<std::array<int64_t, 2>>& positions) {
+  Tracker tracker(load_tracker(SIAMESE_TRACKER_MODEL));
+  tracker.init(frames[0], {static_cast<double>(positions[0][0]), static_cast<double>(positions[0][1]), 64, 64});
+  double worst = 0, sum = 0;
+  for (size_t f = 1; f < frames.size(); ++f) {
+    const auto r = tracker.update(frames[f]);
+    const auto c = centre_of(r.box);
+    const double error = std::hypot(c[0] - (positions[f][0] + 31.5), c[1] - (positions[f][1] + 31.5));
+    EXPECT_LT(error, 4.0) << "frame " << f;
+    EXPECT_NEAR(r.box.w, 64, 6.4) << "frame " << f;
+    worst = std::max(worst, error), sum += error;
+  }
+  const double mean = sum / static_cast<double>(frames.size() - 1);
+  EXPECT_LT(mean, 2.5);
+  std::printf("centre error: mean %.2f px, largest %.2f px\n", mean, worst);
+}
 
 /// 240 × 320 frames: a smooth random background and, with its top-left corner at each position, a
 /// 64 × 64 mosaic of the first four test products (32 × 32 each, tinted differently), pasted
@@ -60,21 +100,12 @@ const auto kPositions = positions();
 
 TEST(DefaultTracker, FollowsAMovingRealPatchWithinHalfAScoreCell) {
   SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
-  const auto frames = frames_with_patch(kPositions);
-  Tracker tracker(load_tracker(SIAMESE_TRACKER_MODEL));
-  tracker.init(frames[0], {100, 80, 64, 64});
-  double worst = 0, sum = 0;
-  for (size_t f = 1; f < frames.size(); ++f) {
-    const auto r = tracker.update(frames[f]);
-    const auto c = centre_of(r.box);
-    const double error = std::hypot(c[0] - (kPositions[f][0] + 31.5), c[1] - (kPositions[f][1] + 31.5));
-    EXPECT_LT(error, 4.0) << "frame " << f;
-    EXPECT_NEAR(r.box.w, 64, 6.4) << "frame " << f;
-    worst = std::max(worst, error), sum += error;
-  }
-  const double mean = sum / static_cast<double>(frames.size() - 1);
-  EXPECT_LT(mean, 2.5);
-  std::printf("centre error: mean %.2f px, largest %.2f px\n", mean, worst);
+  expect_followed(frames_with_patch(kPositions), kPositions);
+}
+
+TEST(DefaultTracker, FollowsAPanWithinHalfAScoreCell) {
+  SIAMESE_SKIP_WITHOUT_FASHION_MNIST();
+  expect_followed(frames_of_a_pan(kPositions), kPositions);
 }
 
 TEST(DefaultTracker, TrackWithoutAModelUsesTheShippedOne) {
