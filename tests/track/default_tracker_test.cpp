@@ -1,10 +1,11 @@
-// The tracker siamese ships (models/tracker.pt, scripts/tracking) on real image content: a patch of
-// four Fashion-MNIST product photographs moving 4.5 px a frame, over a smooth background and, as
-// under a panning camera, together with its surroundings. The issue asks for 1 px; the shipped
-// model is not that precise: measured here, its centre is 1.9 px off on average and 3.3 px at worst
-// over the background, 1.5 and 1.8 px in the pan (its score map is trained with a 16 px positive
-// radius; docs/tracking.md measures radii 8 and 12 too), so what is asserted is under 2.5 px on
-// average and under 4 px in every frame: half a score cell.
+// The tracker siamese ships (models/tracker.pt, scripts/tracking) on real image content moving
+// 4.5 px a frame: a 64 × 64 square of four whole Fashion-MNIST product photographs over a smooth
+// background, and the same size of square inside a mosaic of 300 products that moves as a whole,
+// as under a panning camera. The issue asks for 1 px; the shipped model is not that precise: its
+// score map is trained with a 16 px positive radius, and on 90 frames of each kind (docs/tracking.md)
+// its centre is 1.3-1.5 px off on average, 2.7 px at worst (radius 8: 1.0-1.1 px, but it tracks
+// worse on two of the three evaluation sets). What is asserted is under 2.5 px on average and under
+// 4 px in every frame: half a score cell. Measured here: see the lines the tests print.
 // Also: `siamese track` without --model uses the shipped model.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -27,8 +28,8 @@ namespace fs = std::filesystem;
 namespace {
 
 /// 240 × 320 frames cut from a 480 × 640 mosaic of the first 300 test products (32 × 32 each,
-/// randomly tinted) so that its 64 × 64 square at (200, 150) has its top-left corner at each
-/// position: the patch moves together with its surroundings, as under a panning camera.
+/// randomly tinted) so that its four tiles at (192, 160) have their top-left corner at each
+/// position: the square moves together with its surroundings, as under a panning camera.
 std::vector<torch::Tensor> frames_of_a_pan(const std::vector<std::array<int64_t, 2>>& positions) {
   namespace F = torch::nn::functional;
   torch::manual_seed(12);
@@ -39,7 +40,7 @@ std::vector<torch::Tensor> frames_of_a_pan(const std::vector<std::array<int64_t,
   const auto mosaic = tiles.view({15, 20, 3, 32, 32}).permute({2, 0, 3, 1, 4}).reshape({3, 480, 640});
   std::vector<torch::Tensor> frames;
   for (const auto& p : positions) {
-    const int64_t left = 200 - p[0], top = 150 - p[1];
+    const int64_t left = 192 - p[0], top = 160 - p[1];
     frames.push_back(mosaic.slice(1, top, top + 240).slice(2, left, left + 320).round().to(torch::kUInt8).contiguous());
   }
   return frames;
